@@ -1,0 +1,201 @@
+import HulyNetCore
+import HulyNetZMQ
+import Logging
+
+/// A worker that hosts containers of the kinds it has factories for. Register it with a
+/// `NetworkClient` (`serve` gives it an endpoint of its own for routed connections).
+///
+/// Thread-safe: its state is behind a lock and container work runs in Swift tasks.
+public final class Agent: @unchecked Sendable {
+    public let uuid: AgentUUID
+    public let kinds: [ContainerKind]
+    private let factories: [ContainerKind: ContainerFactory]
+    private let lock = Lock()
+
+    struct Hosted {
+        let uuid: ContainerUUID
+        let kind: ContainerKind
+        let container: any Container
+        var endpoint: String
+        let labels: [String]?
+        let extra: [String: JSONValue]?
+        var lastVisit: Double
+        /// The container's own endpoint server, for direct connections.
+        var directServer: DirectContainerServer?
+    }
+
+    private var hosted: [ContainerUUID: Hosted] = [:]
+    private var stateless: [ContainerUUID: Hosted] = [:]
+    private var starts: [Int: (kind: ContainerKind, options: GetOptions, task: Task<Hosted, any Error>)] = [:]
+    private var nextStart = 0
+    /// The agent's endpoint (set when it is served), and the loop its servers live on.
+    private var endpointRef: EndpointRef?
+    private var loop: IOLoop?
+    var logger = Logger(label: "hulynet.agent")
+
+    /// An agent with a factory per container kind.
+    public init(uuid: AgentUUID = makeUUID(), factories: [ContainerKind: ContainerFactory]) {
+        self.uuid = uuid
+        self.factories = factories
+        self.kinds = factories.keys.sorted()
+    }
+
+    /// An agent hosting container kinds written as Swift types.
+    public convenience init(uuid: AgentUUID = makeUUID(), containerTypes: [any ContainerType.Type]) {
+        var factories: [ContainerKind: ContainerFactory] = [:]
+        for type in containerTypes {
+            factories[type.kind] = { options in
+                let uuid = options.uuid ?? makeUUID()
+                return StartedContainer(uuid: uuid, container: try await type.init(uuid: uuid, options: options))
+            }
+        }
+        self.init(uuid: uuid, factories: factories)
+    }
+
+    /// The endpoint reference this agent registers with (nil until served).
+    public var endpoint: String? { lock.withLock { endpointRef?.encoded } }
+
+    func attach(endpoint: EndpointRef?, loop: IOLoop, logger: Logger) {
+        lock.withLock {
+            endpointRef = endpoint
+            self.loop = loop
+            self.logger = logger
+        }
+    }
+
+    /// Adds a pre-existing ("stateless", highly available) container that this agent offers under a
+    /// fixed uuid. If another agent already has that uuid, the network tells this one to drop it.
+    public func addStatelessContainer(uuid: ContainerUUID, kind: ContainerKind, container: any Container) {
+        lock.withLock {
+            let endpoint = EndpointRef.container(uuid, onAgent: endpointRef ?? .agentWithoutConnection(self.uuid)).encoded
+            stateless[uuid] = Hosted(uuid: uuid, kind: kind, container: container, endpoint: endpoint,
+                                     labels: nil, extra: nil, lastVisit: Double(MonotonicClock.nowMs()))
+        }
+    }
+
+    /// The containers running here, of one kind or all.
+    public func list(kind: ContainerKind? = nil) -> [ContainerRecord] {
+        lock.withLock {
+            (Array(hosted.values) + Array(stateless.values))
+                .filter { kind == nil || $0.kind == kind }
+                .map { ContainerRecord(agentId: uuid, uuid: $0.uuid, kind: $0.kind, endpoint: $0.endpoint,
+                                       lastVisit: $0.lastVisit, extra: $0.extra, labels: $0.labels) }
+        }
+    }
+
+    public func container(_ uuid: ContainerUUID) -> (any Container)? {
+        lock.withLock { hosted[uuid]?.container ?? stateless[uuid]?.container }
+    }
+
+    var hasStateless: Bool { lock.withLock { !stateless.isEmpty } }
+
+    func isStateless(_ uuid: ContainerUUID) -> Bool { lock.withLock { stateless[uuid] != nil } }
+
+    /// Called after registration: stateless containers the network accepted become ordinary ones.
+    func accepted(except rejected: [ContainerUUID]) {
+        lock.withLock {
+            for (uuid, record) in stateless where !rejected.contains(uuid) {
+                hosted[uuid] = record
+            }
+            stateless = stateless.filter { rejected.contains($0.key) }
+        }
+    }
+
+    /// Get-or-start: the container with that uuid, or one of the kind whose labels include those
+    /// asked for; a start under way that fits is joined.
+    public func get(kind: ContainerKind, options: GetOptions) async throws -> (uuid: ContainerUUID, endpoint: String) {
+        enum Step { case found(Hosted), join(Task<Hosted, any Error>), start(Int, Task<Hosted, any Error>) }
+        guard let factory = factories[kind] else {
+            throw ContainerError("agent \(uuid) has no container kind \(kind)")
+        }
+        let step: Step = lock.withLock {
+            if let wanted = options.uuid {
+                if let found = hosted[wanted] ?? stateless[wanted] { return .found(found) }
+                if let start = starts.values.first(where: { $0.options.uuid == wanted }) { return .join(start.task) }
+            } else {
+                if let found = hosted.values.first(where: { $0.kind == kind && options.labelsMatch($0.labels) }) {
+                    return .found(found)
+                }
+                if let start = starts.values.first(where: {
+                    $0.kind == kind && $0.options.uuid == nil && options.labelsMatch($0.options.labels)
+                }) {
+                    return .join(start.task)
+                }
+            }
+            let id = nextStart
+            nextStart += 1
+            let task = Task { try await self.start(kind: kind, options: options, factory: factory) }
+            starts[id] = (kind, options, task)
+            return .start(id, task)
+        }
+        switch step {
+        case .found(let found):
+            return (found.uuid, found.endpoint)
+        case .join(let task):
+            let started = try await task.value
+            return (started.uuid, started.endpoint)
+        case .start(let id, let task):
+            do {
+                let started = try await task.value
+                lock.withLock {
+                    starts.removeValue(forKey: id)
+                    hosted[started.uuid] = started
+                }
+                return (started.uuid, started.endpoint)
+            } catch {
+                // A failed start leaves nothing behind for later gets to wait on.
+                _ = lock.withLock { starts.removeValue(forKey: id) }
+                throw error
+            }
+        }
+    }
+
+    private func start(kind: ContainerKind, options: GetOptions, factory: ContainerFactory) async throws -> Hosted {
+        let started = try await factory(options)
+        let (agentRef, loop, logger) = lock.withLock { (endpointRef, self.loop, self.logger) }
+        var hosted = Hosted(uuid: started.uuid, kind: kind, container: started.container, endpoint: "",
+                            labels: options.labels, extra: options.extra, lastVisit: Double(MonotonicClock.nowMs()))
+        switch started.connection {
+        case .routed:
+            hosted.endpoint = EndpointRef.container(started.uuid, onAgent: agentRef ?? .agentWithoutConnection(uuid)).encoded
+        case .direct(let host, let port):
+            guard let loop else { throw ContainerError("a direct container needs an agent served with an endpoint") }
+            let server = try await DirectContainerServer.start(loop: loop, container: started.container, port: port, logger: logger)
+            hosted.directServer = server
+            hosted.endpoint = EndpointRef.direct(host: host, port: server.port, container: started.uuid, agentId: uuid).encoded
+        }
+        return hosted
+    }
+
+    /// Stops a container and forgets it.
+    public func terminate(_ uuid: ContainerUUID) async {
+        let record = lock.withLock { hosted.removeValue(forKey: uuid) ?? stateless.removeValue(forKey: uuid) }
+        guard let record else { return }
+        record.directServer?.stop()
+        await record.container.terminate()
+    }
+
+    /// Stops every container (the agent is closing).
+    func terminateAll() async {
+        let all = lock.withLock { () -> [Hosted] in
+            let all = Array(hosted.values) + Array(stateless.values)
+            hosted.removeAll()
+            stateless.removeAll()
+            return all
+        }
+        for record in all {
+            record.directServer?.stop()
+            await record.container.terminate()
+        }
+    }
+
+    /// A request for one of this agent's containers.
+    public func request(_ target: ContainerUUID, operation: String, data: JSONValue, client: ClientUUID? = nil) async throws -> JSONValue {
+        guard let container = container(target) else { throw ContainerError("Container \(target) not found") }
+        return try await container.request(operation: operation, data: data, client: client)
+    }
+
+    func registration() -> AgentRegistration {
+        AgentRegistration(uuid: uuid, containers: list(), kinds: kinds, endpoint: endpoint)
+    }
+}

@@ -1,0 +1,65 @@
+import HulyNetCore
+
+/// A service instance hosted by an agent. Requests may arrive concurrently from many clients.
+public protocol Container: AnyObject, Sendable {
+    /// Handles a request; `client` is the caller's id on a connection, nil through the coordinator.
+    /// A thrown error is answered to the caller as responseError with its description.
+    func request(operation: String, data: JSONValue, client: ClientUUID?) async throws -> JSONValue
+    /// A client connected; `events` sends data to that client until it disconnects.
+    func connect(client: ClientUUID, events: EventSink)
+    func disconnect(client: ClientUUID)
+    /// The container is being stopped (unused, or another agent owns its uuid).
+    func terminate() async
+}
+
+extension Container {
+    public func connect(client: ClientUUID, events: EventSink) {}
+    public func disconnect(client: ClientUUID) {}
+    public func terminate() async {}
+}
+
+/// A container kind as a Swift type: the agent makes one instance per container it starts.
+public protocol ContainerType: Container {
+    static var kind: ContainerKind { get }
+    /// Starts a container. `uuid` is the one asked for, or a fresh one.
+    init(uuid: ContainerUUID, options: GetOptions) async throws
+}
+
+/// Sends events to one connected client. Cheap to copy; safe from any thread.
+public struct EventSink: Sendable {
+    let deliver: @Sendable (JSONValue) -> Void
+    public init(_ deliver: @escaping @Sendable (JSONValue) -> Void) { self.deliver = deliver }
+    public func send(_ data: JSONValue) { deliver(data) }
+    public func callAsFunction(_ data: JSONValue) { deliver(data) }
+}
+
+/// What a container factory returns.
+public struct StartedContainer: Sendable {
+    public var uuid: ContainerUUID
+    public var container: any Container
+    /// How clients connect to it: `.routed` through the agent's endpoint (the usual), or
+    /// `.direct` on an endpoint of its own that the agent opens for it.
+    public var connection: ConnectionMode
+
+    public enum ConnectionMode: Sendable, Equatable {
+        case routed
+        /// `host` is what clients dial; `port` 0 picks a free port.
+        case direct(host: String, port: Int)
+    }
+
+    public init(uuid: ContainerUUID, container: any Container, connection: ConnectionMode = .routed) {
+        self.uuid = uuid
+        self.container = container
+        self.connection = connection
+    }
+}
+
+/// Starts a container of one kind for a get-or-start.
+public typealias ContainerFactory = @Sendable (_ options: GetOptions) async throws -> StartedContainer
+
+/// A container's answer when a request names something it does not handle.
+public struct ContainerError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

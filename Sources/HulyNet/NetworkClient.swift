@@ -1,0 +1,404 @@
+import HulyNetCore
+import HulyNetZMQ
+import Logging
+
+/// A connection to a network coordinator: ask it for containers, send them requests, follow the
+/// network's changes, and register or serve agents.
+///
+/// All methods may be called from any task or thread. Each client runs one I/O thread of its
+/// own, which also serves the endpoints of the agents it serves.
+public final class NetworkClient: @unchecked Sendable {
+    public struct Options: Sendable {
+        public var timeouts: Timeouts
+        /// This client's alive timeout announced in hello (seconds); the network drops it after
+        /// that long without a message. Default: `timeouts.aliveMs`.
+        public var aliveTimeoutSeconds: Double?
+        /// How long `get` keeps retrying while no agent offers the kind.
+        public var getTimeoutMs: Int64
+        public var logger: Logger
+
+        public init(timeouts: Timeouts = .reference, aliveTimeoutSeconds: Double? = nil, getTimeoutMs: Int64 = 60_000,
+                    logger: Logger = Logger(label: "hulynet.client")) {
+            self.timeouts = timeouts
+            self.aliveTimeoutSeconds = aliveTimeoutSeconds
+            self.getTimeoutMs = getTimeoutMs
+            self.logger = logger
+        }
+    }
+
+    public let clientId: ClientUUID
+    public let host: String
+    public let port: Int
+    public let options: Options
+    let loop: IOLoop
+    var logger: Logger { options.logger }
+
+    // Loop-thread state.
+    private var rpc: RPCClient!
+    private var agents: [AgentUUID: Agent] = [:]
+    private var agentServers: [AgentUUID: AgentEndpointServer] = [:]
+    private var listeners: [Int: @Sendable (NetworkEvent) -> Void] = [:]
+    private var nextListener = 0
+    private var references: [ObjectIdentifier: ContainerReference] = [:]
+    /// Connections to agent endpoints and direct container endpoints, by "host:port".
+    private var endpointClients: [String: EndpointClient] = [:]
+    private var isClosed = false
+
+    /// Connects to the coordinator at `host:port` (in the background: see `waitForConnection`).
+    public init(host: String, port: Int, options: Options = Options()) throws {
+        guard !host.isEmpty, (1...65535).contains(port) else {
+            throw NetworkError.invalid("invalid network address \(host):\(port)")
+        }
+        clientId = makeUUID()
+        self.host = host
+        self.port = port
+        self.options = options
+        loop = IOLoop(name: "hulynet-client")
+        loop.start()
+        let error: ZMQError? = loop.sync { [self] () -> ZMQError? in
+            do throws(ZMQError) {
+                rpc = try RPCClient(loop: loop, clientId: clientId, host: host, port: port, timeouts: options.timeouts,
+                                    aliveTimeoutSeconds: options.aliveTimeoutSeconds, logger: options.logger)
+                rpc.delegate = self
+                return nil
+            } catch { return error }
+        } ?? ZMQError(code: 0, context: "loop stopped")
+        if let error {
+            loop.stop()
+            throw NetworkError.invalid("cannot connect to \(host):\(port): \(error)")
+        }
+    }
+
+    /// Connects to "host:port".
+    public convenience init(address: String, options: Options = Options()) throws {
+        let (host, port) = try parseAddress(address, defaultPort: 3737)
+        try self.init(host: host, port: port, options: options)
+    }
+
+    deinit {
+        loop.stop()
+    }
+
+    // MARK: - Loop bridging
+
+    /// Runs `body` on the loop thread and resumes with the result it reports.
+    func onLoop<T: Sendable>(_ body: @escaping (@escaping (Result<T, NetworkError>) -> Void) -> Void) async throws(NetworkError) -> T {
+        let result: Result<T, NetworkError> = await withCheckedContinuation { continuation in
+            let once = ResumeOnce(continuation)
+            let queued = loop.executeUnchecked { [self] in
+                if isClosed { once.resume(.failure(.closed)); return }
+                body { once.resume($0) }
+            }
+            if !queued { once.resume(.failure(.closed)) }
+        }
+        return try result.get()
+    }
+
+    func call(_ method: String, _ params: JSONValue, timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
+        let payload = JSONValue.array([.string(method), params]).serialized()
+        let bytes: [UInt8] = try await onLoop { [self] done in
+            rpc.request(payload: payload, timeoutMs: timeoutMs, completion: done)
+        }
+        do { return try JSONValue.parse(bytes) } catch {
+            throw NetworkError.invalid("answer to \(method) is not JSON: \(error.message)")
+        }
+    }
+
+    // MARK: - Public API
+
+    /// Waits until the coordinator has answered hello.
+    public func waitForConnection(timeoutMs: Int64 = 10_000) async throws(NetworkError) {
+        let _: Bool = try await onLoop { [self] done in
+            var finished = false
+            rpc.whenConnected { result in
+                guard !finished else { return }
+                finished = true
+                done(result.map { true })
+            }
+            let timer = Box<IOLoop.TimerID?>(nil)
+            timer.value = loop.every(milliseconds: Int(timeoutMs)) { [loop] in
+                if let id = timer.value { loop.cancel(id) }
+                guard !finished else { return }
+                finished = true
+                done(.failure(.timeout("no connection to \(self.host):\(self.port) within \(timeoutMs) ms")))
+            }
+            if finished, let id = timer.value { loop.cancel(id) }
+        }
+    }
+
+    public var isConnected: Bool { loop.sync { [self] in rpc.isConnected } ?? false }
+
+    public func agentList() async throws(NetworkError) -> [AgentInfo] {
+        try decodeArray(try await call(Method.listAgents, .object([:])), AgentInfo.init(json:))
+    }
+
+    public func kinds() async throws(NetworkError) -> [ContainerKind] {
+        (try await call(Method.kinds, .object([:]))).arrayValue?.compactMap(\.stringValue) ?? []
+    }
+
+    public func list(kind: ContainerKind? = nil) async throws(NetworkError) -> [ContainerRecord] {
+        try decodeArray(try await call(Method.listContainers, .object(kind.map { ["kind": .string($0)] } ?? [:])),
+                        ContainerRecord.init(json:))
+    }
+
+    /// A request to a container through the coordinator.
+    public func request(_ target: ContainerUUID, operation: String, data: JSONValue = .null,
+                        timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
+        try await call(Method.sendContainer, .array([.string(target), .string(operation), data]), timeoutMs: timeoutMs)
+    }
+
+    /// Get-or-start a container; retried until an agent offering `kind` appears (at most
+    /// `options.getTimeoutMs`). The reference holds the container until released.
+    public func get(kind: ContainerKind, options getOptions: GetOptions = GetOptions()) async throws(NetworkError) -> ContainerReference {
+        let (uuid, endpoint) = try await getContainer(kind: kind, options: getOptions)
+        let reference = ContainerReference(client: self, uuid: uuid, endpoint: endpoint, kind: kind, options: getOptions)
+        let _: Bool = try await onLoop { [self] done in
+            references[ObjectIdentifier(reference)] = reference
+            done(.success(true))
+        }
+        return reference
+    }
+
+    func getContainer(kind: ContainerKind, options getOptions: GetOptions) async throws(NetworkError) -> (ContainerUUID, String) {
+        let deadline = MonotonicClock.nowMs() + options.getTimeoutMs
+        var delayMs: UInt64 = 50
+        while true {
+            do throws(NetworkError) {
+                let answer = try await call(Method.getContainer, .object(["kind": .string(kind), "request": getOptions.json]))
+                guard case .array(let pair) = answer, pair.count >= 2, let uuid = pair[0].stringValue,
+                      let endpoint = pair[1].stringValue else {
+                    throw NetworkError.invalid("gg answered \(answer)")
+                }
+                return (uuid, endpoint)
+            } catch {
+                guard case .remote(let message) = error, message.hasPrefix("No suitable agents"),
+                      MonotonicClock.nowMs() < deadline else { throw error }
+                // No agent offers the kind yet: wait for one (an added agent shows up in events).
+                try? await Task.sleep(nanoseconds: delayMs * 1_000_000)
+                delayMs = min(delayMs * 2, 500)
+            }
+        }
+    }
+
+    /// Listens to the network's changes; returns a subscription to cancel.
+    @discardableResult
+    public func onUpdate(_ listener: @escaping @Sendable (NetworkEvent) -> Void) -> Subscription {
+        let id: Int = loop.sync { [self] in
+            nextListener += 1
+            listeners[nextListener] = listener
+            return nextListener
+        } ?? -1
+        return Subscription { [weak self] in
+            guard let self else { return }
+            self.loop.executeUnchecked { self.listeners.removeValue(forKey: id) }
+        }
+    }
+
+    /// Registers an agent with the network (again after every server restart). Its containers
+    /// are reached through the coordinator only; use `serve` to give it an endpoint.
+    public func register(_ agent: Agent) async throws(NetworkError) {
+        let _: Bool = try await onLoop { [self] done in
+            agents[agent.uuid] = agent
+            if agent.endpoint == nil { agent.attach(endpoint: nil, loop: loop, logger: logger) }
+            done(.success(true))
+        }
+        try await waitForConnection(timeoutMs: options.getTimeoutMs)
+        try await registerNow(agent)
+    }
+
+    /// Opens the agent's endpoint on `bindHost:port` (port 0 picks one), advertised to clients as
+    /// `advertisedHost`, then registers the agent.
+    public func serve(_ agent: Agent, advertisedHost: String = "127.0.0.1", bindHost: String = "*", port: Int = 0) async throws(NetworkError) {
+        let _: Bool = try await onLoop { [self] done in
+            do {
+                let server = try AgentEndpointServer(loop: loop, agent: agent, host: bindHost, port: port,
+                                                     timeouts: options.timeouts, logger: logger)
+                agentServers[agent.uuid] = server
+                agent.attach(endpoint: .agent(host: advertisedHost, port: server.rpc.port, agentId: agent.uuid), loop: loop, logger: logger)
+                done(.success(true))
+            } catch {
+                done(.failure(.bindFailed("\(bindHost):\(port): \(error)")))
+            }
+        }
+        try await register(agent)
+    }
+
+    /// Unregisters an agent and stops its endpoint and containers.
+    public func unregister(_ agent: Agent) async throws(NetworkError) {
+        _ = try await call(Method.unregisterAgent, .object(["uuid": .string(agent.uuid)]))
+        let _: Bool = try await onLoop { [self] done in
+            agents.removeValue(forKey: agent.uuid)
+            agentServers.removeValue(forKey: agent.uuid)?.close()
+            done(.success(true))
+        }
+        await agent.terminateAll()
+    }
+
+    private func registerNow(_ agent: Agent) async throws(NetworkError) {
+        let answer = try await call(Method.registerAgent, agent.registration().json)
+        let rejected = answer.arrayValue?.compactMap(\.stringValue) ?? []
+        agent.accepted(except: rejected)
+        for uuid in rejected { await agent.terminate(uuid) }
+    }
+
+    /// Releases every reference, closes connections, unregisters agents and disconnects; idempotent.
+    public func close() async {
+        let state: ([ContainerReference], [Agent])? = loop.sync { [self] in
+            if isClosed { return nil }
+            return (Array(references.values), Array(agents.values))
+        } ?? nil
+        guard let (refs, ownAgents) = state else { return }
+        for reference in refs { try? await reference.release() }
+        for agent in ownAgents { try? await unregister(agent) }
+        loop.sync { [self] in
+            isClosed = true
+            for client in endpointClients.values { client.close() }
+            endpointClients.removeAll()
+            for server in agentServers.values { server.close() }
+            agentServers.removeAll()
+            rpc.close()
+        }
+        for agent in ownAgents { await agent.terminateAll() }
+        loop.stop()
+    }
+
+    // MARK: - References and connections (loop thread)
+
+    func forget(_ reference: ContainerReference) {
+        loop.executeUnchecked { [self] in references.removeValue(forKey: ObjectIdentifier(reference)) }
+    }
+
+    /// The connection to an agent's or a container's endpoint, shared by its users.
+    func endpointClient(host: String, port: Int, direct: Bool) throws(NetworkError) -> EndpointClient {
+        let key = "\(direct ? "d" : "r"):\(host):\(port)"
+        if let existing = endpointClients[key], !existing.rpc.closed { return existing }
+        do {
+            let rpc = try RPCClient(loop: loop, clientId: clientId, host: host, port: port,
+                                    timeouts: options.timeouts, logger: logger)
+            let client = EndpointClient(rpc: rpc, direct: direct)
+            endpointClients[key] = client
+            return client
+        } catch {
+            throw NetworkError.invalid("cannot connect to \(host):\(port): \(error)")
+        }
+    }
+
+    private func decodeArray<T>(_ value: JSONValue, _ decode: (JSONValue) throws(ProtocolError) -> T) throws(NetworkError) -> [T] {
+        guard let items = value.arrayValue else { throw NetworkError.invalid("expected an array, got \(value)") }
+        var result: [T] = []
+        for item in items {
+            do { result.append(try decode(item)) } catch { throw NetworkError.invalid(error.message) }
+        }
+        return result
+    }
+}
+
+extension NetworkClient: RPCClientDelegate {
+    func rpcClient(_ client: RPCClient, connectedTo serverId: String, isFirst: Bool) {
+        guard !isFirst else {
+            return
+        }
+        logger.info("network \(serverId) is new to this client: registering agents and references again")
+        let agentsNow = Array(agents.values)
+        let refs = Array(references.values)
+        Task { [self] in
+            for agent in agentsNow { try? await registerNow(agent) }
+            for reference in refs { await reference.reacquire() }
+        }
+    }
+
+    func rpcClient(_ client: RPCClient, event payload: [UInt8]) {
+        guard let value = try? JSONValue.parse(payload), let event = try? NetworkEvent(json: value) else {
+            logger.warning("malformed network event: dropped")
+            return
+        }
+        for listener in listeners.values { listener(event) }
+        // Highly available containers: when the owner of one of ours goes, claim it again.
+        if event.containers.contains(where: { $0.event == .removed }) {
+            for agent in agents.values where agent.hasStateless {
+                let claim = event.containers.contains { $0.event == .removed && agent.isStateless($0.container.uuid) }
+                if claim { Task { [self] in try? await registerNow(agent) } }
+            }
+        }
+    }
+
+    func rpcClient(_ client: RPCClient, request method: String, params: JSONValue, reqId: [UInt8]) {
+        guard case .array(let items) = params, let agentId = items.first?.stringValue, let agent = agents[agentId] else {
+            client.respond(reqId, .failure(RPCRemoteError("Agent \(params[0]?.stringValue ?? "?") not found")))
+            return
+        }
+        let args = items.count > 1 ? (items[1].arrayValue ?? []) : []
+        let loop = self.loop
+        nonisolated(unsafe) let rpc = client
+        Task {
+            let result: Result<[UInt8], RPCRemoteError>
+            do {
+                let value: JSONValue
+                switch method {
+                case Method.getContainer:
+                    guard let kind = args.first?.stringValue else { throw ContainerError("gg: kind missing") }
+                    let options = try GetOptions(json: args.count > 1 ? args[1] : .null)
+                    let (uuid, endpoint) = try await agent.get(kind: kind, options: options)
+                    value = .array([.string(uuid), .string(endpoint)])
+                case Method.listContainers:
+                    value = .array(agent.list(kind: args.first?.stringValue).map(\.json))
+                case Method.sendContainer:
+                    guard args.count >= 2, let target = args[0].stringValue, let operation = args[1].stringValue else {
+                        throw ContainerError("cs: params must be [target, operation, data]")
+                    }
+                    value = try await agent.request(target, operation: operation, data: args.count > 2 ? args[2] : .null)
+                case Method.terminate:
+                    guard let uuid = args.first?.stringValue else { throw ContainerError("ct: uuid missing") }
+                    await agent.terminate(uuid)
+                    value = ""
+                default:
+                    throw ContainerError("Unknown method \(method)")
+                }
+                result = .success(value.serialized())
+            } catch {
+                result = .failure(RPCRemoteError("\(error)"))
+            }
+            loop.executeUnchecked { rpc.respond(reqId, result) }
+        }
+    }
+}
+
+/// A cancellable registration (an update listener, an event handler).
+public final class Subscription: Sendable {
+    private let cancelBody: @Sendable () -> Void
+    init(_ cancel: @escaping @Sendable () -> Void) { cancelBody = cancel }
+    public func cancel() { cancelBody() }
+}
+
+/// A mutable box for loop-thread state captured by closures.
+final class Box<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// Resumes a continuation once, whichever path gets there first.
+final class ResumeOnce<T: Sendable>: @unchecked Sendable {
+    private var continuation: CheckedContinuation<T, Never>?
+    private let lock = Lock()
+    init(_ continuation: CheckedContinuation<T, Never>) { self.continuation = continuation }
+    func resume(_ value: T) {
+        let continuation = lock.withLock { () -> CheckedContinuation<T, Never>? in
+            defer { self.continuation = nil }
+            return self.continuation
+        }
+        continuation?.resume(returning: value)
+    }
+}
+
+/// Splits "host:port".
+public func parseAddress(_ address: String, defaultPort: Int) throws(NetworkError) -> (String, Int) {
+    guard let colon = address.lastIndex(of: ":") else {
+        guard !address.isEmpty else { throw NetworkError.invalid("empty address") }
+        return (address, defaultPort)
+    }
+    let host = String(address[..<colon])
+    guard let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port), !host.isEmpty else {
+        throw NetworkError.invalid("invalid address \(address): expected host:port")
+    }
+    return (host, port)
+}

@@ -1,0 +1,238 @@
+import Dispatch
+import HulyNetCore
+import HulyNetZMQ
+import Logging
+
+/// The network coordinator on a ZeroMQ ROUTER socket: agents register with it, clients ask it for
+/// containers and send requests through it.
+///
+/// It runs on a thread of its own; the methods here may be called from any thread.
+public final class NetworkServer: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        public var timeouts: Timeouts
+        public var inFlightLimit: Int
+        public var maxMessageBytes: Int
+        public var logger: Logger
+
+        public init(host: String = "0.0.0.0", port: Int = 3737, timeouts: Timeouts = .reference,
+                    inFlightLimit: Int = defaultInFlightLimit, maxMessageBytes: Int = defaultMaxMessageBytes,
+                    logger: Logger = Logger(label: "hulynet.server")) {
+            self.host = host
+            self.port = port
+            self.timeouts = timeouts
+            self.inFlightLimit = inFlightLimit
+            self.maxMessageBytes = maxMessageBytes
+            self.logger = logger
+        }
+    }
+
+    public struct Stats: Sendable, Equatable {
+        public var clients: Int
+        public var agents: Int
+        public var containers: Int
+        public var requests: Int
+        public var malformed: Int
+    }
+
+    public let configuration: Configuration
+    /// The port bound (the one asked for, or the one picked when 0 was asked for).
+    public let port: Int
+    /// This run's server id, sent in every hello answer.
+    public let serverId: String
+
+    private let loop: IOLoop
+    private let shell: CoordinatorShell
+    private let stopped = Lock()
+    private var isStopped = false
+
+    /// Binds and starts serving. Throws when the address cannot be bound (a port in use, say).
+    public init(_ configuration: Configuration = Configuration()) throws {
+        self.configuration = configuration
+        let loop = IOLoop(name: "hulynet-server")
+        loop.start()
+        let result: Result<CoordinatorShell, any Error> = loop.sync {
+            Result { try CoordinatorShell(loop: loop, configuration: configuration) }
+        } ?? .failure(NetworkError.closed)
+        switch result {
+        case .success(let shell):
+            self.shell = shell
+        case .failure(let error):
+            loop.stop()
+            throw NetworkError.bindFailed("\(configuration.host):\(configuration.port): \(error)")
+        }
+        self.loop = loop
+        self.port = shell.rpc.port
+        self.serverId = shell.rpc.serverId
+    }
+
+    /// Counts of what the coordinator holds now.
+    public func stats() -> Stats {
+        loop.sync { [shell] in
+            Stats(clients: shell.rpc.clientCount, agents: shell.coordinator.agentCount,
+                  containers: shell.coordinator.containerCount, requests: shell.rpc.stats.requests,
+                  malformed: shell.rpc.stats.malformed)
+        } ?? Stats(clients: 0, agents: 0, containers: 0, requests: 0, malformed: 0)
+    }
+
+    /// Stops serving and closes the socket; idempotent.
+    public func stop() {
+        let first = stopped.withLock { () -> Bool in
+            defer { isStopped = true }
+            return !isStopped
+        }
+        guard first else { return }
+        loop.executeUnchecked { [shell] in shell.close() }
+        loop.stop()
+    }
+
+    deinit { stop() }
+}
+
+/// The coordinator's I/O shell: feeds the `Coordinator` with what the RPC server receives and
+/// carries out its directives. Confined to the server's loop thread.
+final class CoordinatorShell: RPCServerDelegate {
+    let rpc: RPCServer
+    let coordinator: Coordinator
+    let logger: Logger
+    private var directives: [CoordinatorDirective] = []
+    private var tickTimer: IOLoop.TimerID?
+    private let loop: IOLoop
+
+    init(loop: IOLoop, configuration: NetworkServer.Configuration) throws {
+        self.loop = loop
+        logger = configuration.logger
+        coordinator = Coordinator(timeouts: configuration.timeouts)
+        rpc = try RPCServer(loop: loop, host: configuration.host, port: configuration.port,
+                            timeouts: configuration.timeouts, logger: configuration.logger)
+        rpc.inFlightLimit = configuration.inFlightLimit
+        rpc.maxMessageBytes = configuration.maxMessageBytes
+        rpc.delegate = self
+        tickTimer = loop.every(milliseconds: Int(configuration.timeouts.tickMs)) { [unowned self] in
+            coordinator.tick(now: MonotonicClock.nowMs(), into: &directives)
+            run()
+        }
+        logger.info("network coordinator \(rpc.serverId) listening on \(configuration.host):\(rpc.port)")
+    }
+
+    func close() {
+        if let tickTimer { loop.cancel(tickTimer) }
+        rpc.close()
+    }
+
+    private func run() {
+        while !directives.isEmpty {
+            let batch = directives
+            directives.removeAll(keepingCapacity: true)
+            for directive in batch { carryOut(directive) }
+        }
+    }
+
+    private func carryOut(_ directive: CoordinatorDirective) {
+        switch directive {
+        case .reply(let token, let value):
+            rpc.reply(token, value)
+        case .replyRaw(let token, let payload):
+            rpc.replyRaw(token, payload)
+        case .fail(let token, let message):
+            rpc.fail(token, message)
+        case .call(let client, let id, let payload):
+            if !rpc.call(client, id: id, payload: payload) {
+                coordinator.callFailed(id, message: "client \(client) is not connected", now: MonotonicClock.nowMs(), into: &directives)
+            }
+        case .broadcast(let event):
+            rpc.broadcast(payload: event.json.serialized())
+        case .log(let level, let message):
+            logger.log(level: level.swiftLogLevel, "\(message)")
+        }
+    }
+
+    func rpcServer(_ server: RPCServer, clientConnected client: ClientUUID) {
+        coordinator.clientConnected(client)
+    }
+
+    func rpcServer(_ server: RPCServer, clientGone client: ClientUUID, timedOut: Bool) {
+        coordinator.clientGone(client, now: MonotonicClock.nowMs(), into: &directives)
+        run()
+    }
+
+    func rpcServer(_ server: RPCServer, ping client: ClientUUID) {
+        coordinator.ping(client, now: MonotonicClock.nowMs())
+    }
+
+    func rpcServer(_ server: RPCServer, request: IncomingRequest) {
+        let now = MonotonicClock.nowMs()
+        if request.method == Method.sendContainer {
+            // The hot path: find the target without decoding the rest, pass the bytes on.
+            let raw = request.rawParams
+            guard let elements = try? JSONScanner.topLevelArrayElements(raw), elements.count >= 2,
+                  let target = JSONScanner.stringValue(raw, in: elements[0]) else {
+                rpc.fail(request.token, "cs: params must be [target, operation, data]")
+                return
+            }
+            coordinator.forward(client: request.client, token: request.token, target: target, rawParams: raw,
+                                now: now, into: &directives)
+        } else {
+            let params: JSONValue
+            do {
+                params = try request.params()
+            } catch {
+                rpc.fail(request.token, "invalid params: \(error.message)")
+                return
+            }
+            coordinator.handle(client: request.client, token: request.token, method: request.method,
+                               params: params, now: now, into: &directives)
+        }
+        run()
+    }
+
+    func rpcServer(_ server: RPCServer, callAnswered id: CallID, result: Result<[UInt8], RPCRemoteError>) {
+        let now = MonotonicClock.nowMs()
+        switch result {
+        case .success(let payload):
+            coordinator.callSucceeded(id, payload: payload, now: now, into: &directives)
+        case .failure(let error):
+            coordinator.callFailed(id, message: error.message, now: now, into: &directives)
+        }
+        run()
+    }
+}
+
+extension LogLevel {
+    var swiftLogLevel: Logger.Level {
+        switch self {
+        case .trace: .trace
+        case .debug: .debug
+        case .info: .info
+        case .notice: .notice
+        case .warning: .warning
+        case .error: .error
+        case .critical: .critical
+        }
+    }
+}
+
+/// Errors of hulynet's network objects.
+public enum NetworkError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The address could not be bound (in use, not local, malformed).
+    case bindFailed(String)
+    /// The other side answered the request with an error.
+    case remote(String)
+    /// No answer within the time allowed.
+    case timeout(String)
+    /// The object was closed before or while the call ran.
+    case closed
+    /// An argument or a value received is not what the protocol allows.
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .bindFailed(let text): "cannot bind \(text)"
+        case .remote(let text): text
+        case .timeout(let text): "timed out: \(text)"
+        case .closed: "closed"
+        case .invalid(let text): text
+        }
+    }
+}

@@ -1,0 +1,265 @@
+import CZeroMQ
+import HulyNetCore
+import HulyNetZMQ
+import Logging
+
+/// What an `RPCClient` tells its owner, on the loop thread.
+protocol RPCClientDelegate: AnyObject {
+    /// The server answered hello with an id this client had not seen (first connect, a restarted
+    /// server, or a server that forgot this client): agents must register again.
+    func rpcClient(_ client: RPCClient, connectedTo serverId: String, isFirst: Bool)
+    func rpcClient(_ client: RPCClient, event payload: [UInt8])
+    /// A request from the server; answer with `respond`.
+    func rpcClient(_ client: RPCClient, request method: String, params: JSONValue, reqId: [UInt8])
+}
+
+/// The client side of the back-RPC protocol on a DEALER socket: hello on every (re)connect,
+/// pings, requests with retry and timeouts, resending what is pending after a server restart.
+///
+/// Lives on one `IOLoop`; every method must be called on that loop's thread.
+final class RPCClient {
+    let loop: IOLoop
+    let clientId: ClientUUID
+    let host: String
+    let port: Int
+    let timeouts: Timeouts
+    let aliveTimeoutSeconds: Double
+    let logger: Logger
+    weak var delegate: RPCClientDelegate?
+
+    private let socket: ZMQSocket
+    private let monitor: ZMQMonitor
+    private(set) var serverId: String?
+    private var everConnected = false
+    private var timer: IOLoop.TimerID?
+    private var lastPing: Int64 = 0
+    private(set) var lastPong: Int64 = 0
+    private var connectionWaiters: [(Result<Void, NetworkError>) -> Void] = []
+    private(set) var closed = false
+
+    struct Pending {
+        let payload: [UInt8]
+        let reqId: [UInt8]
+        let completion: (Result<[UInt8], NetworkError>) -> Void
+        let deadline: Int64
+        let timeoutMs: Int64
+        var sent: Bool
+        var resendAt: Int64?
+    }
+
+    private var pending: [Int: Pending] = [:]
+    private var counter = 0
+
+    var pendingCount: Int { pending.count }
+
+    init(loop: IOLoop, clientId: ClientUUID, host: String, port: Int, timeouts: Timeouts,
+         aliveTimeoutSeconds: Double? = nil, logger: Logger) throws(ZMQError) {
+        self.loop = loop
+        self.clientId = clientId
+        self.host = host
+        self.port = port
+        self.timeouts = timeouts
+        self.aliveTimeoutSeconds = aliveTimeoutSeconds ?? Double(timeouts.aliveMs) / 1000
+        self.logger = logger
+        socket = try ZMQSocket(type: .dealer)
+        try socket.setOption(ZMQ_TCP_KEEPALIVE, 1)
+        try socket.setOption(ZMQ_SNDHWM, 100_000)
+        try socket.setOption(ZMQ_RCVHWM, 100_000)
+        try socket.setOption(ZMQ_RECONNECT_IVL, 100)
+        try socket.setOption(ZMQ_RECONNECT_IVL_MAX, 1000)
+        monitor = try socket.monitor(events: ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED)
+        try socket.connect("tcp://\(host):\(port)")
+        loop.register(socket) { [unowned self] in readAll() }
+        loop.register(monitor.socket) { [unowned self] in readMonitor() }
+        timer = loop.every(milliseconds: Int(min(timeouts.tickMs, timeouts.pingIntervalMs))) { [unowned self] in tick() }
+    }
+
+    var isConnected: Bool { serverId != nil && !closed }
+
+    /// Calls `completion` once hello has been answered (at once if it has been).
+    func whenConnected(_ completion: @escaping (Result<Void, NetworkError>) -> Void) {
+        if closed { completion(.failure(.closed)); return }
+        if serverId != nil { completion(.success(())); return }
+        connectionWaiters.append(completion)
+    }
+
+    /// Sends `[method, params]` (JSON text) and calls `completion` with the answer's JSON text.
+    func request(payload: [UInt8], timeoutMs: Int64? = nil, completion: @escaping (Result<[UInt8], NetworkError>) -> Void) {
+        guard !closed else { completion(.failure(.closed)); return }
+        counter += 1
+        let reqId = Array("\(clientId)-\(counter)".utf8)
+        let timeoutMs = timeoutMs ?? timeouts.requestMs
+        var entry = Pending(payload: payload, reqId: reqId, completion: completion,
+                            deadline: MonotonicClock.nowMs() + timeoutMs, timeoutMs: timeoutMs, sent: false)
+        // Until hello is answered requests wait here; they go out with the answer.
+        if serverId != nil {
+            entry.sent = send([RPCOp.request.frame, reqId, payload])
+        }
+        pending[counter] = entry
+    }
+
+    func request(method: String, params: JSONValue, timeoutMs: Int64? = nil,
+                 completion: @escaping (Result<[UInt8], NetworkError>) -> Void) {
+        request(payload: JSONValue.array([.string(method), params]).serialized(), timeoutMs: timeoutMs, completion: completion)
+    }
+
+    func respond(_ reqId: [UInt8], _ result: Result<[UInt8], RPCRemoteError>) {
+        switch result {
+        case .success(let payload):
+            send([RPCOp.response.frame, reqId, payload])
+        case .failure(let error):
+            send([RPCOp.responseError.frame, reqId, errorPayload(error.message)])
+        }
+    }
+
+    /// Sends close, fails what is pending and closes the socket; idempotent.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        send([RPCOp.close.frame, [], [], []])
+        if let timer { loop.cancel(timer) }
+        loop.unregister(socket)
+        loop.unregister(monitor.socket)
+        monitor.close()
+        socket.close()
+        let open = pending
+        pending.removeAll()
+        for key in open.keys.sorted() { open[key]!.completion(.failure(.closed)) }
+        let waiters = connectionWaiters
+        connectionWaiters.removeAll()
+        for waiter in waiters { waiter(.failure(.closed)) }
+    }
+
+    // MARK: internals
+
+    @discardableResult
+    private func send(_ frames: [[UInt8]]) -> Bool {
+        guard socket.handle != nil else { return false }
+        do {
+            return try socket.send(frames)
+        } catch {
+            logger.warning("send to \(host):\(port) failed: \(error)")
+            return false
+        }
+    }
+
+    private func sendHello() {
+        let payload = JSONValue.object(["aliveTimeout": .number(aliveTimeoutSeconds)]).serialized()
+        send([RPCOp.hello.frame, Array(clientId.utf8), payload, []])
+    }
+
+    private func readMonitor() {
+        while let event = try? monitor.next() {
+            if event.isConnected {
+                logger.debug("connected to \(host):\(port)")
+                sendHello()
+            } else if event.isDisconnected {
+                logger.debug("disconnected from \(host):\(port)")
+            }
+        }
+    }
+
+    private func readAll() {
+        for _ in 0..<1024 {
+            guard !closed, let received = try? socket.receive(dontWait: true, maxFrames: 16, maxBytes: defaultMaxMessageBytes) else { return }
+            guard case .message(let frames) = received else {
+                logger.warning("oversize message from \(host):\(port): dropped")
+                continue
+            }
+            handle(frames)
+        }
+    }
+
+    private func pendingKey(_ reqId: [UInt8]) -> Int? {
+        // Our ids are "<clientId>-<counter>".
+        guard let dash = reqId.lastIndex(of: UInt8(ascii: "-")) else { return nil }
+        var value = 0
+        for byte in reqId[(dash + 1)...] {
+            guard byte >= 0x30, byte <= 0x39, value < Int.max / 10 - 10 else { return nil }
+            value = value * 10 + Int(byte - 0x30)
+        }
+        return value
+    }
+
+    private func handle(_ frames: [[UInt8]]) {
+        guard let first = frames.first, let op = RPCOp(frame: first) else {
+            logger.warning("malformed message from \(host):\(port): dropped")
+            return
+        }
+        let reqId = frames.count > 1 ? frames[1] : []
+        let payload = frames.count > 2 ? frames[2] : []
+        switch op {
+        case .hello:
+            let id = reqId.frameText
+            if id != serverId {
+                let isFirst = !everConnected
+                serverId = id
+                everConnected = true
+                resendAll()
+                let waiters = connectionWaiters
+                connectionWaiters.removeAll()
+                for waiter in waiters { waiter(.success(())) }
+                delegate?.rpcClient(self, connectedTo: id, isFirst: isFirst)
+            }
+        case .response, .responseError:
+            guard let key = pendingKey(reqId), let entry = pending.removeValue(forKey: key), entry.reqId == reqId else { return }
+            if op == .response {
+                entry.completion(.success(payload))
+            } else {
+                entry.completion(.failure(.remote(errorMessage(fromPayload: payload))))
+            }
+        case .retry:
+            guard let key = pendingKey(reqId), pending[key] != nil else { return }
+            let count = (try? JSONValue.parse(payload))?.intValue ?? 1
+            // Back off in proportion to how busy the server says it is.
+            pending[key]?.resendAt = MonotonicClock.nowMs() + Int64(min(max(count, 1), 100)) * 2
+        case .event:
+            delegate?.rpcClient(self, event: payload)
+        case .request:
+            guard let value = try? JSONValue.parse(payload), case .array(let items) = value, let method = items.first?.stringValue else {
+                respond(reqId, .failure(RPCRemoteError("request payload must be [method, params]")))
+                return
+            }
+            delegate?.rpcClient(self, request: method, params: items.count > 1 ? items[1] : .null, reqId: reqId)
+        case .pong:
+            lastPong = MonotonicClock.nowMs()
+        case .askHello:
+            // The server forgot us (we were silent too long): say hello and register again.
+            serverId = nil
+            sendHello()
+        case .ping, .close:
+            break
+        }
+    }
+
+    private func resendAll() {
+        for key in pending.keys.sorted() {
+            guard let entry = pending[key] else { continue }
+            pending[key]?.sent = send([RPCOp.request.frame, entry.reqId, entry.payload])
+            pending[key]?.resendAt = nil
+        }
+    }
+
+    private func tick() {
+        let now = MonotonicClock.nowMs()
+        if now - lastPing >= timeouts.pingIntervalMs {
+            lastPing = now
+            send([RPCOp.ping.frame, [], [], []])
+        }
+        guard !pending.isEmpty else { return }
+        var expired: [Int] = []
+        for (key, entry) in pending {
+            if entry.deadline <= now {
+                expired.append(key)
+            } else if serverId != nil, let at = entry.resendAt, at <= now {
+                pending[key]?.resendAt = nil
+                pending[key]?.sent = send([RPCOp.request.frame, entry.reqId, entry.payload])
+            }
+        }
+        for key in expired.sorted() {
+            if let entry = pending.removeValue(forKey: key) {
+                entry.completion(.failure(.timeout("no answer from \(host):\(port) within \(entry.timeoutMs) ms")))
+            }
+        }
+    }
+}

@@ -1,0 +1,353 @@
+import CZeroMQ
+import HulyNetCore
+import HulyNetZMQ
+import Logging
+
+/// A request a client sent to an `RPCServer`, handed to its delegate on the loop thread.
+struct IncomingRequest {
+    let client: ClientUUID
+    let token: RequestToken
+    let method: String
+    /// The whole `[method, params]` JSON text and where `params` lies in it.
+    let payload: [UInt8]
+    let paramsRange: Range<Int>
+
+    var rawParams: [UInt8] { Array(payload[paramsRange]) }
+
+    func params() throws(JSONError) -> JSONValue {
+        if paramsRange.isEmpty { return .null }
+        return try JSONValue.parse(payload[paramsRange])
+    }
+}
+
+/// What an `RPCServer` tells its owner, on the loop thread.
+protocol RPCServerDelegate: AnyObject {
+    /// A client id said hello for the first time.
+    func rpcServer(_ server: RPCServer, clientConnected client: ClientUUID)
+    /// A client closed (`timedOut` false) or stayed silent past its alive timeout.
+    func rpcServer(_ server: RPCServer, clientGone client: ClientUUID, timedOut: Bool)
+    func rpcServer(_ server: RPCServer, ping client: ClientUUID)
+    /// Answer it with `reply`, `replyRaw` or `fail` and its token, now or later.
+    func rpcServer(_ server: RPCServer, request: IncomingRequest)
+    /// The answer to a request the server sent with `call`.
+    func rpcServer(_ server: RPCServer, callAnswered id: CallID, result: Result<[UInt8], RPCRemoteError>)
+}
+
+/// An error answered by the other side of an RPC connection (responseError), or a local failure
+/// standing for one (timeout, peer gone).
+public struct RPCRemoteError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The server side of the back-RPC protocol on a ROUTER socket: hello / ping / pong / askHello /
+/// retry / close, per-client alive timeouts, the in-flight limit, duplicate request ids,
+/// requests from the server to a client, and events.
+///
+/// Lives on one `IOLoop`; every method must be called on that loop's thread.
+final class RPCServer {
+    let loop: IOLoop
+    let serverId: String
+    let logger: Logger
+    let timeouts: Timeouts
+    var inFlightLimit = defaultInFlightLimit
+    var maxMessageBytes = defaultMaxMessageBytes
+    weak var delegate: RPCServerDelegate?
+
+    private let socket: ZMQSocket
+    private(set) var port: Int = 0
+
+    final class Peer {
+        let clientId: ClientUUID
+        var identity: [UInt8]
+        var lastSeen: Int64
+        var aliveMs: Int64
+        var inFlight: Set<[UInt8]> = []
+        init(clientId: ClientUUID, identity: [UInt8], lastSeen: Int64, aliveMs: Int64) {
+            self.clientId = clientId
+            self.identity = identity
+            self.lastSeen = lastSeen
+            self.aliveMs = aliveMs
+        }
+    }
+
+    private var peersByIdentity: [[UInt8]: Peer] = [:]
+    private var peersByClient: [ClientUUID: Peer] = [:]
+    private var pending: [RequestToken: (peer: Peer, reqId: [UInt8])] = [:]
+    private var nextToken: RequestToken = 1
+    private var calls: [[UInt8]: CallID] = [:]
+    private var callCounter = 0
+    private var tickTimer: IOLoop.TimerID?
+
+    struct Stats: Sendable {
+        var requests = 0
+        var responses = 0
+        var hellos = 0
+        var pings = 0
+        var malformed = 0
+    }
+    private(set) var stats = Stats()
+
+    var clientCount: Int { peersByClient.count }
+
+    /// Binds `tcp://host:port` (port 0 picks a free one). Must run on the loop thread.
+    init(loop: IOLoop, host: String, port: Int, timeouts: Timeouts, logger: Logger) throws(ZMQError) {
+        self.loop = loop
+        self.timeouts = timeouts
+        self.logger = logger
+        self.serverId = makeUUID()
+        socket = try ZMQSocket(type: .router)
+        try socket.setOption(ZMQ_ROUTER_MANDATORY, 1)
+        try socket.setOption(ZMQ_TCP_KEEPALIVE, 1)
+        try socket.setOption(ZMQ_SNDHWM, 100_000)
+        try socket.setOption(ZMQ_RCVHWM, 100_000)
+        let bindHost = (host == "0.0.0.0" || host.isEmpty) ? "*" : host
+        do {
+            try socket.bind("tcp://\(bindHost):\(port)")
+        } catch {
+            socket.close()
+            throw error
+        }
+        self.port = try socket.boundPort()
+        loop.register(socket) { [unowned self] in self.readAll() }
+        tickTimer = loop.every(milliseconds: Int(timeouts.tickMs)) { [unowned self] in self.checkAlive() }
+    }
+
+    func close() {
+        if let tickTimer { loop.cancel(tickTimer) }
+        tickTimer = nil
+        loop.unregister(socket)
+        socket.close()
+        // Requests the server made can no longer be answered.
+        let open = calls
+        calls.removeAll()
+        for (_, id) in open { delegate?.rpcServer(self, callAnswered: id, result: .failure(RPCRemoteError("server closed"))) }
+    }
+
+    var isClosed: Bool { socket.handle == nil }
+
+    // MARK: sending
+
+    private func send(_ frames: [[UInt8]]) {
+        guard socket.handle != nil else { return }
+        do {
+            if try !socket.send(frames) {
+                logger.warning("send queue full for a client: message dropped")
+            }
+        } catch let error {
+            if !error.isHostUnreachable { logger.warning("send failed: \(error)") }
+        }
+    }
+
+    /// Answers a request with JSON text.
+    func replyRaw(_ token: RequestToken, _ payload: [UInt8]) {
+        guard let (peer, reqId) = pending.removeValue(forKey: token) else { return }
+        peer.inFlight.remove(reqId)
+        stats.responses += 1
+        send([peer.identity, RPCOp.response.frame, reqId, payload])
+    }
+
+    func reply(_ token: RequestToken, _ value: JSONValue) { replyRaw(token, value.serialized()) }
+
+    func fail(_ token: RequestToken, _ message: String) {
+        guard let (peer, reqId) = pending.removeValue(forKey: token) else { return }
+        peer.inFlight.remove(reqId)
+        send([peer.identity, RPCOp.responseError.frame, reqId, errorPayload(message)])
+    }
+
+    /// Sends a request (`payload` = `[method, params]` JSON text) to a client. Returns false
+    /// when the client is not connected; otherwise the answer comes to the delegate.
+    @discardableResult
+    func call(_ client: ClientUUID, id: CallID, payload: [UInt8]) -> Bool {
+        guard let peer = peersByClient[client] else { return false }
+        callCounter += 1
+        let reqId = Array("\(client)-\(callCounter)".utf8)
+        calls[reqId] = id
+        send([peer.identity, RPCOp.request.frame, reqId, payload])
+        return true
+    }
+
+    /// Forgets a call (its answer, if it ever comes, is ignored).
+    func forgetCall(_ id: CallID) {
+        if let key = calls.first(where: { $0.value == id })?.key { calls.removeValue(forKey: key) }
+    }
+
+    /// Sends an event to one client.
+    func event(_ client: ClientUUID, payload: [UInt8]) {
+        guard let peer = peersByClient[client] else { return }
+        send([peer.identity, RPCOp.event.frame, [], payload])
+    }
+
+    /// Sends an event to every connected client.
+    func broadcast(payload: [UInt8]) {
+        for peer in peersByClient.values {
+            send([peer.identity, RPCOp.event.frame, [], payload])
+        }
+    }
+
+    func isConnected(_ client: ClientUUID) -> Bool { peersByClient[client] != nil }
+
+    // MARK: receiving
+
+    private func readAll() {
+        // A bounded batch keeps timers and other sockets of the loop served under load.
+        for _ in 0..<1024 {
+            let received: ZMQReceived?
+            do {
+                received = try socket.receive(dontWait: true, maxFrames: 16, maxBytes: maxMessageBytes)
+            } catch {
+                logger.error("receive failed: \(error)")
+                return
+            }
+            guard let received else { return }
+            switch received {
+            case .message(let frames):
+                handle(frames)
+            case .oversize(let head, let total):
+                stats.malformed += 1
+                logger.warning("message of \(total) bytes exceeds the limit of \(maxMessageBytes): dropped")
+                if head.count >= 3, RPCOp(frame: head[1]) == .request {
+                    send([head[0], RPCOp.responseError.frame, head[2],
+                          errorPayload("message of \(total) bytes exceeds the limit of \(maxMessageBytes) bytes")])
+                }
+            }
+        }
+    }
+
+    private func handle(_ frames: [[UInt8]]) {
+        guard frames.count >= 2, let op = RPCOp(frame: frames[1]) else {
+            stats.malformed += 1
+            logger.warning("malformed message (\(frames.count) frames, op \(frames.count > 1 ? frames[1].frameText.debugDescription : "missing")): dropped")
+            return
+        }
+        let identity = frames[0]
+        let now = MonotonicClock.nowMs()
+        let peer = peersByIdentity[identity]
+        peer?.lastSeen = now
+        switch op {
+        case .hello:
+            guard frames.count >= 3, !frames[2].isEmpty else {
+                stats.malformed += 1
+                logger.warning("hello without a client id: dropped")
+                return
+            }
+            hello(identity: identity, clientId: frames[2].frameText, payload: frames.count > 3 ? frames[3] : [], now: now)
+        case .ping:
+            stats.pings += 1
+            send([identity, RPCOp.pong.frame, Array(serverId.utf8), []])
+            if let peer {
+                delegate?.rpcServer(self, ping: peer.clientId)
+            } else {
+                send([identity, RPCOp.askHello.frame, Array(serverId.utf8), []])
+            }
+        case .close:
+            if let peer { drop(peer, timedOut: false) }
+        case .request:
+            stats.requests += 1
+            guard frames.count >= 4 else {
+                stats.malformed += 1
+                if frames.count == 3 {
+                    send([identity, RPCOp.responseError.frame, frames[2], errorPayload("request without a payload")])
+                } else {
+                    logger.warning("request without a request id: dropped")
+                }
+                return
+            }
+            request(peer: peer, identity: identity, reqId: frames[2], payload: frames[3])
+        case .response, .responseError:
+            guard frames.count >= 4, let id = calls.removeValue(forKey: frames[2]) else { return }
+            stats.responses += 1
+            let result: Result<[UInt8], RPCRemoteError> = op == .response
+                ? .success(frames[3]) : .failure(RPCRemoteError(errorMessage(fromPayload: frames[3])))
+            delegate?.rpcServer(self, callAnswered: id, result: result)
+        case .event:
+            break // The reference server ignores client events too.
+        case .pong, .retry, .askHello:
+            stats.malformed += 1
+            logger.debug("server-side op \(op) from a client: ignored")
+        }
+    }
+
+    private func hello(identity: [UInt8], clientId: ClientUUID, payload: [UInt8], now: Int64) {
+        stats.hellos += 1
+        var aliveMs = timeouts.aliveMs
+        if let value = try? JSONValue.parse(payload), let seconds = value.member("aliveTimeout")?.doubleValue,
+           seconds.isFinite, seconds > 0 {
+            aliveMs = Int64(min(seconds, 86_400) * 1000)
+        }
+        let isNew: Bool
+        if let existing = peersByClient[clientId] {
+            // The same client on a new connection: move it, keeping its requests in flight.
+            if existing.identity != identity {
+                peersByIdentity.removeValue(forKey: existing.identity)
+                existing.identity = identity
+            }
+            existing.aliveMs = aliveMs
+            existing.lastSeen = now
+            peersByIdentity[identity] = existing
+            isNew = false
+        } else {
+            if let stale = peersByIdentity[identity] {
+                // One socket saying hello with another client id: the old id is gone.
+                drop(stale, timedOut: false)
+            }
+            let peer = Peer(clientId: clientId, identity: identity, lastSeen: now, aliveMs: aliveMs)
+            peersByIdentity[identity] = peer
+            peersByClient[clientId] = peer
+            isNew = true
+        }
+        send([identity, RPCOp.hello.frame, Array(serverId.utf8), []])
+        if isNew { delegate?.rpcServer(self, clientConnected: clientId) }
+    }
+
+    private func request(peer: Peer?, identity: [UInt8], reqId: [UInt8], payload: [UInt8]) {
+        guard let peer else {
+            // Requests are possible only after hello.
+            send([identity, RPCOp.retry.frame, reqId, Array("1".utf8)])
+            return
+        }
+        if peer.inFlight.contains(reqId) { return } // Still being answered: never run twice.
+        if peer.inFlight.count >= inFlightLimit {
+            send([identity, RPCOp.retry.frame, reqId, Array(String(peer.inFlight.count).utf8)])
+            return
+        }
+        let elements: [Range<Int>]
+        do {
+            elements = try JSONScanner.topLevelArrayElements(payload)
+        } catch {
+            stats.malformed += 1
+            send([identity, RPCOp.responseError.frame, reqId, errorPayload("request payload is not valid JSON: \(error.message)")])
+            return
+        }
+        guard elements.count >= 1, let method = JSONScanner.stringValue(payload, in: elements[0]) else {
+            stats.malformed += 1
+            send([identity, RPCOp.responseError.frame, reqId, errorPayload("request payload must be [method, params]")])
+            return
+        }
+        let paramsRange = elements.count >= 2 ? elements[1] : payload.endIndex..<payload.endIndex
+        let token = nextToken
+        nextToken &+= 1
+        peer.inFlight.insert(reqId)
+        pending[token] = (peer, reqId)
+        delegate?.rpcServer(self, request: IncomingRequest(client: peer.clientId, token: token, method: method,
+                                                          payload: payload, paramsRange: paramsRange))
+    }
+
+    private func drop(_ peer: Peer, timedOut: Bool) {
+        peersByIdentity.removeValue(forKey: peer.identity)
+        guard peersByClient[peer.clientId] === peer else { return }
+        peersByClient.removeValue(forKey: peer.clientId)
+        if timedOut {
+            logger.info("client \(peer.clientId) silent for more than \(peer.aliveMs) ms: dropped")
+        }
+        delegate?.rpcServer(self, clientGone: peer.clientId, timedOut: timedOut)
+    }
+
+    private func checkAlive() {
+        let now = MonotonicClock.nowMs()
+        for peer in peersByClient.values where now - peer.lastSeen > peer.aliveMs {
+            drop(peer, timedOut: true)
+        }
+    }
+}

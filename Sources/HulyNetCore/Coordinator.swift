@@ -1,0 +1,527 @@
+/// A request of a client that the coordinator answers later; the I/O shell maps it to the
+/// client's routing identity and request id.
+public typealias RequestToken = UInt64
+/// A request the coordinator sends to a client (an agent's owner) and waits for.
+public typealias CallID = UInt64
+
+/// What the coordinator asks its I/O shell to do.
+public enum CoordinatorDirective: Sendable, Equatable {
+    /// Answer a client's request.
+    case reply(RequestToken, JSONValue)
+    /// Answer a client's request with JSON text passed through as it came.
+    case replyRaw(RequestToken, [UInt8])
+    /// Answer a client's request with responseError.
+    case fail(RequestToken, String)
+    /// Send a request (`payload` is the JSON text `[method, params]`) to a client; its answer
+    /// comes back through `callSucceeded` or `callFailed` with the same id.
+    case call(to: ClientUUID, id: CallID, payload: [UInt8])
+    /// Send this event to every connected client.
+    case broadcast(NetworkEvent)
+    case log(LogLevel, String)
+}
+
+public enum LogLevel: Int, Sendable, Comparable {
+    case trace = 0, debug, info, notice, warning, error, critical
+    public static func < (lhs: LogLevel, rhs: LogLevel) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// The network coordinator's rules as a state machine without I/O or clocks: the shell feeds it
+/// what clients did and the time, and carries out the directives it returns.
+///
+/// Not thread-safe: one thread (the server's I/O loop) owns it.
+public final class Coordinator {
+    public let timeouts: Timeouts
+
+    struct AgentState {
+        let id: AgentUUID
+        var owner: ClientUUID
+        var endpoint: String?
+        var kinds: [ContainerKind]
+        var containers: Set<ContainerUUID> = []
+        var lastSeen: Int64
+    }
+
+    struct ContainerState {
+        var record: ContainerRecord
+        /// Reference counts per client: each `gg` adds one, each `cr` removes one.
+        var clients: [ClientUUID: Int] = [:]
+        /// Since when nobody references it; nil while referenced or never referenced.
+        var unusedSince: Int64?
+    }
+
+    struct ClientState {
+        var references: Set<ContainerUUID> = []
+        var agents: Set<AgentUUID> = []
+    }
+
+    struct Waiter {
+        let client: ClientUUID
+        let token: RequestToken
+    }
+
+    struct PendingStart {
+        let id: Int
+        let kind: ContainerKind
+        let options: GetOptions
+        let agentId: AgentUUID
+        var waiters: [Waiter]
+    }
+
+    enum CallPurpose {
+        case forward(RequestToken)
+        case start(Int)
+        case terminate(ContainerUUID)
+    }
+
+    struct PendingCall {
+        let purpose: CallPurpose
+        let client: ClientUUID
+        let agentId: AgentUUID
+        let deadline: Int64
+    }
+
+    private(set) var agents: [AgentUUID: AgentState] = [:]
+    /// Registration order, for stable listings and round-robin.
+    private var agentOrder: [AgentUUID] = []
+    private(set) var containers: [ContainerUUID: ContainerState] = [:]
+    private(set) var clients: [ClientUUID: ClientState] = [:]
+    private var starts: [Int: PendingStart] = [:]
+    private var nextStartId = 1
+    private var calls: [CallID: PendingCall] = [:]
+    private var nextCallId: CallID = 1
+    private var roundRobin = 0
+    private var queuedAgentEvents: [AgentUUID: NetworkEvent.AgentChange] = [:]
+    private var queuedAgentOrder: [AgentUUID] = []
+    private var queuedContainerEvents: [ContainerUUID: NetworkEvent.ContainerChange] = [:]
+    private var queuedContainerOrder: [ContainerUUID] = []
+
+    public init(timeouts: Timeouts = .reference) {
+        self.timeouts = timeouts
+    }
+
+    // MARK: - Read-only views
+
+    public var agentCount: Int { agents.count }
+    public var containerCount: Int { containers.count }
+    public var clientCount: Int { clients.count }
+    public var pendingCallCount: Int { calls.count }
+
+    public func agentList() -> [AgentInfo] {
+        agentOrder.compactMap { id in
+            agents[id].map { AgentInfo(agentId: $0.id, endpoint: $0.endpoint, kinds: $0.kinds, containers: $0.containers.count) }
+        }
+    }
+
+    /// Every kind some agent offers, each once, in registration order.
+    public func kindList() -> [ContainerKind] {
+        var seen = Set<ContainerKind>()
+        var kinds: [ContainerKind] = []
+        for id in agentOrder {
+            for kind in agents[id]?.kinds ?? [] where seen.insert(kind).inserted { kinds.append(kind) }
+        }
+        return kinds
+    }
+
+    public func containerList(kind: ContainerKind?) -> [ContainerRecord] {
+        containers.values.filter { kind == nil || $0.record.kind == kind }.map(\.record)
+    }
+
+    public func references(of uuid: ContainerUUID) -> [ClientUUID: Int] {
+        containers[uuid]?.clients ?? [:]
+    }
+
+    // MARK: - Clients
+
+    /// A client said hello for the first time.
+    public func clientConnected(_ client: ClientUUID) {
+        if clients[client] == nil { clients[client] = ClientState() }
+    }
+
+    /// A client closed or went silent: its references are released and its agents removed.
+    public func clientGone(_ client: ClientUUID, now: Int64, into out: inout [CoordinatorDirective]) {
+        guard let state = clients.removeValue(forKey: client) else { return }
+        for uuid in state.references { dropReferences(of: client, to: uuid, all: true, now: now) }
+        for agentId in state.agents where agents[agentId]?.owner == client {
+            removeAgent(agentId, reason: "its client \(client) is gone", now: now, into: &out)
+        }
+        // Requests a gone client was answering can never be answered.
+        for (id, call) in calls where call.client == client {
+            failCall(id, message: "client \(client) is gone", now: now, into: &out)
+        }
+        // Its place in starts under way is given up.
+        for (id, start) in starts {
+            starts[id]?.waiters = start.waiters.filter { $0.client != client }
+        }
+    }
+
+    /// A client pinged: it and the agents it registered are alive.
+    public func ping(_ client: ClientUUID, now: Int64) {
+        guard let state = clients[client] else { return }
+        for agentId in state.agents { agents[agentId]?.lastSeen = now }
+    }
+
+    // MARK: - Requests
+
+    /// A request of a network method other than `cs` (see `forward` for that one).
+    public func handle(client: ClientUUID, token: RequestToken, method: String, params: JSONValue,
+                       now: Int64, into out: inout [CoordinatorDirective]) {
+        clientConnected(client)
+        switch method {
+        case Method.registerAgent:
+            do {
+                let registration = try AgentRegistration(json: params)
+                let terminate = register(registration, owner: client, now: now, into: &out)
+                out.append(.reply(token, .array(terminate.map { .string($0) })))
+            } catch {
+                out.append(.fail(token, error.message))
+            }
+        case Method.unregisterAgent:
+            guard let uuid = params.member("uuid")?.stringValue else {
+                out.append(.fail(token, "au: 'uuid' must be a string"))
+                return
+            }
+            if agents[uuid] != nil {
+                removeAgent(uuid, reason: "unregistered", now: now, into: &out)
+            }
+            clients[client]?.agents.remove(uuid)
+            out.append(.reply(token, "ok"))
+        case Method.listAgents:
+            out.append(.reply(token, .array(agentList().map(\.json))))
+        case Method.kinds:
+            out.append(.reply(token, .array(kindList().map { .string($0) })))
+        case Method.listContainers:
+            let kind = params.member("kind")?.stringValue
+            out.append(.reply(token, .array(containerList(kind: kind).map(\.json))))
+        case Method.getContainer:
+            guard let kind = params.member("kind")?.stringValue else {
+                out.append(.fail(token, "gg: 'kind' must be a string"))
+                return
+            }
+            do {
+                let options = try GetOptions(json: params.member("request") ?? .null)
+                getOrStart(client: client, token: token, kind: kind, options: options, now: now, into: &out)
+            } catch {
+                out.append(.fail(token, error.message))
+            }
+        case Method.releaseContainer:
+            guard let uuid = params.member("uuid")?.stringValue else {
+                out.append(.fail(token, "cr: 'uuid' must be a string"))
+                return
+            }
+            release(client: client, uuid: uuid, now: now)
+            out.append(.reply(token, "ok"))
+        case Method.sendContainer:
+            // Reached only when the shell did not take the raw path; same rules.
+            guard case .array(let items) = params, items.count >= 2, let target = items[0].stringValue else {
+                out.append(.fail(token, "cs: params must be [target, operation, data]"))
+                return
+            }
+            forward(client: client, token: token, target: target, rawParams: params.serialized(), now: now, into: &out)
+        default:
+            out.append(.fail(token, "Unknown method \(method)"))
+        }
+    }
+
+    /// `cs`: a request for a container, passed to its agent without decoding `rawParams`
+    /// (the JSON text `[target, operation, data]` as the client sent it).
+    public func forward(client: ClientUUID, token: RequestToken, target: ContainerUUID, rawParams: [UInt8],
+                        now: Int64, into out: inout [CoordinatorDirective]) {
+        guard let container = containers[target], let agent = agents[container.record.agentId] else {
+            out.append(.fail(token, "Container \(target) not found"))
+            return
+        }
+        // ["cs", ["<agentId>", <rawParams>]]
+        var payload: [UInt8] = []
+        payload.reserveCapacity(rawParams.count + agent.id.utf8.count + 16)
+        payload.append(contentsOf: #"["cs",["#.utf8)
+        JSONValue.string(agent.id).write(to: &payload)
+        payload.append(UInt8(ascii: ","))
+        payload.append(contentsOf: rawParams)
+        payload.append(contentsOf: "]]".utf8)
+        let id = newCall(.forward(token), to: agent.owner, agentId: agent.id, now: now)
+        out.append(.call(to: agent.owner, id: id, payload: payload))
+    }
+
+    // MARK: - Answers to the coordinator's own calls
+
+    public func callSucceeded(_ id: CallID, payload: [UInt8], now: Int64, into out: inout [CoordinatorDirective]) {
+        guard let call = calls.removeValue(forKey: id) else { return }
+        agents[call.agentId]?.lastSeen = now
+        switch call.purpose {
+        case .forward(let token):
+            out.append(.replyRaw(token, payload))
+        case .start(let startId):
+            finishStart(startId, payload: payload, now: now, into: &out)
+        case .terminate:
+            break
+        }
+    }
+
+    public func callFailed(_ id: CallID, message: String, now: Int64, into out: inout [CoordinatorDirective]) {
+        failCall(id, message: message, now: now, into: &out)
+    }
+
+    private func failCall(_ id: CallID, message: String, now: Int64, into out: inout [CoordinatorDirective]) {
+        guard let call = calls.removeValue(forKey: id) else { return }
+        switch call.purpose {
+        case .forward(let token):
+            out.append(.fail(token, message))
+        case .start(let startId):
+            guard let start = starts.removeValue(forKey: startId) else { return }
+            let text = "Failed to get endpoint for container \(start.kind): \(message)"
+            for waiter in start.waiters { out.append(.fail(waiter.token, text)) }
+        case .terminate(let uuid):
+            out.append(.log(.warning, "terminate of container \(uuid) on agent \(call.agentId) failed: \(message)"))
+        }
+    }
+
+    private func newCall(_ purpose: CallPurpose, to client: ClientUUID, agentId: AgentUUID, now: Int64) -> CallID {
+        let id = nextCallId
+        nextCallId &+= 1
+        calls[id] = PendingCall(purpose: purpose, client: client, agentId: agentId, deadline: now + timeouts.requestMs)
+        return id
+    }
+
+    // MARK: - Time
+
+    /// Runs the timing rules: dead agents, unused containers, calls past their deadline; then
+    /// sends the queued events as one merged event.
+    public func tick(now: Int64, into out: inout [CoordinatorDirective]) {
+        for id in agentOrder {
+            if let agent = agents[id], now - agent.lastSeen > timeouts.aliveMs {
+                removeAgent(id, reason: "silent for \(now - agent.lastSeen) ms", now: now, into: &out)
+            }
+        }
+        for (uuid, container) in containers {
+            if let since = container.unusedSince, now - since >= timeouts.unusedContainerMs {
+                terminate(uuid, now: now, into: &out)
+            }
+        }
+        for (id, call) in calls where call.deadline <= now {
+            failCall(id, message: "timed out after \(timeouts.requestMs) ms waiting for agent \(call.agentId)", now: now, into: &out)
+        }
+        flushEvents(into: &out)
+    }
+
+    /// Sends the queued events now (the shell calls `tick` every `timeouts.tickMs`).
+    public func flushEvents(into out: inout [CoordinatorDirective]) {
+        guard !queuedAgentOrder.isEmpty || !queuedContainerOrder.isEmpty else { return }
+        let event = NetworkEvent(agents: queuedAgentOrder.compactMap { queuedAgentEvents[$0] },
+                                 containers: queuedContainerOrder.compactMap { queuedContainerEvents[$0] })
+        queuedAgentEvents.removeAll(keepingCapacity: true)
+        queuedAgentOrder.removeAll(keepingCapacity: true)
+        queuedContainerEvents.removeAll(keepingCapacity: true)
+        queuedContainerOrder.removeAll(keepingCapacity: true)
+        out.append(.broadcast(event))
+    }
+
+    // MARK: - Agents
+
+    private func register(_ registration: AgentRegistration, owner: ClientUUID, now: Int64,
+                          into out: inout [CoordinatorDirective]) -> [ContainerUUID] {
+        let previous = agents[registration.uuid]
+        var agent = AgentState(id: registration.uuid, owner: owner, endpoint: registration.endpoint,
+                               kinds: registration.kinds, lastSeen: now)
+        if let previous, previous.owner != owner {
+            clients[previous.owner]?.agents.remove(registration.uuid)
+        }
+        if previous == nil { agentOrder.append(registration.uuid) }
+        let listed = Set(registration.containers.map(\.uuid))
+        // Containers the agent had and no longer lists are gone.
+        for uuid in previous?.containers ?? [] where !listed.contains(uuid) {
+            if let removed = containers.removeValue(forKey: uuid) {
+                queueContainer(removed.record, .removed)
+            }
+        }
+        var terminate: [ContainerUUID] = []
+        for var record in registration.containers {
+            record.agentId = registration.uuid
+            if let existing = containers[record.uuid] {
+                if existing.record.agentId != registration.uuid {
+                    // Highly available containers: the first agent keeps the uuid.
+                    terminate.append(record.uuid)
+                    out.append(.log(.info, "container \(record.uuid) already runs on agent \(existing.record.agentId); agent \(registration.uuid) is told to terminate it"))
+                    continue
+                }
+                agent.containers.insert(record.uuid)
+                if existing.record.endpoint != record.endpoint {
+                    containers[record.uuid]?.record.endpoint = record.endpoint
+                    queueContainer(containers[record.uuid]!.record, .updated)
+                }
+            } else {
+                containers[record.uuid] = ContainerState(record: record)
+                agent.containers.insert(record.uuid)
+                queueContainer(record, .added)
+            }
+        }
+        agents[registration.uuid] = agent
+        clients[owner, default: ClientState()].agents.insert(registration.uuid)
+        queueAgent(NetworkEvent.AgentChange(id: registration.uuid, kinds: registration.kinds,
+                                            event: previous == nil ? .added : .updated))
+        out.append(.log(.info, "agent \(registration.uuid) registered by client \(owner): kinds \(registration.kinds), \(agent.containers.count) containers"))
+        return terminate
+    }
+
+    private func removeAgent(_ id: AgentUUID, reason: String, now: Int64, into out: inout [CoordinatorDirective]) {
+        guard let agent = agents.removeValue(forKey: id) else { return }
+        agentOrder.removeAll { $0 == id }
+        clients[agent.owner]?.agents.remove(id)
+        out.append(.log(.info, "agent \(id) removed (\(reason)) with \(agent.containers.count) containers"))
+        for uuid in agent.containers {
+            if let removed = containers.removeValue(forKey: uuid) {
+                for client in removed.clients.keys { clients[client]?.references.remove(uuid) }
+                queueContainer(removed.record, .removed)
+            }
+        }
+        queueAgent(NetworkEvent.AgentChange(id: id, kinds: agent.kinds, event: .removed))
+        // Starts and requests under way on it can no longer finish.
+        for (callId, call) in calls where call.agentId == id {
+            failCall(callId, message: "agent \(id) is gone", now: now, into: &out)
+        }
+    }
+
+    // MARK: - Containers
+
+    private func getOrStart(client: ClientUUID, token: RequestToken, kind: ContainerKind, options: GetOptions,
+                            now: Int64, into out: inout [CoordinatorDirective]) {
+        let waiter = Waiter(client: client, token: token)
+        if let uuid = options.uuid {
+            if containers[uuid] != nil {
+                addReference(client: client, uuid: uuid, now: now)
+                out.append(.reply(token, answer(for: uuid)))
+                return
+            }
+            if let startId = starts.first(where: { $0.value.options.uuid == uuid })?.key {
+                starts[startId]?.waiters.append(waiter)
+                return
+            }
+        } else if let startId = starts.first(where: {
+            $0.value.kind == kind && $0.value.options.uuid == nil && options.labelsMatch($0.value.options.labels)
+        })?.key {
+            starts[startId]?.waiters.append(waiter)
+            return
+        }
+        let suitable = agentOrder.filter { agents[$0]?.kinds.contains(kind) == true }
+        guard !suitable.isEmpty else {
+            out.append(.fail(token, "No suitable agents found for container \(kind)"))
+            return
+        }
+        roundRobin &+= 1
+        let agent = agents[suitable[roundRobin % suitable.count]]!
+        let startId = nextStartId
+        nextStartId += 1
+        starts[startId] = PendingStart(id: startId, kind: kind, options: options, agentId: agent.id, waiters: [waiter])
+        let params: JSONValue = .array([.string(agent.id), .array([.string(kind), options.json])])
+        let id = newCall(.start(startId), to: agent.owner, agentId: agent.id, now: now)
+        out.append(.call(to: agent.owner, id: id, payload: JSONValue.array([.string(Method.getContainer), params]).serialized()))
+    }
+
+    private func finishStart(_ startId: Int, payload: [UInt8], now: Int64, into out: inout [CoordinatorDirective]) {
+        guard let start = starts.removeValue(forKey: startId) else { return }
+        guard let value = try? JSONValue.parse(payload), case .array(let pair) = value, pair.count >= 2,
+              let uuid = pair[0].stringValue, let endpoint = pair[1].stringValue else {
+            let text = "Failed to get endpoint for container \(start.kind): agent \(start.agentId) answered \(String(decoding: payload.prefix(200), as: UTF8.self))"
+            for waiter in start.waiters { out.append(.fail(waiter.token, text)) }
+            return
+        }
+        guard agents[start.agentId] != nil else {
+            for waiter in start.waiters { out.append(.fail(waiter.token, "agent \(start.agentId) is gone")) }
+            return
+        }
+        if let existing = containers[uuid] {
+            // The agent reused a container we know: keep it and its other holders.
+            if existing.record.endpoint != endpoint, existing.record.agentId == start.agentId {
+                containers[uuid]?.record.endpoint = endpoint
+                queueContainer(containers[uuid]!.record, .updated)
+            }
+        } else {
+            let record = ContainerRecord(agentId: start.agentId, uuid: uuid, kind: start.kind, endpoint: endpoint,
+                                         lastVisit: Double(now), extra: start.options.extra, labels: start.options.labels)
+            containers[uuid] = ContainerState(record: record)
+            agents[start.agentId]?.containers.insert(uuid)
+            queueContainer(record, .added)
+        }
+        let reply = answer(for: uuid)
+        for waiter in start.waiters {
+            if clients[waiter.client] != nil { addReference(client: waiter.client, uuid: uuid, now: now) }
+            out.append(.reply(waiter.token, reply))
+        }
+        // Nobody is left waiting (every waiter went away): it is unused from now on.
+        if containers[uuid]?.clients.isEmpty == true, containers[uuid]?.unusedSince == nil {
+            containers[uuid]?.unusedSince = now
+        }
+    }
+
+    private func answer(for uuid: ContainerUUID) -> JSONValue {
+        .array([.string(uuid), .string(containers[uuid]?.record.endpoint ?? "")])
+    }
+
+    private func addReference(client: ClientUUID, uuid: ContainerUUID, now: Int64) {
+        containers[uuid]?.clients[client, default: 0] += 1
+        containers[uuid]?.unusedSince = nil
+        containers[uuid]?.record.lastVisit = Double(now)
+        clients[client, default: ClientState()].references.insert(uuid)
+    }
+
+    private func release(client: ClientUUID, uuid: ContainerUUID, now: Int64) {
+        dropReferences(of: client, to: uuid, all: false, now: now)
+    }
+
+    private func dropReferences(of client: ClientUUID, to uuid: ContainerUUID, all: Bool, now: Int64) {
+        guard var container = containers[uuid], let count = container.clients[client] else { return }
+        if all || count <= 1 {
+            container.clients.removeValue(forKey: client)
+            clients[client]?.references.remove(uuid)
+        } else {
+            container.clients[client] = count - 1
+        }
+        if container.clients.isEmpty { container.unusedSince = now }
+        containers[uuid] = container
+    }
+
+    private func terminate(_ uuid: ContainerUUID, now: Int64, into out: inout [CoordinatorDirective]) {
+        guard let container = containers.removeValue(forKey: uuid) else { return }
+        queueContainer(container.record, .removed)
+        guard var agent = agents[container.record.agentId] else { return }
+        agent.containers.remove(uuid)
+        agents[agent.id] = agent
+        out.append(.log(.info, "container \(uuid) unused for \(timeouts.unusedContainerMs) ms: terminating it on agent \(agent.id)"))
+        let id = newCall(.terminate(uuid), to: agent.owner, agentId: agent.id, now: now)
+        let params: JSONValue = .array([.string(agent.id), .array([.string(uuid)])])
+        out.append(.call(to: agent.owner, id: id, payload: JSONValue.array([.string(Method.terminate), params]).serialized()))
+    }
+
+    // MARK: - Events
+
+    private func queueAgent(_ change: NetworkEvent.AgentChange) {
+        if let previous = queuedAgentEvents[change.id] {
+            var merged = change
+            merged.event = Self.merge(previous.event, change.event)
+            queuedAgentEvents[change.id] = merged
+        } else {
+            queuedAgentEvents[change.id] = change
+            queuedAgentOrder.append(change.id)
+        }
+    }
+
+    private func queueContainer(_ record: ContainerRecord, _ kind: NetworkEventKind) {
+        if let previous = queuedContainerEvents[record.uuid] {
+            queuedContainerEvents[record.uuid] = .init(container: record, event: Self.merge(previous.event, kind))
+        } else {
+            queuedContainerEvents[record.uuid] = .init(container: record, event: kind)
+            queuedContainerOrder.append(record.uuid)
+        }
+    }
+
+    /// Two changes in one window become the one that leaves clients with the right last state:
+    /// added then updated is still "added"; anything then removed is "removed"; removed then added
+    /// again is "updated" (it exists, with the newest record).
+    static func merge(_ first: NetworkEventKind, _ second: NetworkEventKind) -> NetworkEventKind {
+        switch (first, second) {
+        case (_, .removed): return .removed
+        case (.added, _): return .added
+        case (.removed, _): return .updated
+        case (.updated, _): return .updated
+        }
+    }
+}

@@ -1,0 +1,70 @@
+// The frames of the huly.net back-RPC protocol (see PROTOCOL.md at the top of the repository).
+
+/// The op frame: the first frame after the routing identity, sent as decimal text.
+public enum RPCOp: UInt8, Sendable {
+    case hello = 0
+    case request = 1
+    case response = 2
+    case responseError = 3
+    case event = 4
+    case ping = 5
+    case pong = 6
+    case retry = 7
+    case close = 8
+    case askHello = 9
+
+    /// The op frame's text ("0" ... "9").
+    public var frame: [UInt8] { [0x30 + rawValue] }
+
+    /// Parses an op frame; nil when it is not one of the ten ops.
+    @inlinable
+    public init?(frame: [UInt8]) {
+        guard frame.count == 1, frame[0] >= 0x30, frame[0] <= 0x39 else { return nil }
+        self.init(rawValue: frame[0] - 0x30)
+    }
+}
+
+/// Method names of the network, of agents (called back by the coordinator) and of agent endpoints.
+public enum Method {
+    public static let registerAgent = "ar"
+    public static let unregisterAgent = "au"
+    public static let listAgents = "al"
+    public static let kinds = "ak"
+    public static let listContainers = "cl"
+    public static let getContainer = "gg"
+    public static let releaseContainer = "cr"
+    public static let sendContainer = "cs"
+    public static let terminate = "ct"
+    public static let connect = "cc"
+    public static let disconnect = "cd"
+    /// The reference client declares it but no server handles it.
+    public static let containerUpdate = "cu"
+}
+
+/// The default limit of requests in flight per client (past it the server answers retry).
+public let defaultInFlightLimit = 25
+
+/// The largest message hulynet accepts; larger ones are refused with an error, never buffered.
+public let defaultMaxMessageBytes = 16 << 20
+
+extension Array where Element == UInt8 {
+    /// Frame text as UTF-8 bytes.
+    @inlinable
+    public init(frameText text: String) { self = Array(text.utf8) }
+
+    @inlinable
+    public var frameText: String { String(decoding: self, as: UTF8.self) }
+}
+
+/// A response error's payload: `{"message": text, "stack": text}`.
+public func errorPayload(_ message: String, stack: String = "") -> [UInt8] {
+    JSONValue.object(["message": .string(message), "stack": .string(stack)]).serialized()
+}
+
+/// The message of a response error's payload (the payload itself when it is not the usual shape).
+public func errorMessage(fromPayload payload: [UInt8]) -> String {
+    if let value = try? JSONValue.parse(payload), let message = value.member("message")?.stringValue {
+        return message
+    }
+    return String(decoding: payload, as: UTF8.self)
+}

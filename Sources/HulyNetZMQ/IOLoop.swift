@@ -1,0 +1,217 @@
+import CZeroMQ
+import Dispatch
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One thread that owns a set of ZeroMQ sockets: it polls them, runs their handlers, runs
+/// periodic timers and runs work handed to it from other threads.
+///
+/// Threading rule: sockets registered here, and every state reached from their handlers, are
+/// touched only on the loop thread. Other threads talk to the loop only through `execute`.
+public final class IOLoop: @unchecked Sendable {
+    public let name: String
+
+    private struct Mailbox {
+        var work: [() -> Void] = []
+        var wakePending = false
+        var stopped = false
+    }
+
+    private let mailboxLock = Lock()
+    private var mailbox = Mailbox()
+    private let wakeFD: Int32
+    private var thread: pthread_t?
+    private let threadId = Atomic<UInt>(0)
+
+    // Loop-thread state.
+    private var sockets: [(socket: ZMQSocket, handler: () -> Void)] = []
+    private var timers: [Timer] = []
+    private var nextTimerId = 1
+    private var running = true
+    private var onStopped: [() -> Void] = []
+
+    private struct Timer {
+        let id: Int
+        let intervalMs: Int64
+        var due: Int64
+        let body: () -> Void
+    }
+
+    public struct TimerID: Hashable, Sendable { let raw: Int }
+
+    public init(name: String) {
+        self.name = name
+        wakeFD = hulynet_wake_fd()
+        precondition(wakeFD >= 0, "eventfd failed")
+    }
+
+    deinit { close(wakeFD) }
+
+    /// Starts the loop thread.
+    public func start() {
+        let box = Unmanaged.passRetained(self)
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { raw in
+            let loop = Unmanaged<IOLoop>.fromOpaque(raw!).takeRetainedValue()
+            loop.run()
+            return nil
+        }, box.toOpaque())
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        thread = tid
+    }
+
+    /// True when called on this loop's thread.
+    public var inLoop: Bool { threadId.load(ordering: .acquiring) == UInt(pthread_self()) }
+
+    /// Runs `work` on the loop thread, soon. Returns false if the loop has stopped.
+    @discardableResult
+    public func execute(_ work: @escaping @Sendable () -> Void) -> Bool {
+        executeUnchecked(work)
+    }
+
+    /// Like `execute`, for closures whose captured state is confined to the loop thread by design.
+    @discardableResult
+    public func executeUnchecked(_ work: @escaping () -> Void) -> Bool {
+        let needWake: Bool? = mailboxLock.withLock {
+            if mailbox.stopped { return nil }
+            mailbox.work.append(work)
+            if mailbox.wakePending { return false }
+            mailbox.wakePending = true
+            return true
+        }
+        guard let needWake else { return false }
+        if needWake {
+            var one: UInt64 = 1
+            _ = write(wakeFD, &one, 8)
+        }
+        return true
+    }
+
+    /// Runs `body` on the loop thread and waits for its result; nil if the loop has stopped.
+    /// On the loop thread itself it runs `body` at once.
+    public func sync<T>(_ body: @escaping () -> T) -> T? {
+        if inLoop { return body() }
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: T?
+        guard executeUnchecked({ result = body(); done.signal() }) else { return nil }
+        done.wait()
+        return result
+    }
+
+    /// Stops the loop after the work already queued, then runs the `onStop` work on the loop
+    /// thread. From another thread it waits for the loop thread to end; from the loop thread
+    /// itself it returns at once and the loop ends after the current handler.
+    public func stop() {
+        executeUnchecked { [self] in running = false }
+        if !inLoop, let thread {
+            pthread_join(thread, nil)
+            self.thread = nil
+        }
+    }
+
+    // MARK: loop-thread API
+
+    /// Registers a socket; `handler` runs on the loop thread whenever it is readable.
+    public func register(_ socket: ZMQSocket, handler: @escaping () -> Void) {
+        sockets.append((socket, handler))
+    }
+
+    public func unregister(_ socket: ZMQSocket) {
+        sockets.removeAll { $0.socket === socket }
+    }
+
+    /// Runs `body` every `intervalMs` milliseconds, first after one interval.
+    @discardableResult
+    public func every(milliseconds intervalMs: Int, _ body: @escaping () -> Void) -> TimerID {
+        let id = nextTimerId
+        nextTimerId += 1
+        let interval = Int64(max(1, intervalMs))
+        timers.append(Timer(id: id, intervalMs: interval, due: MonotonicClock.nowMs() + interval, body: body))
+        return TimerID(raw: id)
+    }
+
+    public func cancel(_ timer: TimerID) {
+        timers.removeAll { $0.id == timer.raw }
+    }
+
+    /// Work that runs on the loop thread when it stops (after the last queued work).
+    public func onStop(_ body: @escaping () -> Void) {
+        onStopped.append(body)
+    }
+
+    private func run() {
+        threadId.store(UInt(pthread_self()), ordering: .releasing)
+        var poller = ZMQPoller()
+        var polled: [(socket: ZMQSocket, handler: () -> Void)] = []
+        var polledIds: [ObjectIdentifier]? = nil
+        while running {
+            // Rebuild the poll set only when the registered sockets changed.
+            let current = sockets.compactMap { $0.socket.handle == nil ? nil : ObjectIdentifier($0.socket) }
+            if current != polledIds {
+                poller = ZMQPoller()
+                poller.add(fd: wakeFD)
+                polled = sockets.filter { $0.socket.handle != nil }
+                for entry in polled { poller.add(entry.socket) }
+                polledIds = current
+            }
+            do {
+                _ = try poller.poll(timeoutMs: nextTimeout())
+            } catch {
+                // A socket was closed without being unregistered first: rebuild and carry on.
+                sockets.removeAll { $0.socket.handle == nil }
+                polledIds = nil
+                continue
+            }
+            if poller.isReadable(0) { drainMailbox() }
+            for (index, entry) in polled.enumerated() where running && poller.isReadable(index + 1) {
+                if entry.socket.handle != nil { entry.handler() }
+            }
+            runDueTimers()
+        }
+        mailboxLock.withLock { mailbox.stopped = true }
+        drainMailbox()
+        for body in onStopped { body() }
+        onStopped.removeAll()
+        sockets.removeAll()
+        timers.removeAll()
+    }
+
+    private func drainMailbox() {
+        var value: UInt64 = 0
+        _ = read(wakeFD, &value, 8)
+        let work = mailboxLock.withLock { () -> [() -> Void] in
+            mailbox.wakePending = false
+            let work = mailbox.work
+            mailbox.work.removeAll(keepingCapacity: true)
+            return work
+        }
+        for item in work { item() }
+    }
+
+    private func nextTimeout() -> Int {
+        guard let due = timers.map(\.due).min() else { return -1 }
+        return Int(max(0, due - MonotonicClock.nowMs()))
+    }
+
+    private func runDueTimers() {
+        guard !timers.isEmpty else { return }
+        let now = MonotonicClock.nowMs()
+        for index in timers.indices where index < timers.count && timers[index].due <= now {
+            timers[index].due = now + timers[index].intervalMs
+            let body = timers[index].body
+            body()
+        }
+    }
+}
+
+/// Milliseconds from CLOCK_MONOTONIC.
+public enum MonotonicClock {
+    public static func nowMs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+}

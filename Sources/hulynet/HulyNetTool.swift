@@ -1,0 +1,232 @@
+import ArgumentParser
+import Dispatch
+import HulyNet
+import HulyNetCore
+import HulyNetZMQ
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct HulyNetTool: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hulynet",
+        abstract: "The Huly virtual network: a coordinator, agents and clients over ZeroMQ.",
+        subcommands: [Server.self, AgentCommand.self, Agents.self, Containers.self, Request.self, Demo.self]
+    )
+}
+
+/// Options shared by the commands that talk to a network.
+struct NetworkOptions: ParsableArguments {
+    @Option(name: .long, help: "The network coordinator, HOST:PORT.")
+    var network: String = "127.0.0.1:3737"
+
+    @Option(name: .long, help: "Seconds to wait for the connection.")
+    var timeout: Double = 10
+
+    func connect() async throws -> NetworkClient {
+        let client = try NetworkClient(address: network)
+        try await client.waitForConnection(timeoutMs: Int64(timeout * 1000))
+        return client
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+func waitForTermination() async -> Int32 {
+    signal(SIGINT, SIG_IGN)
+    signal(SIGTERM, SIG_IGN)
+    return await withCheckedContinuation { continuation in
+        let once = Once()
+        for sig in [SIGINT, SIGTERM] {
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                if once.first() { continuation.resume(returning: sig) }
+            }
+            source.resume()
+            Once.keep(source as AnyObject)
+        }
+    }
+}
+
+final class Once: @unchecked Sendable {
+    private var done = false
+    private let lock = Lock()
+    nonisolated(unsafe) private static var kept: [AnyObject] = []
+    func first() -> Bool { lock.withLock { defer { done = true }; return !done } }
+    static func keep(_ object: AnyObject) { kept.append(object) }
+}
+
+struct Server: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a network coordinator until SIGINT or SIGTERM.")
+
+    @Option(help: "Address to bind (default: $HOST, else 0.0.0.0).")
+    var host: String?
+
+    @Option(help: "Port to bind (default: $PORT, else 3737).")
+    var port: Int?
+
+    @Option(help: "Seconds between printed counts (0: never).")
+    var statsInterval: Double = 5
+
+    func run() async throws {
+        let environment = ProcessEnvironment()
+        let host = host ?? environment["HOST"] ?? "0.0.0.0"
+        let port = try port ?? environment["PORT"].map { text in
+            guard let value = Int(text) else { throw ValidationError("PORT must be a number, got \(text)") }
+            return value
+        } ?? 3737
+        let server: NetworkServer
+        do {
+            server = try NetworkServer(.init(host: host, port: port))
+        } catch {
+            print("hulynet server: \(error)")
+            throw ExitCode(2)
+        }
+        print("hulynet server \(server.serverId) listening on \(host):\(server.port)")
+        let statsTask = Task {
+            guard statsInterval > 0 else { return }
+            while !Task.isCancelled {
+                try await Task.sleep(nanoseconds: UInt64(statsInterval * 1e9))
+                let stats = server.stats()
+                print("clients \(stats.clients), agents \(stats.agents), containers \(stats.containers), requests \(stats.requests)")
+            }
+        }
+        let sig = await waitForTermination()
+        statsTask.cancel()
+        print("signal \(sig): stopping")
+        server.stop()
+    }
+}
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "agent",
+        abstract: "Run an agent hosting the built-in echo container kind until SIGINT or SIGTERM.")
+
+    @OptionGroup var network: NetworkOptions
+
+    @Option(help: "The agent's endpoint HOST:PORT (HOST is what clients dial; port 0 picks one).")
+    var endpoint: String = "127.0.0.1:0"
+
+    @Option(name: .customLong("kind"), help: "A container kind to host (an echo container); repeatable.")
+    var kinds: [String] = ["echo"]
+
+    func run() async throws {
+        let (host, port) = try parseAddress(endpoint, defaultPort: 0)
+        let client = try await network.connect()
+        var factories: [ContainerKind: ContainerFactory] = [:]
+        for kind in kinds {
+            factories[kind] = { options in
+                let uuid = options.uuid ?? makeUUID()
+                return StartedContainer(uuid: uuid, container: try await EchoContainer(uuid: uuid, options: options))
+            }
+        }
+        let agent = Agent(factories: factories)
+        try await client.serve(agent, advertisedHost: host, port: port)
+        print("agent \(agent.uuid) serving \(kinds.joined(separator: ", ")) at \(agent.endpoint ?? "-")")
+        _ = await waitForTermination()
+        await client.close()
+    }
+}
+
+struct Agents: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the network's agents.")
+    @OptionGroup var network: NetworkOptions
+
+    func run() async throws {
+        let client = try await network.connect()
+        for agent in try await client.agentList() {
+            print("\(agent.agentId)\tkinds: \(agent.kinds.joined(separator: ","))\tcontainers: \(agent.containers)\tendpoint: \(agent.endpoint ?? "-")")
+        }
+        await client.close()
+    }
+}
+
+struct Containers: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the network's containers.")
+    @OptionGroup var network: NetworkOptions
+    @Option(help: "Only containers of this kind.")
+    var kind: String?
+
+    func run() async throws {
+        let client = try await network.connect()
+        for record in try await client.list(kind: kind) {
+            print("\(record.uuid)\tkind: \(record.kind)\tagent: \(record.agentId)\tlabels: \((record.labels ?? []).joined(separator: ","))\tendpoint: \(record.endpoint)")
+        }
+        await client.close()
+    }
+}
+
+struct Request: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Send a request to a container through the network.")
+    @OptionGroup var network: NetworkOptions
+    @Argument(help: "The container's uuid.") var uuid: String
+    @Argument(help: "The operation.") var operation: String
+    @Argument(help: "The data, as JSON.") var json: String = "null"
+
+    func run() async throws {
+        let data: JSONValue
+        do { data = try JSONValue.parse(json) } catch { throw ValidationError("JSON argument: \(error)") }
+        let client = try await network.connect()
+        defer { Task { await client.close() } }
+        do {
+            print(try await client.request(uuid, operation: operation, data: data))
+        } catch {
+            print("error: \(error)")
+            await client.close()
+            throw ExitCode(1)
+        }
+        await client.close()
+    }
+}
+
+/// The README's demo: a server, an agent and a client on loopback, in one process.
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a server, an agent and a client on loopback and exit.")
+
+    @Option(help: "Port for the server (0 picks a free one).")
+    var port: Int = 0
+
+    func run() async throws {
+        var logger = Logger(label: "demo")
+        logger.logLevel = .warning
+        let server = try NetworkServer(.init(host: "127.0.0.1", port: port, logger: logger))
+        print("1. network coordinator listening on 127.0.0.1:\(server.port)")
+
+        let agentSide = try NetworkClient(host: "127.0.0.1", port: server.port, options: .init(logger: logger))
+        let agent = Agent(containerTypes: [EchoContainer.self])
+        try await agentSide.serve(agent)
+        print("2. agent \(agent.uuid) serves kind 'echo' at \(agent.endpoint ?? "-")")
+
+        let client = try NetworkClient(host: "127.0.0.1", port: server.port, options: .init(logger: logger))
+        try await client.waitForConnection()
+        let reference = try await client.get(kind: "echo", options: GetOptions(labels: ["demo"]))
+        print("3. client got container \(reference.uuid)")
+
+        let answer = try await reference.request("hello", ["text": "hi from the client"])
+        print("4. request through the coordinator answered: \(answer)")
+
+        let connection = try await reference.connect()
+        let events = connection.events()
+        let reached = try await connection.request("broadcast", ["news": "an event"])
+        var iterator = events.makeAsyncIterator()
+        let event = await iterator.next()
+        print("5. routed connection: broadcast reached \(reached) client(s); event received: \(event.map { "\($0)" } ?? "none")")
+
+        await connection.close()
+        try await reference.release()
+        await client.close()
+        await agentSide.close()
+        server.stop()
+        print("6. all stopped")
+    }
+}
+
+/// The process environment without Foundation.
+struct ProcessEnvironment {
+    subscript(name: String) -> String? {
+        guard let value = getenv(name) else { return nil }
+        return String(cString: value)
+    }
+}
