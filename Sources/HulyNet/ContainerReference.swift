@@ -130,6 +130,8 @@ public final class ContainerConnection: @unchecked Sendable {
             }
         }
         if !direct {
+            // The answer is the number of containers connected; the reference's agents always
+            // answer 0, so it cannot tell a missing container apart and is not checked.
             _ = try await send(Method.connect, .object(["uuid": .string(uuid)]))
         }
     }

@@ -238,7 +238,9 @@ public final class NetworkClient: @unchecked Sendable {
         let answer = try await call(Method.registerAgent, agent.registration().json)
         let rejected = answer.arrayValue?.compactMap(\.stringValue) ?? []
         agent.accepted(except: rejected)
-        for uuid in rejected { await agent.terminate(uuid) }
+        // A stateless container another agent owns stays here on standby, to be claimed when
+        // that agent goes; any other container the network refuses is stopped.
+        for uuid in rejected where !agent.isStateless(uuid) { await agent.terminate(uuid) }
     }
 
     /// Releases every reference, closes connections, unregisters agents and disconnects; idempotent.

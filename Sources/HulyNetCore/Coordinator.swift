@@ -89,7 +89,8 @@ public final class Coordinator {
     private var nextStartId = 1
     private var calls: [CallID: PendingCall] = [:]
     private var nextCallId: CallID = 1
-    private var roundRobin = 0
+    /// Round-robin position per kind, so interleaved gets of other kinds do not skew it.
+    private var roundRobin: [ContainerKind: Int] = [:]
     private var queuedAgentEvents: [AgentUUID: NetworkEvent.AgentChange] = [:]
     private var queuedAgentOrder: [AgentUUID] = []
     private var queuedContainerEvents: [ContainerUUID: NetworkEvent.ContainerChange] = [:]
@@ -406,8 +407,9 @@ public final class Coordinator {
             out.append(.fail(token, "No suitable agents found for container \(kind)"))
             return
         }
-        roundRobin &+= 1
-        let agent = agents[suitable[roundRobin % suitable.count]]!
+        let turn = roundRobin[kind, default: 0] &+ 1
+        roundRobin[kind] = turn
+        let agent = agents[suitable[turn % suitable.count]]!
         let startId = nextStartId
         nextStartId += 1
         starts[startId] = PendingStart(id: startId, kind: kind, options: options, agentId: agent.id, waiters: [waiter])
@@ -430,9 +432,15 @@ public final class Coordinator {
         }
         if let existing = containers[uuid] {
             // The agent reused a container we know: keep it and its other holders.
-            if existing.record.endpoint != endpoint, existing.record.agentId == start.agentId {
-                containers[uuid]?.record.endpoint = endpoint
-                queueContainer(containers[uuid]!.record, .updated)
+            if existing.record.agentId == start.agentId {
+                if existing.record.endpoint != endpoint {
+                    containers[uuid]?.record.endpoint = endpoint
+                    queueContainer(containers[uuid]!.record, .updated)
+                }
+            } else if let duplicate = agents[start.agentId] {
+                // Another agent owns the uuid: the first keeps it, this one drops its copy.
+                out.append(.log(.info, "container \(uuid) already runs on agent \(existing.record.agentId); agent \(duplicate.id) is told to terminate its copy"))
+                sendTerminate(uuid, on: duplicate, now: now, into: &out)
             }
         } else {
             let record = ContainerRecord(agentId: start.agentId, uuid: uuid, kind: start.kind, endpoint: endpoint,
@@ -486,6 +494,10 @@ public final class Coordinator {
         agent.containers.remove(uuid)
         agents[agent.id] = agent
         out.append(.log(.info, "container \(uuid) unused for \(timeouts.unusedContainerMs) ms: terminating it on agent \(agent.id)"))
+        sendTerminate(uuid, on: agent, now: now, into: &out)
+    }
+
+    private func sendTerminate(_ uuid: ContainerUUID, on agent: AgentState, now: Int64, into out: inout [CoordinatorDirective]) {
         let id = newCall(.terminate(uuid), to: agent.owner, agentId: agent.id, now: now)
         let params: JSONValue = .array([.string(agent.id), .array([.string(uuid)])])
         out.append(.call(to: agent.owner, id: id, payload: JSONValue.array([.string(Method.terminate), params]).serialized()))

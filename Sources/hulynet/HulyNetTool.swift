@@ -14,7 +14,7 @@ struct HulyNetTool: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hulynet",
         abstract: "The Huly virtual network: a coordinator, agents and clients over ZeroMQ.",
-        subcommands: [Server.self, AgentCommand.self, Agents.self, Containers.self, Request.self, Demo.self]
+        subcommands: [Server.self, AgentCommand.self, Agents.self, Containers.self, Request.self, Demo.self, Bench.self]
     )
 }
 
@@ -228,5 +228,62 @@ struct ProcessEnvironment {
     subscript(name: String) -> String? {
         guard let value = getenv(name) else { return nil }
         return String(cString: value)
+    }
+}
+
+/// Requests per second through the coordinator (`cs`), one client, synchronous and pipelined.
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure requests through the coordinator: a server, an echo agent and a client in this process.")
+
+    @Option(help: "Seconds per case.")
+    var seconds: Double = 3
+
+    @Option(help: "Bytes of data per request.")
+    var bytes: Int = 100
+
+    @Option(help: "Requests in flight for the pipelined case.")
+    var depth: Int = 25
+
+    func run() async throws {
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let server = try NetworkServer(.init(host: "127.0.0.1", port: 0, logger: logger))
+        let agentSide = try NetworkClient(host: "127.0.0.1", port: server.port, options: .init(logger: logger))
+        try await agentSide.serve(Agent(containerTypes: [EchoContainer.self]))
+        let client = try NetworkClient(host: "127.0.0.1", port: server.port, options: .init(logger: logger))
+        try await client.waitForConnection()
+        let reference = try await client.get(kind: "echo")
+        let data = JSONValue.string(String(repeating: "x", count: max(0, bytes - 2)))
+        let uuid = reference.uuid
+
+        func measure(_ name: String, depth: Int) async throws {
+            let deadline = MonotonicClock.nowMs() + Int64(seconds * 1000)
+            let started = MonotonicClock.nowMs()
+            let count = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<depth {
+                    group.addTask {
+                        var done = 0
+                        while MonotonicClock.nowMs() < deadline {
+                            _ = try await client.request(uuid, operation: "echo", data: data)
+                            done += 1
+                        }
+                        return done
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            let elapsed = Double(MonotonicClock.nowMs() - started) / 1000
+            let rate = Double(count) / elapsed
+            let latency: Double = 1e6 / rate * Double(depth)
+            print("\(name)\t\(Int(rate)) requests/s\t\(Int(latency)) us mean latency")
+        }
+        print("case\trate\tlatency (\(bytes)-byte data, \(seconds) s each)")
+        try await measure("cs sync", depth: 1)
+        try await measure("cs \(depth) in flight", depth: depth)
+        try await reference.release()
+        await client.close()
+        await agentSide.close()
+        server.stop()
     }
 }

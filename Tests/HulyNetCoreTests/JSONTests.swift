@@ -160,6 +160,37 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(nested, ["a": ["y": 2]])
     }
 
+    func testWriteAppendsToExistingBuffer() {
+        var buffer = bytes("prefix:")
+        JSONValue.array([1, "a\n", ["k": nil]]).write(to: &buffer)
+        XCTAssertEqual(String(decoding: buffer, as: UTF8.self), #"prefix:[1,"a\n",{"k":null}]"#)
+        JSONValue.bool(false).write(to: &buffer)
+        XCTAssertTrue(String(decoding: buffer, as: UTF8.self).hasSuffix("}]false"))
+    }
+
+    func testLargeValuesRoundTrip() throws {
+        // Output far beyond the initial capacity guess, with escapes and non-ASCII mixed in.
+        var big = ""
+        for i in 0..<20_000 { big += i % 97 == 0 ? "\"\n\u{1}é😀" : "abcdefgh" }
+        let numbers = JSONValue.array((0..<10_000).map { .number(Double($0) * 1.25 - 3000) })
+        let document: JSONValue = ["big": .string(big), "numbers": numbers,
+                                   "nested": .array(Array(repeating: ["x": [1, 2, 3]], count: 2000))]
+        let written = document.serialized()
+        XCTAssertGreaterThan(written.count, 200_000)
+        XCTAssertEqual(try JSONValue.parse(written), document)
+        XCTAssertEqual(document.serializedString().utf8.count, written.count)
+        var appended: [UInt8] = [0x20]
+        document.write(to: &appended)
+        XCTAssertEqual(Array(appended.dropFirst()).count, written.count)
+        XCTAssertEqual(try JSONValue.parse(appended), document)
+    }
+
+    func testErrorValue() {
+        XCTAssertEqual(parseError(bytes("[1, x]")), JSONError(message: "unexpected character 'x' at offset 4", offset: 4))
+        XCTAssertNotEqual(parseError(bytes("[1, x]")), JSONError(message: "unexpected character 'x' at offset 4", offset: 3))
+        XCTAssertEqual("\(JSONError(message: "m", offset: 1))", "m")
+    }
+
     // MARK: - Numbers
 
     func testParseNumbers() throws {

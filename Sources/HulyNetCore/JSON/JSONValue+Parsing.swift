@@ -74,54 +74,41 @@ struct JSONTreeParser {
 
     private struct Frame {
         var isObject: Bool
-        /// Index into `values` (arrays) or `keys` (objects) where this container's members start.
+        /// Index into `stack` where this container's members start.
         var start: Int
-        /// Objects: index into `memberValues` where this object's values start. (Keys of
-        /// enclosing objects whose values are still being parsed sit below `start` in `keys`,
-        /// so the two stacks are not aligned.)
-        var valueStart: Int = 0
     }
 
     /// Parses one value at `lexer.pos` (whitespace already skipped).
     mutating func parseValue() throws(JSONError) -> JSONValue {
         let maxDepth = JSONValue.maxDepth
-        // Open containers and their pending members, shared by all levels so a document
-        // needs only a few allocations whatever its shape.
+        // Open containers, and one stack of pending members shared by all levels: array
+        // elements, and for objects alternating keys (as .string) and values. A document needs
+        // only these two allocations (plus its own values) whatever its shape.
         var frames: [Frame] = []
-        var values: [JSONValue] = []
-        var keys: [String] = []
-        var memberValues: [JSONValue] = []
+        var stack: [JSONValue] = []
 
         value: while true {
             guard lexer.pos < lexer.end else { throw lexer.unexpected() }
             var result: JSONValue
             let c = lexer.buf[lexer.pos]
             switch c {
-            case JSONByte.openBrace:
+            case JSONByte.openBrace, JSONByte.openBracket:
                 guard frames.count < maxDepth else {
                     throw JSONError("nesting deeper than \(maxDepth)", at: lexer.pos)
                 }
+                let isObject = c == JSONByte.openBrace
                 lexer.pos &+= 1
                 lexer.skipWhitespace()
-                if lexer.peek == JSONByte.closeBrace {
+                if lexer.peek == (isObject ? JSONByte.closeBrace : JSONByte.closeBracket) {
                     lexer.pos &+= 1
-                    result = .object([:])
+                    result = isObject ? .object([:]) : .array([])
                 } else {
-                    frames.append(Frame(isObject: true, start: keys.count, valueStart: memberValues.count))
-                    keys.append(try parseKey())
-                    continue value
-                }
-            case JSONByte.openBracket:
-                guard frames.count < maxDepth else {
-                    throw JSONError("nesting deeper than \(maxDepth)", at: lexer.pos)
-                }
-                lexer.pos &+= 1
-                lexer.skipWhitespace()
-                if lexer.peek == JSONByte.closeBracket {
-                    lexer.pos &+= 1
-                    result = .array([])
-                } else {
-                    frames.append(Frame(isObject: false, start: values.count))
+                    if frames.isEmpty {
+                        frames.reserveCapacity(16)
+                        stack.reserveCapacity(32)
+                    }
+                    frames.append(Frame(isObject: isObject, start: stack.count))
+                    if isObject { stack.append(.string(try parseKey())) }
                     continue value
                 }
             case JSONByte.quote:
@@ -144,70 +131,67 @@ struct JSONTreeParser {
 
             // `result` is complete: add it to the enclosing container, closing containers as needed.
             while let frame = frames.last {
+                stack.append(result)
                 lexer.skipWhitespace()
-                if frame.isObject {
-                    memberValues.append(result)
-                    guard lexer.pos < lexer.end else { throw lexer.unexpected() }
-                    let d = lexer.buf[lexer.pos]
-                    if d == JSONByte.comma {
-                        lexer.pos &+= 1
-                        lexer.skipWhitespace()
-                        keys.append(try parseKey())
-                        continue value
-                    }
-                    guard d == JSONByte.closeBrace else { throw lexer.unexpected() }
+                guard lexer.pos < lexer.end else { throw lexer.unexpected() }
+                let d = lexer.buf[lexer.pos]
+                if d == JSONByte.comma {
                     lexer.pos &+= 1
-                    frames.removeLast()
-                    result = .object(JSONTreeParser.takeObject(keys: &keys, from: frame.start,
-                                                                values: &memberValues, from: frame.valueStart))
-                } else {
-                    values.append(result)
-                    guard lexer.pos < lexer.end else { throw lexer.unexpected() }
-                    let d = lexer.buf[lexer.pos]
-                    if d == JSONByte.comma {
-                        lexer.pos &+= 1
-                        lexer.skipWhitespace()
-                        continue value
-                    }
-                    guard d == JSONByte.closeBracket else { throw lexer.unexpected() }
-                    lexer.pos &+= 1
-                    frames.removeLast()
-                    result = .array(JSONTreeParser.takeArray(&values, from: frame.start))
+                    lexer.skipWhitespace()
+                    if frame.isObject { stack.append(.string(try parseKey())) }
+                    continue value
                 }
+                guard d == (frame.isObject ? JSONByte.closeBrace : JSONByte.closeBracket) else {
+                    throw lexer.unexpected()
+                }
+                lexer.pos &+= 1
+                frames.removeLast()
+                result = frame.isObject
+                    ? .object(JSONTreeParser.takeObject(&stack, from: frame.start))
+                    : .array(JSONTreeParser.takeArray(&stack, from: frame.start))
             }
             return result
         }
     }
 
-    /// Moves `values[start...]` out into a new exactly sized array.
+    /// Moves `stack[start...]` (at least one element) into a new exactly sized array.
     @inline(__always)
-    static func takeArray(_ values: inout [JSONValue], from start: Int) -> [JSONValue] {
-        let n = values.count &- start
-        if start == 0 {
-            let all = values
-            values = []
-            return all
+    static func takeArray(_ stack: inout [JSONValue], from start: Int) -> [JSONValue] {
+        let n = stack.count &- start
+        precondition(n > 0 && start >= 0)
+        let array = [JSONValue](unsafeUninitializedCapacity: n) { destination, initialized in
+            stack.withUnsafeMutableBufferPointer { source in
+                // Move instead of copy (no retain/release per element); leave trivial .null behind.
+                let from = source.baseAddress! + start
+                destination.baseAddress!.moveInitialize(from: from, count: n)
+                from.initialize(repeating: .null, count: n)
+            }
+            initialized = n
         }
-        let array = [JSONValue](values[start...])
-        values.removeLast(n)
+        stack.removeLast(n)
         return array
     }
 
-    /// Builds the object from `keys[keyStart...]` / `values[valueStart...]` (duplicate keys: last wins)
-    /// and removes them.
+    /// Builds the object from the key/value pairs in `stack[start...]` (duplicate keys: last
+    /// wins) and removes them.
     @inline(__always)
-    static func takeObject(keys: inout [String], from keyStart: Int,
-                           values: inout [JSONValue], from valueStart: Int) -> [String: JSONValue] {
-        let n = keys.count &- keyStart
-        precondition(values.count &- valueStart == n)
-        var object = [String: JSONValue](minimumCapacity: n)
-        var i = 0
-        while i < n {
-            object[keys[keyStart &+ i]] = values[valueStart &+ i]
-            i &+= 1
+    static func takeObject(_ stack: inout [JSONValue], from start: Int) -> [String: JSONValue] {
+        let n = stack.count &- start
+        precondition(n > 0 && n % 2 == 0 && start >= 0)
+        var object = [String: JSONValue](minimumCapacity: n / 2)
+        stack.withUnsafeMutableBufferPointer { source in
+            var p = source.baseAddress! + start
+            let end = p + n
+            while p < end {
+                let key = p.move()
+                let value = (p + 1).move()
+                p.initialize(to: .null)
+                (p + 1).initialize(to: .null)
+                if case .string(let k) = key { object[k] = value }
+                p += 2
+            }
         }
-        keys.removeLast(n)
-        values.removeLast(n)
+        stack.removeLast(n)
         return object
     }
 }

@@ -6,71 +6,140 @@
 extension JSONValue {
     /// Compact JSON, UTF-8.
     public func serialized() -> [UInt8] {
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(estimatedSize)
-        write(to: &buffer)
-        return buffer
+        var output = JSONOutput(capacity: estimatedSize)
+        output.write(self)
+        return output.makeArray()
     }
 
     /// Compact JSON text.
     public func serializedString() -> String {
-        String(decoding: serialized(), as: UTF8.self)
+        var output = JSONOutput(capacity: estimatedSize)
+        output.write(self)
+        return output.makeString()
     }
 
     /// Appends compact JSON to `buffer`.
     public func write(to buffer: inout [UInt8]) {
-        switch self {
-        case .null:
-            JSONWriter.appendLiteral("null", to: &buffer)
-        case .bool(let b):
-            JSONWriter.appendLiteral(b ? "true" : "false", to: &buffer)
-        case .number(let d):
-            JSONWriter.writeNumber(d, to: &buffer)
-        case .string(let s):
-            JSONWriter.writeString(s, to: &buffer)
-        case .array(let elements):
-            buffer.append(JSONByte.openBracket)
-            var first = true
-            for element in elements {
-                if !first { buffer.append(JSONByte.comma) }
-                first = false
-                element.write(to: &buffer)
-            }
-            buffer.append(JSONByte.closeBracket)
-        case .object(let members):
-            buffer.append(JSONByte.openBrace)
-            var first = true
-            for (key, value) in members {
-                if !first { buffer.append(JSONByte.comma) }
-                first = false
-                JSONWriter.writeString(key, to: &buffer)
-                buffer.append(JSONByte.colon)
-                value.write(to: &buffer)
-            }
-            buffer.append(JSONByte.closeBrace)
-        }
+        var output = JSONOutput(capacity: estimatedSize)
+        output.write(self)
+        output.append(to: &buffer)
     }
 
     /// A cheap first guess for the output size (looks at the top level only).
     var estimatedSize: Int {
         switch self {
-        case .null, .bool, .number: return 24
-        case .string(let s): return s.utf8.count &+ 8
-        case .array(let a): return 16 &+ a.count &* 16
-        case .object(let o): return 16 &+ o.count &* 32
+        case .null, .bool, .number: return 32
+        case .string(let s): return s.utf8.count &+ 16
+        case .array(let a): return 64 &+ a.count &* 16
+        case .object(let o): return 64 &+ o.count &* 32
         }
     }
 }
 
-enum JSONWriter {
-    @inline(__always)
-    static func appendLiteral(_ literal: StaticString, to out: inout [UInt8]) {
-        out.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+/// A growable byte buffer written through a raw pointer: appending a byte is a capacity
+/// check and a store (no uniqueness checks as with `[UInt8]`). Noncopyable, so it owns its
+/// memory and frees it exactly once.
+struct JSONOutput: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private(set) var count: Int = 0
+    private var capacity: Int
+
+    init(capacity: Int) {
+        let capacity = max(capacity, 64)
+        self.base = .allocate(capacity: capacity)
+        self.capacity = capacity
     }
 
-    static func writeNumber(_ d: Double, to out: inout [UInt8]) {
+    deinit { base.deallocate() }
+
+    @inline(__always)
+    mutating func reserve(_ n: Int) {
+        if capacity &- count < n { grow(n) }
+    }
+
+    @inline(never)
+    private mutating func grow(_ n: Int) {
+        var newCapacity = capacity * 2
+        while newCapacity - count < n { newCapacity *= 2 }
+        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newBase.initialize(from: base, count: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    @inline(__always)
+    mutating func append(_ byte: UInt8) {
+        reserve(1)
+        base[count] = byte
+        count &+= 1
+    }
+
+    @inline(__always)
+    mutating func append(_ bytes: UnsafePointer<UInt8>, count n: Int) {
+        reserve(n)
+        (base + count).update(from: bytes, count: n)
+        count &+= n
+    }
+
+    @inline(__always)
+    mutating func append(_ literal: StaticString) {
+        append(literal.utf8Start, count: literal.utf8CodeUnitCount)
+    }
+
+    func makeArray() -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: count) { destination, initialized in
+            if count > 0 { destination.baseAddress!.initialize(from: base, count: count) }
+            initialized = count
+        }
+    }
+
+    func makeString() -> String {
+        String(decoding: UnsafeBufferPointer(start: base, count: count), as: UTF8.self)
+    }
+
+    func append(to buffer: inout [UInt8]) {
+        buffer.append(contentsOf: UnsafeBufferPointer(start: base, count: count))
+    }
+
+    // MARK: Values
+
+    mutating func write(_ value: JSONValue) {
+        switch value {
+        case .null:
+            append("null")
+        case .bool(let b):
+            append(b ? "true" : "false")
+        case .number(let d):
+            writeNumber(d)
+        case .string(let s):
+            writeString(s)
+        case .array(let elements):
+            append(JSONByte.openBracket)
+            var first = true
+            for element in elements {
+                if !first { append(JSONByte.comma) }
+                first = false
+                write(element)
+            }
+            append(JSONByte.closeBracket)
+        case .object(let members):
+            append(JSONByte.openBrace)
+            var first = true
+            for (key, member) in members {
+                if !first { append(JSONByte.comma) }
+                first = false
+                writeString(key)
+                append(JSONByte.colon)
+                write(member)
+            }
+            append(JSONByte.closeBrace)
+        }
+    }
+
+    mutating func writeNumber(_ d: Double) {
         guard d.isFinite else {
-            appendLiteral("null", to: &out)
+            append("null")
             return
         }
         if d.magnitude < 9_007_199_254_740_992.0 {
@@ -78,18 +147,20 @@ enum JSONWriter {
             let i = Int64(d)
             if Double(i) == d {
                 if i == 0 && d.sign == .minus {
-                    appendLiteral("-0", to: &out)  // keeps the sign: valid JSON, parses back to -0
+                    append("-0")  // keeps the sign: valid JSON, parses back to -0
                 } else {
-                    writeInteger(i, to: &out)
+                    writeInteger(i)
                 }
                 return
             }
         }
-        out.append(contentsOf: d.description.utf8)
+        // Shortest round-trip form, e.g. "0.1", "1e-07", "1e+300": always valid JSON here.
+        var text = d.description
+        text.withUTF8 { append($0.baseAddress!, count: $0.count) }
     }
 
-    static func writeInteger(_ n: Int64, to out: inout [UInt8]) {
-        if n < 0 { out.append(JSONByte.minus) }
+    mutating func writeInteger(_ n: Int64) {
+        if n < 0 { append(JSONByte.minus) }
         var u = n.magnitude
         var length = 0
         var t = u
@@ -97,66 +168,66 @@ enum JSONWriter {
             length &+= 1
             t /= 10
         } while t != 0
-        let start = out.count
-        out.append(contentsOf: repeatElement(JSONByte.zero, count: length))
-        out.withUnsafeMutableBufferPointer { p in
-            var i = start &+ length &- 1
-            repeat {
-                p[i] = JSONByte.zero &+ UInt8(truncatingIfNeeded: u % 10)
-                u /= 10
-                i &-= 1
-            } while u != 0
-        }
+        reserve(length)
+        var p = base + (count &+ length)
+        repeat {
+            p -= 1
+            p.pointee = JSONByte.zero &+ UInt8(truncatingIfNeeded: u % 10)
+            u /= 10
+        } while u != 0
+        count &+= length
     }
 
-    static func writeString(_ s: String, to out: inout [UInt8]) {
+    mutating func writeString(_ s: String) {
         var s = s
-        s.withUTF8 { writeEscaped($0, to: &out) }
+        s.withUTF8 { writeEscaped($0) }
     }
 
     private static let hexDigits: StaticString = "0123456789abcdef"
 
-    /// Writes the (valid UTF-8) bytes as a quoted JSON string.
-    static func writeEscaped(_ u: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
-        out.append(JSONByte.quote)
+    /// Writes (valid UTF-8) bytes as a quoted JSON string: only '"', '\\' and control
+    /// characters are escaped.
+    mutating func writeEscaped(_ u: UnsafeBufferPointer<UInt8>) {
         let n = u.count
+        reserve(n &+ 2)
+        append(JSONByte.quote)
+        guard let source = u.baseAddress else {
+            append(JSONByte.quote)
+            return
+        }
         var i = 0
         var run = 0
         while true {
-            if let base = u.baseAddress {
-                while i &+ 8 <= n {
-                    let w = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
-                    if JSONLexer.wordNeedsEscape(w) { break }
-                    i &+= 8
-                }
+            while i &+ 8 <= n {
+                let w = UnsafeRawPointer(source + i).loadUnaligned(as: UInt64.self)
+                if JSONLexer.wordNeedsEscape(w) { break }
+                i &+= 8
             }
             guard i < n else { break }
-            let b = u[i]
+            let b = source[i]
             if b >= 0x20 && b != JSONByte.quote && b != JSONByte.backslash {
                 i &+= 1
                 continue
             }
-            if run < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: u[run..<i])) }
-            out.append(JSONByte.backslash)
+            if run < i { append(source + run, count: i &- run) }
             switch b {
-            case JSONByte.quote, JSONByte.backslash: out.append(b)
-            case 0x08: out.append(JSONByte.lowerB)
-            case 0x09: out.append(JSONByte.lowerT)
-            case 0x0A: out.append(JSONByte.lowerN)
-            case 0x0C: out.append(JSONByte.lowerF)
-            case 0x0D: out.append(JSONByte.lowerR)
+            case JSONByte.quote: append("\\\"")
+            case JSONByte.backslash: append("\\\\")
+            case 0x08: append("\\b")
+            case 0x09: append("\\t")
+            case 0x0A: append("\\n")
+            case 0x0C: append("\\f")
+            case 0x0D: append("\\r")
             default:
-                let hex = hexDigits.utf8Start
-                out.append(JSONByte.lowerU)
-                out.append(JSONByte.zero)
-                out.append(JSONByte.zero)
-                out.append(hex[Int(b >> 4)])
-                out.append(hex[Int(b & 0x0F)])
+                let hex = JSONOutput.hexDigits.utf8Start
+                append("\\u00")
+                append(hex[Int(b >> 4)])
+                append(hex[Int(b & 0x0F)])
             }
             i &+= 1
             run = i
         }
-        if run < n { out.append(contentsOf: UnsafeBufferPointer(rebasing: u[run..<n])) }
-        out.append(JSONByte.quote)
+        if run < n { append(source + run, count: n &- run) }
+        append(JSONByte.quote)
     }
 }
