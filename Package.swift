@@ -1,12 +1,22 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// The package's root directory, for linker flags that name files in it.
+let packageRoot: String = {
+    var path = #filePath
+    while let last = path.last, last != "/" { path.removeLast() }
+    return path
+}()
+
 let package = Package(
     name: "hulynet",
     products: [
         .library(name: "HulyNet", targets: ["HulyNet"]),
         .library(name: "HulyNetCore", targets: ["HulyNetCore"]),
         .executable(name: "hulynet", targets: ["hulynet"]),
+        // libhulynet.so: the C API of include/hulynet.h. SwiftPM names the file libHulyNetC.so;
+        // its SONAME is libhulynet.so.0 and CMake installs it under that name.
+        .library(name: "HulyNetC", type: .dynamic, targets: ["HulyNetC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
@@ -29,6 +39,25 @@ let package = Package(
             dependencies: [
                 "HulyNetCore", "HulyNetZMQ",
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // include/hulynet.h as a module (Sources/CHulyNet/include links to it).
+        .target(name: "CHulyNet"),
+        // Only the @_cdecl exports of include/hulynet.h: C arguments and callbacks to the Swift core
+        // and back. The Swift runtime is linked in and hidden; only hulynet_* symbols are exported.
+        .target(
+            name: "HulyNetC",
+            dependencies: [
+                "CHulyNet", "HulyNet", "HulyNetCore", "HulyNetZMQ",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: [.unsafeFlags(["-static-stdlib"])],
+            linkerSettings: [
+                .unsafeFlags([
+                    "-static-stdlib", "-use-ld=lld",
+                    "-Xlinker", "-soname=libhulynet.so.0",
+                    "-Xlinker", "--version-script=\(packageRoot)Sources/HulyNetC/exports.map",
+                ]),
             ]
         ),
         .executableTarget(

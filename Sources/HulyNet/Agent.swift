@@ -176,7 +176,7 @@ public final class Agent: @unchecked Sendable {
     }
 
     /// Stops every container (the agent is closing).
-    func terminateAll() async {
+    public func terminateAll() async {
         let all = lock.withLock { () -> [Hosted] in
             let all = Array(hosted.values) + Array(stateless.values)
             hosted.removeAll()

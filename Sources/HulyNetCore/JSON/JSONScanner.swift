@@ -555,6 +555,7 @@ public enum JSONScanner {
         if lexer.peek == JSONByte.closeBracket {
             lexer.pos &+= 1
         } else {
+            ranges.reserveCapacity(4)  // RPC frames are [method, params] / [target, operation, data]
             while true {
                 let start = lexer.pos
                 try lexer.skipValue(openContainers: 1)

@@ -1,0 +1,303 @@
+import CHulyNet
+import HulyNet
+import HulyNetCore
+import HulyNetZMQ
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - Container kinds implemented in C
+
+/// One entry of a C container-kind table, with its strings copied.
+struct CKind: @unchecked Sendable {
+    let name: String
+    let kindUser: UnsafeMutableRawPointer?
+    let start: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
+                               UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32
+    let request: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
+                                 UnsafePointer<CChar>?) -> Void
+    let connect: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Void)?
+    let disconnect: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Void)?
+    let terminate: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?
+}
+
+/// A container whose behaviour is a C kind's callbacks. Its handle (`hulynet_container *`) lives
+/// from before `start` until `terminate` has returned.
+final class CContainer: Container, @unchecked Sendable {
+    let kind: CKind
+    let uuid: ContainerUUID
+    let uuidText: OwnedCString
+    private let lock = Lock()
+    private var user: UnsafeMutableRawPointer?
+    private var sinks: [ClientUUID: EventSink] = [:]
+    private var terminated = false
+    private(set) var handle: OpaquePointer?
+
+    init(kind: CKind, uuid: ContainerUUID, user: UnsafeMutableRawPointer? = nil) {
+        self.kind = kind
+        self.uuid = uuid
+        uuidText = OwnedCString(uuid)
+        self.user = user
+    }
+
+    func register() -> OpaquePointer {
+        let handle = Handles.make(self)
+        self.handle = handle
+        return handle
+    }
+
+    func setUser(_ user: UnsafeMutableRawPointer?) { lock.withLock { self.user = user } }
+    private var currentUser: UnsafeMutableRawPointer? { lock.withLock { user } }
+
+    func request(operation: String, data: JSONValue, client: ClientUUID?) async throws -> JSONValue {
+        let user = currentUser
+        let dataText = data.serializedString()
+        let kind = self.kind
+        let result: Result<JSONValue, ContainerError> = await withCheckedContinuation { continuation in
+            let request = CRequest(continuation)
+            let requestHandle = Handles.make(request)
+            operation.withCString { op in
+                dataText.withCString { json in
+                    if let client {
+                        client.withCString { id in CallbackThread.run { kind.request(user, requestHandle, op, json, id) } }
+                    } else {
+                        CallbackThread.run { kind.request(user, requestHandle, op, json, nil) }
+                    }
+                }
+            }
+        }
+        return try result.get()
+    }
+
+    func connect(client: ClientUUID, events: EventSink) {
+        lock.withLock { sinks[client] = events }
+        guard let fn = kind.connect else { return }
+        let user = currentUser
+        client.withCString { id in CallbackThread.run { fn(user, id) } }
+    }
+
+    func disconnect(client: ClientUUID) {
+        _ = lock.withLock { sinks.removeValue(forKey: client) }
+        guard let fn = kind.disconnect else { return }
+        let user = currentUser
+        client.withCString { id in CallbackThread.run { fn(user, id) } }
+    }
+
+    func terminate() async {
+        let first = lock.withLock { () -> Bool in
+            defer { terminated = true; sinks.removeAll() }
+            return !terminated
+        }
+        guard first else { return }
+        if let fn = kind.terminate {
+            let user = currentUser
+            CallbackThread.run { fn(user) }
+        }
+        _ = Handles.take(handle, CContainer.self)
+    }
+
+    func emit(to client: ClientUUID?, _ data: JSONValue) -> Int {
+        let targets: [EventSink] = lock.withLock {
+            if let client { return sinks[client].map { [$0] } ?? [] }
+            return Array(sinks.values)
+        }
+        for sink in targets { sink.send(data) }
+        return targets.count
+    }
+}
+
+/// A request waiting for the C container's answer.
+final class CRequest: @unchecked Sendable {
+    private let lock = Lock()
+    private var continuation: CheckedContinuation<Result<JSONValue, ContainerError>, Never>?
+
+    init(_ continuation: CheckedContinuation<Result<JSONValue, ContainerError>, Never>) {
+        self.continuation = continuation
+    }
+
+    func finish(_ result: Result<JSONValue, ContainerError>) {
+        let continuation = lock.withLock { () -> CheckedContinuation<Result<JSONValue, ContainerError>, Never>? in
+            defer { self.continuation = nil }
+            return self.continuation
+        }
+        continuation?.resume(returning: result)
+    }
+}
+
+@_cdecl("hulynet_request_reply")
+public func hulynet_request_reply(_ handle: OpaquePointer?, _ json: UnsafePointer<CChar>?) -> Int32 {
+    cCall {
+        _ = try Handles.get(handle, CRequest.self, "request")
+        let value: JSONValue
+        do throws(CFailure) {
+            value = try cJSON(json, "json")
+        } catch {
+            // An answer that is not JSON still ends the request, as an error, so nobody waits forever.
+            Handles.take(handle, CRequest.self)?.finish(.failure(ContainerError("the container answered invalid JSON: \(error.message)")))
+            throw error
+        }
+        Handles.take(handle, CRequest.self)?.finish(.success(value))
+    }
+}
+
+@_cdecl("hulynet_request_fail")
+public func hulynet_request_fail(_ handle: OpaquePointer?, _ message: UnsafePointer<CChar>?) -> Int32 {
+    cCall {
+        _ = try Handles.get(handle, CRequest.self, "request")
+        let text = (try? optionalCString(message, "message")) ?? nil
+        Handles.take(handle, CRequest.self)?.finish(.failure(ContainerError(text ?? "request failed")))
+    }
+}
+
+@_cdecl("hulynet_container_uuid")
+public func hulynet_container_uuid(_ handle: OpaquePointer?) -> UnsafePointer<CChar>? {
+    (try? Handles.get(handle, CContainer.self, "container"))?.uuidText.constPointer
+}
+
+@_cdecl("hulynet_container_emit")
+public func hulynet_container_emit(_ handle: OpaquePointer?, _ clientId: UnsafePointer<CChar>?, _ json: UnsafePointer<CChar>?,
+                                   _ delivered: UnsafeMutablePointer<Int32>?) -> Int32 {
+    cCall {
+        delivered?.pointee = 0
+        let container = try Handles.get(handle, CContainer.self, "container")
+        let client = try optionalCString(clientId, "client_id")
+        let data = try cJSON(json, "json", nullable: false)
+        let count = container.emit(to: client, data)
+        delivered?.pointee = Int32(count)
+        if let client, count == 0 {
+            throw CFailure(status: HULYNET_ENOTFOUND, message: "client \(client) is not connected to container \(container.uuid)")
+        }
+    }
+}
+
+// MARK: - Agents
+
+final class CAgent: @unchecked Sendable {
+    let agent: Agent
+    let uuidText: OwnedCString
+    let kinds: [String: CKind]
+    private let lock = Lock()
+    private var servedBy: CClient?
+
+    init(agent: Agent, kinds: [String: CKind]) {
+        self.agent = agent
+        self.kinds = kinds
+        uuidText = OwnedCString(agent.uuid)
+    }
+
+    /// Claims the agent for one client.
+    func claim(by client: CClient) throws(CFailure) {
+        let claimed = lock.withLock { () -> Bool in
+            if servedBy != nil { return false }
+            servedBy = client
+            return true
+        }
+        if !claimed { throw .invalid("the agent is served by a client already") }
+    }
+
+    var client: CClient? { lock.withLock { servedBy } }
+}
+
+@_cdecl("hulynet_agent_create")
+public func hulynet_agent_create(_ uuid: UnsafePointer<CChar>?, _ table: UnsafePointer<hulynet_container_kind>?, _ count: Int,
+                                 _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    cCall {
+        guard let out else { throw CFailure.invalid("out is NULL") }
+        out.pointee = nil
+        let uuid = try optionalCString(uuid, "uuid") ?? makeUUID()
+        guard !uuid.isEmpty else { throw CFailure.invalid("uuid is empty") }
+        guard count >= 0, count <= 10_000 else { throw CFailure.invalid("count \(count) is out of range") }
+        guard count == 0 || table != nil else { throw CFailure.invalid("kinds is NULL") }
+        var kinds: [String: CKind] = [:]
+        for index in 0..<count {
+            let entry = table![index]
+            let name = try cString(entry.kind, "kinds[\(index)].kind")
+            guard !name.isEmpty else { throw CFailure.invalid("kinds[\(index)].kind is empty") }
+            guard kinds[name] == nil else { throw CFailure.invalid("kind \(name) appears twice") }
+            guard let start = entry.start else { throw CFailure.invalid("kinds[\(index)].start is NULL") }
+            guard let request = entry.request else { throw CFailure.invalid("kinds[\(index)].request is NULL") }
+            kinds[name] = CKind(name: name, kindUser: entry.kind_user, start: start, request: request,
+                                connect: entry.connect, disconnect: entry.disconnect, terminate: entry.terminate)
+        }
+        var factories: [ContainerKind: ContainerFactory] = [:]
+        for (name, kind) in kinds {
+            factories[name] = { options in
+                let uuid = options.uuid ?? makeUUID()
+                let container = CContainer(kind: kind, uuid: uuid)
+                let handle = container.register()
+                var user: UnsafeMutableRawPointer?
+                let status = uuid.withCString { id in
+                    options.json.serializedString().withCString { json in
+                        CallbackThread.run { kind.start(kind.kindUser, handle, id, json, &user) }
+                    }
+                }
+                guard status == HULYNET_OK else {
+                    _ = Handles.take(handle, CContainer.self)
+                    throw ContainerError("container kind \(name) failed to start \(uuid): status \(status)")
+                }
+                container.setUser(user)
+                return StartedContainer(uuid: uuid, container: container)
+            }
+        }
+        out.pointee = Handles.make(CAgent(agent: Agent(uuid: uuid, factories: factories), kinds: kinds))
+    }
+}
+
+@_cdecl("hulynet_agent_uuid")
+public func hulynet_agent_uuid(_ handle: OpaquePointer?) -> UnsafePointer<CChar>? {
+    (try? Handles.get(handle, CAgent.self, "agent"))?.uuidText.constPointer
+}
+
+@_cdecl("hulynet_agent_add_stateless")
+public func hulynet_agent_add_stateless(_ handle: OpaquePointer?, _ uuid: UnsafePointer<CChar>?, _ kind: UnsafePointer<CChar>?,
+                                        _ user: UnsafeMutableRawPointer?) -> Int32 {
+    cCall {
+        let agent = try Handles.get(handle, CAgent.self, "agent")
+        let uuid = try cString(uuid, "uuid")
+        let kindName = try cString(kind, "kind")
+        guard let kind = agent.kinds[kindName] else {
+            throw CFailure(status: HULYNET_ENOTFOUND, message: "the agent has no container kind \(kindName)")
+        }
+        let container = CContainer(kind: kind, uuid: uuid, user: user)
+        _ = container.register()
+        agent.agent.addStatelessContainer(uuid: uuid, kind: kindName, container: container)
+    }
+}
+
+@_cdecl("hulynet_client_serve_agent")
+public func hulynet_client_serve_agent(_ clientHandle: OpaquePointer?, _ agentHandle: OpaquePointer?,
+                                       _ advertisedHost: UnsafePointer<CChar>?, _ port: Int32, _ timeoutMs: Int64) -> Int32 {
+    cCall {
+        let client = try liveClient(clientHandle)
+        let agent = try Handles.get(agentHandle, CAgent.self, "agent")
+        let host = try optionalCString(advertisedHost, "advertised_host") ?? "127.0.0.1"
+        let port = try cPort(port)
+        try agent.claim(by: client)
+        try blocking { try await client.client.serve(agent.agent, advertisedHost: host, port: port) }
+    }
+}
+
+@_cdecl("hulynet_client_register_agent")
+public func hulynet_client_register_agent(_ clientHandle: OpaquePointer?, _ agentHandle: OpaquePointer?, _ timeoutMs: Int64) -> Int32 {
+    cCall {
+        let client = try liveClient(clientHandle)
+        let agent = try Handles.get(agentHandle, CAgent.self, "agent")
+        try agent.claim(by: client)
+        try blocking { try await client.client.register(agent.agent) }
+    }
+}
+
+@_cdecl("hulynet_agent_destroy")
+public func hulynet_agent_destroy(_ handle: OpaquePointer?) {
+    guard let agent = Handles.take(handle, CAgent.self) else { return }
+    let network = agent.client.flatMap { client in (try? client.check()).map { client.client } }
+    let body: @Sendable () async -> Void = {
+        if let network { try? await network.unregister(agent.agent) } else { await agent.agent.terminateAll() }
+    }
+    if CallbackThread.isInside {
+        Task { await body() }
+    } else {
+        try? blocking { await body() }
+    }
+}

@@ -1,0 +1,433 @@
+import CHulyNet
+import HulyNet
+import HulyNetCore
+import HulyNetZMQ
+
+// MARK: - Client
+
+final class CClient: @unchecked Sendable {
+    let client: NetworkClient
+    let id: OwnedCString
+    private let lock = Lock()
+    private var listeners: [UInt64: Subscription] = [:]
+    private var nextListener: UInt64 = 1
+    /// Handles made through this client, destroyed with it.
+    private var children: [OpaquePointer] = []
+    private(set) var closed = false
+
+    init(_ client: NetworkClient) {
+        self.client = client
+        id = OwnedCString(client.clientId)
+    }
+
+    var requestMs: Int64 { client.options.timeouts.requestMs }
+
+    func addListener(_ subscription: Subscription) -> UInt64 {
+        lock.withLock {
+            let id = nextListener
+            nextListener += 1
+            listeners[id] = subscription
+            return id
+        }
+    }
+
+    func removeListener(_ id: UInt64) -> Bool {
+        let subscription = lock.withLock { listeners.removeValue(forKey: id) }
+        subscription?.cancel()
+        return subscription != nil
+    }
+
+    func adopt(_ handle: OpaquePointer) {
+        lock.withLock { children.append(handle) }
+    }
+
+    func check() throws(CFailure) {
+        if lock.withLock({ closed }) { throw .closed }
+    }
+
+    /// Marks the client closed and returns the handles it made.
+    func markClosed() -> [OpaquePointer] {
+        lock.withLock {
+            closed = true
+            let all = children
+            children.removeAll()
+            for subscription in listeners.values { subscription.cancel() }
+            listeners.removeAll()
+            return all
+        }
+    }
+}
+
+@_cdecl("hulynet_client_connect")
+public func hulynet_client_connect(_ host: UnsafePointer<CChar>?, _ port: Int32, _ timeouts: UnsafePointer<hulynet_timeouts>?,
+                                   _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    cCall {
+        guard let out else { throw CFailure.invalid("out is NULL") }
+        out.pointee = nil
+        let host = try cString(host, "host")
+        let options = NetworkClient.Options(timeouts: try cTimeouts(timeouts), logger: CLogSink.logger("hulynet.client"))
+        let client: NetworkClient
+        do { client = try NetworkClient(host: host, port: try cPort(port, allowZero: false), options: options) } catch {
+            throw CFailure(status: HULYNET_ECONNECT, message: "\(error)")
+        }
+        out.pointee = Handles.make(CClient(client))
+    }
+}
+
+func liveClient(_ handle: OpaquePointer?) throws(CFailure) -> CClient {
+    let client = try Handles.get(handle, CClient.self, "client")
+    try client.check()
+    return client
+}
+
+@_cdecl("hulynet_client_wait")
+public func hulynet_client_wait(_ handle: OpaquePointer?, _ timeoutMs: Int64) -> Int32 {
+    cCall {
+        let client = try liveClient(handle)
+        let ms = timeout(timeoutMs, default: client.requestMs)
+        try blocking { try await client.client.waitForConnection(timeoutMs: ms) }
+    }
+}
+
+@_cdecl("hulynet_client_id")
+public func hulynet_client_id(_ handle: OpaquePointer?) -> UnsafePointer<CChar>? {
+    (try? Handles.get(handle, CClient.self, "client"))?.id.constPointer
+}
+
+@_cdecl("hulynet_client_agents")
+public func hulynet_client_agents(_ handle: OpaquePointer?, _ timeoutMs: Int64,
+                                  _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    cCall {
+        out?.pointee = nil
+        let client = try liveClient(handle)
+        let agents = try blocking { try await client.client.agentList() }
+        try setOut(out, .array(agents.map(\.json)))
+    }
+}
+
+@_cdecl("hulynet_client_kinds")
+public func hulynet_client_kinds(_ handle: OpaquePointer?, _ timeoutMs: Int64,
+                                 _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    cCall {
+        out?.pointee = nil
+        let client = try liveClient(handle)
+        let kinds = try blocking { try await client.client.kinds() }
+        try setOut(out, .array(kinds.map { .string($0) }))
+    }
+}
+
+@_cdecl("hulynet_client_list")
+public func hulynet_client_list(_ handle: OpaquePointer?, _ kind: UnsafePointer<CChar>?, _ timeoutMs: Int64,
+                                _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    cCall {
+        out?.pointee = nil
+        let client = try liveClient(handle)
+        let kind = try optionalCString(kind, "kind")
+        let records = try blocking { try await client.client.list(kind: kind) }
+        try setOut(out, .array(records.map(\.json)))
+    }
+}
+
+func cGetOptions(_ pointer: UnsafePointer<CChar>?) throws(CFailure) -> GetOptions {
+    let json = try cJSON(pointer, "options_json")
+    do { return try GetOptions(json: json) } catch { throw .invalid("options_json: \(error.message)") }
+}
+
+@_cdecl("hulynet_client_get")
+public func hulynet_client_get(_ handle: OpaquePointer?, _ kind: UnsafePointer<CChar>?, _ optionsJSON: UnsafePointer<CChar>?,
+                               _ timeoutMs: Int64, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    cCall {
+        guard let out else { throw CFailure.invalid("out is NULL") }
+        out.pointee = nil
+        let client = try liveClient(handle)
+        let kind = try cString(kind, "kind")
+        let options = try cGetOptions(optionsJSON)
+        let reference = try blocking { try await client.client.get(kind: kind, options: options) }
+        out.pointee = makeReference(reference, client: client)
+    }
+}
+
+func makeReference(_ reference: ContainerReference, client: CClient) -> OpaquePointer {
+    let handle = Handles.make(CReference(reference, client: client))
+    client.adopt(handle)
+    return handle
+}
+
+@_cdecl("hulynet_client_get_async")
+public func hulynet_client_get_async(_ handle: OpaquePointer?, _ kind: UnsafePointer<CChar>?, _ optionsJSON: UnsafePointer<CChar>?,
+                                     _ timeoutMs: Int64, _ done: hulynet_reference_fn?, _ user: UnsafeMutableRawPointer?) -> Int32 {
+    cCall {
+        let client = try liveClient(handle)
+        let kind = try cString(kind, "kind")
+        let options = try cGetOptions(optionsJSON)
+        guard let done else { throw CFailure.invalid("done is NULL") }
+        let user = UserPointer(raw: user)
+        Task {
+            do {
+                let reference = try await client.client.get(kind: kind, options: options)
+                let handle = makeReference(reference, client: client)
+                CallbackThread.run { done(user.raw, HULYNET_OK, handle, nil) }
+            } catch {
+                let failure = CFailure(error)
+                failure.message.withCString { text in CallbackThread.run { done(user.raw, failure.status, nil, text) } }
+            }
+        }
+    }
+}
+
+/// Completes a C result callback with a JSON value or a failure.
+func complete(_ done: hulynet_result_fn, _ user: UserPointer, _ result: Result<JSONValue, any Error>) {
+    switch result {
+    case .success(let value):
+        value.serializedString().withCString { text in CallbackThread.run { done(user.raw, HULYNET_OK, text) } }
+    case .failure(let error):
+        let failure = CFailure(error)
+        failure.message.withCString { text in CallbackThread.run { done(user.raw, failure.status, text) } }
+    }
+}
+
+@_cdecl("hulynet_client_request")
+public func hulynet_client_request(_ handle: OpaquePointer?, _ uuid: UnsafePointer<CChar>?, _ operation: UnsafePointer<CChar>?,
+                                   _ dataJSON: UnsafePointer<CChar>?, _ timeoutMs: Int64,
+                                   _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    cCall {
+        out?.pointee = nil
+        let client = try liveClient(handle)
+        let uuid = try cString(uuid, "uuid")
+        let operation = try cString(operation, "operation")
+        let data = try cJSON(dataJSON, "data_json")
+        guard out != nil else { throw CFailure.invalid("json_out is NULL") }
+        let ms = timeout(timeoutMs, default: client.requestMs)
+        let answer = try blocking { try await client.client.request(uuid, operation: operation, data: data, timeoutMs: ms) }
+        try setOut(out, answer)
+    }
+}
+
+@_cdecl("hulynet_client_request_async")
+public func hulynet_client_request_async(_ handle: OpaquePointer?, _ uuid: UnsafePointer<CChar>?, _ operation: UnsafePointer<CChar>?,
+                                         _ dataJSON: UnsafePointer<CChar>?, _ timeoutMs: Int64,
+                                         _ done: hulynet_result_fn?, _ user: UnsafeMutableRawPointer?) -> Int32 {
+    cCall {
+        let client = try liveClient(handle)
+        let uuid = try cString(uuid, "uuid")
+        let operation = try cString(operation, "operation")
+        let data = try cJSON(dataJSON, "data_json")
+        guard let done else { throw CFailure.invalid("done is NULL") }
+        let ms = timeout(timeoutMs, default: client.requestMs)
+        let user = UserPointer(raw: user)
+        Task {
+            let result = await Result(awaiting: { () async throws -> JSONValue in
+                try await client.client.request(uuid, operation: operation, data: data, timeoutMs: ms)
+            })
+            complete(done, user, result)
+        }
+    }
+}
+
+@_cdecl("hulynet_client_add_listener")
+public func hulynet_client_add_listener(_ handle: OpaquePointer?, _ fn: hulynet_event_fn?, _ user: UnsafeMutableRawPointer?,
+                                        _ subscription: UnsafeMutablePointer<UInt64>?) -> Int32 {
+    cCall {
+        let client = try liveClient(handle)
+        guard let fn else { throw CFailure.invalid("fn is NULL") }
+        guard let subscription else { throw CFailure.invalid("subscription is NULL") }
+        let user = UserPointer(raw: user)
+        let token = client.client.onUpdate { event in
+            event.json.serializedString().withCString { text in CallbackThread.run { fn(user.raw, text) } }
+        }
+        subscription.pointee = client.addListener(token)
+    }
+}
+
+@_cdecl("hulynet_client_remove_listener")
+public func hulynet_client_remove_listener(_ handle: OpaquePointer?, _ subscription: UInt64) -> Int32 {
+    cCall {
+        let client = try liveClient(handle)
+        guard client.removeListener(subscription) else {
+            throw CFailure(status: HULYNET_ENOTFOUND, message: "no listener \(subscription)")
+        }
+    }
+}
+
+@_cdecl("hulynet_client_destroy")
+public func hulynet_client_destroy(_ handle: OpaquePointer?) {
+    guard let client = Handles.take(handle, CClient.self) else { return }
+    let children = client.markClosed()
+    for child in children {
+        if let reference = Handles.take(child, CReference.self) { reference.drop(release: false) }
+        if let connection = Handles.take(child, CConnection.self) { connection.drop() }
+    }
+    let network = client.client
+    if CallbackThread.isInside {
+        // Called from a callback on the client's own thread: close without waiting for it.
+        Task { await network.close() }
+    } else {
+        try? blocking { await network.close() }
+    }
+}
+
+// MARK: - References
+
+final class CReference: @unchecked Sendable {
+    let reference: ContainerReference
+    let client: CClient
+    let uuid: OwnedCString
+    let endpoint: OwnedCString
+
+    init(_ reference: ContainerReference, client: CClient) {
+        self.reference = reference
+        self.client = client
+        uuid = OwnedCString(reference.uuid)
+        endpoint = OwnedCString(reference.endpoint)
+    }
+
+    func drop(release: Bool) {
+        guard release else { return }
+        let reference = self.reference
+        Task { try? await reference.release() }
+    }
+}
+
+func liveReference(_ handle: OpaquePointer?) throws(CFailure) -> CReference {
+    let reference = try Handles.get(handle, CReference.self, "reference")
+    try reference.client.check()
+    return reference
+}
+
+@_cdecl("hulynet_reference_uuid")
+public func hulynet_reference_uuid(_ handle: OpaquePointer?) -> UnsafePointer<CChar>? {
+    (try? Handles.get(handle, CReference.self, "reference"))?.uuid.constPointer
+}
+
+@_cdecl("hulynet_reference_endpoint")
+public func hulynet_reference_endpoint(_ handle: OpaquePointer?) -> UnsafePointer<CChar>? {
+    (try? Handles.get(handle, CReference.self, "reference"))?.endpoint.constPointer
+}
+
+@_cdecl("hulynet_reference_request")
+public func hulynet_reference_request(_ handle: OpaquePointer?, _ operation: UnsafePointer<CChar>?, _ dataJSON: UnsafePointer<CChar>?,
+                                      _ timeoutMs: Int64, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    cCall {
+        out?.pointee = nil
+        let reference = try liveReference(handle)
+        let operation = try cString(operation, "operation")
+        let data = try cJSON(dataJSON, "data_json")
+        guard out != nil else { throw CFailure.invalid("json_out is NULL") }
+        let ms = timeout(timeoutMs, default: reference.client.requestMs)
+        let answer = try blocking { try await reference.reference.request(operation, data, timeoutMs: ms) }
+        try setOut(out, answer)
+    }
+}
+
+@_cdecl("hulynet_reference_connect")
+public func hulynet_reference_connect(_ handle: OpaquePointer?, _ timeoutMs: Int64, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    cCall {
+        guard let out else { throw CFailure.invalid("out is NULL") }
+        out.pointee = nil
+        let reference = try liveReference(handle)
+        let connection = try blocking { try await reference.reference.connect() }
+        let wrapped = CConnection(connection, client: reference.client)
+        let connectionHandle = Handles.make(wrapped)
+        reference.client.adopt(connectionHandle)
+        out.pointee = connectionHandle
+    }
+}
+
+@_cdecl("hulynet_reference_release")
+public func hulynet_reference_release(_ handle: OpaquePointer?, _ timeoutMs: Int64) -> Int32 {
+    cCall {
+        let reference = try liveReference(handle)
+        try blocking { try await reference.reference.release() }
+    }
+}
+
+@_cdecl("hulynet_reference_destroy")
+public func hulynet_reference_destroy(_ handle: OpaquePointer?) {
+    Handles.take(handle, CReference.self)?.drop(release: true)
+}
+
+// MARK: - Connections
+
+final class CConnection: @unchecked Sendable {
+    let connection: ContainerConnection
+    let client: CClient
+
+    init(_ connection: ContainerConnection, client: CClient) {
+        self.connection = connection
+        self.client = client
+    }
+
+    func drop() {
+        let connection = self.connection
+        connection.onEvent { _ in }
+        Task { await connection.close() }
+    }
+}
+
+func liveConnection(_ handle: OpaquePointer?) throws(CFailure) -> CConnection {
+    let connection = try Handles.get(handle, CConnection.self, "connection")
+    try connection.client.check()
+    return connection
+}
+
+@_cdecl("hulynet_connection_set_event_handler")
+public func hulynet_connection_set_event_handler(_ handle: OpaquePointer?, _ fn: hulynet_event_fn?,
+                                                 _ user: UnsafeMutableRawPointer?) -> Int32 {
+    cCall {
+        let connection = try liveConnection(handle)
+        guard let fn else {
+            connection.connection.onEvent { _ in }
+            return
+        }
+        let user = UserPointer(raw: user)
+        connection.connection.onEvent { event in
+            event.serializedString().withCString { text in CallbackThread.run { fn(user.raw, text) } }
+        }
+    }
+}
+
+@_cdecl("hulynet_connection_request")
+public func hulynet_connection_request(_ handle: OpaquePointer?, _ operation: UnsafePointer<CChar>?, _ dataJSON: UnsafePointer<CChar>?,
+                                       _ timeoutMs: Int64, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    cCall {
+        out?.pointee = nil
+        let connection = try liveConnection(handle)
+        let operation = try cString(operation, "operation")
+        let data = try cJSON(dataJSON, "data_json")
+        guard out != nil else { throw CFailure.invalid("json_out is NULL") }
+        let ms = timeout(timeoutMs, default: connection.client.requestMs)
+        let answer = try blocking { try await connection.connection.request(operation, data, timeoutMs: ms) }
+        try setOut(out, answer)
+    }
+}
+
+@_cdecl("hulynet_connection_request_async")
+public func hulynet_connection_request_async(_ handle: OpaquePointer?, _ operation: UnsafePointer<CChar>?,
+                                             _ dataJSON: UnsafePointer<CChar>?, _ timeoutMs: Int64,
+                                             _ done: hulynet_result_fn?, _ user: UnsafeMutableRawPointer?) -> Int32 {
+    cCall {
+        let connection = try liveConnection(handle)
+        let operation = try cString(operation, "operation")
+        let data = try cJSON(dataJSON, "data_json")
+        guard let done else { throw CFailure.invalid("done is NULL") }
+        let ms = timeout(timeoutMs, default: connection.client.requestMs)
+        let user = UserPointer(raw: user)
+        Task {
+            let result = await Result(awaiting: { () async throws -> JSONValue in
+                try await connection.connection.request(operation, data, timeoutMs: ms)
+            })
+            complete(done, user, result)
+        }
+    }
+}
+
+@_cdecl("hulynet_connection_destroy")
+public func hulynet_connection_destroy(_ handle: OpaquePointer?) {
+    Handles.take(handle, CConnection.self)?.drop()
+}
+
+extension Result where Failure == any Error {
+    init(awaiting body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
+}

@@ -1,0 +1,217 @@
+import CHulyNet
+import Dispatch
+import HulyNet
+import HulyNetCore
+import HulyNetZMQ
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The edge of the C API: handles, errors, strings and the bridge from blocking C calls to the
+// Swift core's async API. Nothing here may trap on what a caller passes.
+
+// MARK: - Status
+
+/// A failure to report to C: a status code and a detailed message.
+struct CFailure: Error {
+    let status: Int32
+    let message: String
+
+    static func invalid(_ message: String) -> CFailure { CFailure(status: HULYNET_EINVAL, message: message) }
+    static func json(_ message: String) -> CFailure { CFailure(status: HULYNET_EJSON, message: message) }
+    static let closed = CFailure(status: HULYNET_ECLOSED, message: "the handle is closed")
+
+    init(status: Int32, message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    init(_ error: NetworkError) {
+        switch error {
+        case .bindFailed(let text): self.init(status: HULYNET_EBIND, message: "cannot bind \(text)")
+        case .remote(let text):
+            self.init(status: text.hasSuffix("not found") || text.hasPrefix("No suitable agents") ? HULYNET_ENOTFOUND : HULYNET_EREMOTE,
+                      message: text)
+        case .timeout(let text): self.init(status: HULYNET_ETIMEOUT, message: "timed out: \(text)")
+        case .closed: self = .closed
+        case .invalid(let text): self.init(status: HULYNET_EINVAL, message: text)
+        }
+    }
+
+    init(_ error: any Error) {
+        if let failure = error as? CFailure { self = failure; return }
+        if let network = error as? NetworkError { self.init(network); return }
+        self.init(status: HULYNET_EINTERNAL, message: "\(error)")
+    }
+}
+
+/// Runs a C entry point: clears nothing on success, records the message of a failure for
+/// hulynet_last_error, and returns the status.
+@inline(__always)
+func cCall(_ body: () throws -> Void) -> Int32 {
+    do {
+        try body()
+        return HULYNET_OK
+    } catch {
+        let failure = CFailure(error)
+        LastError.set(failure.message)
+        return failure.status
+    }
+}
+
+// MARK: - Last error (thread-local)
+
+enum LastError {
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { pointer in free(pointer) }
+        return key
+    }()
+
+    static func set(_ message: String) {
+        let copy = strdup(message)
+        if let old = pthread_getspecific(key) { free(old) }
+        pthread_setspecific(key, copy.map { UnsafeMutableRawPointer($0) })
+    }
+
+    static func get() -> UnsafePointer<CChar>? {
+        guard let value = pthread_getspecific(key) else { return nil }
+        return UnsafePointer(value.assumingMemoryBound(to: CChar.self))
+    }
+}
+
+// MARK: - Strings
+
+/// A C string argument as Swift text: NULL and invalid UTF-8 are refused.
+func cString(_ pointer: UnsafePointer<CChar>?, _ name: String) throws(CFailure) -> String {
+    guard let pointer else { throw .invalid("\(name) is NULL") }
+    guard let text = String(validatingCString: pointer) else { throw .invalid("\(name) is not valid UTF-8") }
+    return text
+}
+
+func optionalCString(_ pointer: UnsafePointer<CChar>?, _ name: String) throws(CFailure) -> String? {
+    guard let pointer else { return nil }
+    guard let text = String(validatingCString: pointer) else { throw .invalid("\(name) is not valid UTF-8") }
+    return text
+}
+
+/// A JSON argument; NULL means `null` when `nullable`.
+func cJSON(_ pointer: UnsafePointer<CChar>?, _ name: String, nullable: Bool = true) throws(CFailure) -> JSONValue {
+    guard let pointer else {
+        if nullable { return .null }
+        throw .invalid("\(name) is NULL")
+    }
+    let length = strlen(pointer)
+    do {
+        return try pointer.withMemoryRebound(to: UInt8.self, capacity: length) { bytes throws(JSONError) in
+            try JSONValue.parse(UnsafeRawBufferPointer(start: bytes, count: length))
+        }
+    } catch {
+        throw .json("\(name): \(error.message)")
+    }
+}
+
+/// A new malloc'd C string for the caller (freed with hulynet_free).
+func newCString(_ text: String) -> UnsafeMutablePointer<CChar>? { strdup(text) }
+
+func setOut(_ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ value: JSONValue) throws(CFailure) {
+    guard let out else { throw .invalid("the output pointer is NULL") }
+    out.pointee = newCString(value.serializedString())
+}
+
+/// A string owned by a handle, for the accessor functions (`const char *` results).
+final class OwnedCString: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<CChar>?
+    init(_ text: String) { pointer = strdup(text) }
+    deinit { free(pointer) }
+    var constPointer: UnsafePointer<CChar>? { pointer.map { UnsafePointer($0) } }
+}
+
+// MARK: - Handles
+
+/// Live handles. A handle is the address of a retained Swift object; the table makes a destroyed
+/// or foreign pointer an error instead of a crash. Lookups retain the object under the lock, so a
+/// concurrent destroy cannot free it while a call is using it.
+enum Handles {
+    private static let lock = Lock()
+    nonisolated(unsafe) private static var live: Set<UInt> = []
+
+    static func make<T: AnyObject>(_ object: T) -> OpaquePointer {
+        let pointer = Unmanaged.passRetained(object).toOpaque()
+        lock.withLock { _ = live.insert(UInt(bitPattern: pointer)) }
+        return OpaquePointer(pointer)
+    }
+
+    static func get<T: AnyObject>(_ handle: OpaquePointer?, _ type: T.Type, _ name: String) throws(CFailure) -> T {
+        guard let handle else { throw .invalid("\(name) is NULL") }
+        let raw = UnsafeMutableRawPointer(handle)
+        let object: AnyObject? = lock.withLock {
+            guard live.contains(UInt(bitPattern: raw)) else { return nil }
+            return Unmanaged<AnyObject>.fromOpaque(raw).takeUnretainedValue()
+        }
+        guard let object else { throw .invalid("\(name) is not a live handle (destroyed already?)") }
+        guard let typed = object as? T else { throw .invalid("\(name) is a handle of another type") }
+        return typed
+    }
+
+    /// Removes the handle and returns its object (nil when it was not live).
+    static func take<T: AnyObject>(_ handle: OpaquePointer?, _ type: T.Type) -> T? {
+        guard let handle else { return nil }
+        let raw = UnsafeMutableRawPointer(handle)
+        let object: AnyObject? = lock.withLock {
+            guard live.contains(UInt(bitPattern: raw)) else { return nil }
+            guard Unmanaged<AnyObject>.fromOpaque(raw).takeUnretainedValue() is T else { return nil }
+            live.remove(UInt(bitPattern: raw))
+            return Unmanaged<AnyObject>.fromOpaque(raw).takeRetainedValue()
+        }
+        return object as? T
+    }
+}
+
+// MARK: - Threads
+
+/// Marks threads that are running a C callback: blocking calls from there would wait on the
+/// thread they run on, so they are refused.
+enum CallbackThread {
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    static var isInside: Bool { pthread_getspecific(key) != nil }
+
+    static func run<T>(_ body: () -> T) -> T {
+        let outer = pthread_getspecific(key)
+        pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1))
+        defer { pthread_setspecific(key, outer) }
+        return body()
+    }
+}
+
+/// Runs async Swift work from a blocking C call and waits for it.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws(CFailure) -> T {
+    if CallbackThread.isInside {
+        throw .invalid("a blocking call from inside a hulynet callback would wait for its own thread: use the *_async variant")
+    }
+    let done = DispatchSemaphore(value: 0)
+    nonisolated(unsafe) var result: Result<T, any Error>?
+    Task {
+        do { result = .success(try await body()) } catch { result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    switch result! {
+    case .success(let value): return value
+    case .failure(let error): throw CFailure(error)
+    }
+}
+
+/// A timeout argument: <= 0 means the default.
+func timeout(_ ms: Int64, default defaultMs: Int64) -> Int64 { ms > 0 ? ms : defaultMs }
+
+/// A C pointer passed back to C callbacks untouched.
+struct UserPointer: @unchecked Sendable {
+    let raw: UnsafeMutableRawPointer?
+}
