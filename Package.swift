@@ -51,6 +51,7 @@ let package = Package(
                 "CHulyNet", "HulyNet", "HulyNetCore", "HulyNetZMQ",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["exports.map"],
             swiftSettings: [.unsafeFlags(["-static-stdlib"])],
             linkerSettings: [
                 .unsafeFlags([
