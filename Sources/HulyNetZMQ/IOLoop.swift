@@ -36,6 +36,7 @@ public final class IOLoop: @unchecked Sendable {
     private struct Timer {
         let id: Int
         let intervalMs: Int64
+        let repeats: Bool
         var due: Int64
         let body: () -> Void
     }
@@ -129,7 +130,17 @@ public final class IOLoop: @unchecked Sendable {
         let id = nextTimerId
         nextTimerId += 1
         let interval = Int64(max(1, intervalMs))
-        timers.append(Timer(id: id, intervalMs: interval, due: MonotonicClock.nowMs() + interval, body: body))
+        timers.append(Timer(id: id, intervalMs: interval, repeats: true, due: MonotonicClock.nowMs() + interval, body: body))
+        return TimerID(raw: id)
+    }
+
+    /// Runs `body` once, after `delayMs` milliseconds.
+    @discardableResult
+    public func after(milliseconds delayMs: Int, _ body: @escaping () -> Void) -> TimerID {
+        let id = nextTimerId
+        nextTimerId += 1
+        let delay = Int64(max(0, delayMs))
+        timers.append(Timer(id: id, intervalMs: delay, repeats: false, due: MonotonicClock.nowMs() + delay, body: body))
         return TimerID(raw: id)
     }
 
@@ -199,11 +210,17 @@ public final class IOLoop: @unchecked Sendable {
     private func runDueTimers() {
         guard !timers.isEmpty else { return }
         let now = MonotonicClock.nowMs()
-        for index in timers.indices where index < timers.count && timers[index].due <= now {
-            timers[index].due = now + timers[index].intervalMs
-            let body = timers[index].body
-            body()
+        // Bodies may add or cancel timers: pick the due ones first, then run them.
+        var due: [() -> Void] = []
+        timers.removeAll { timer in
+            guard timer.due <= now else { return false }
+            due.append(timer.body)
+            return !timer.repeats
         }
+        for index in timers.indices where timers[index].due <= now {
+            timers[index].due = now + timers[index].intervalMs
+        }
+        for body in due { body() }
     }
 }
 

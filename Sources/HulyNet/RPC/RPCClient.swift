@@ -212,7 +212,9 @@ final class RPCClient {
             guard let key = pendingKey(reqId), pending[key] != nil else { return }
             let count = (try? JSONValue.parse(payload))?.intValue ?? 1
             // Back off in proportion to how busy the server says it is.
-            pending[key]?.resendAt = MonotonicClock.nowMs() + Int64(min(max(count, 1), 100)) * 2
+            let delay = min(max(count, 1), 100) * 2
+            pending[key]?.resendAt = MonotonicClock.nowMs() + Int64(delay)
+            loop.after(milliseconds: delay) { [weak self] in self?.resendIfDue(key) }
         case .event:
             delegate?.rpcClient(self, event: payload)
         case .request:
@@ -230,6 +232,12 @@ final class RPCClient {
         case .ping, .close:
             break
         }
+    }
+
+    private func resendIfDue(_ key: Int) {
+        guard !closed, serverId != nil, let entry = pending[key], let at = entry.resendAt, at <= MonotonicClock.nowMs() else { return }
+        pending[key]?.resendAt = nil
+        pending[key]?.sent = send([RPCOp.request.frame, entry.reqId, entry.payload])
     }
 
     private func resendAll() {
