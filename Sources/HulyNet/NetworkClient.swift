@@ -173,10 +173,30 @@ public final class NetworkClient: @unchecked Sendable {
             } catch {
                 guard case .remote(let message) = error, message.hasPrefix("No suitable agents"),
                       MonotonicClock.nowMs() < deadline else { throw error }
-                // No agent offers the kind yet: wait for one (an added agent shows up in events).
-                try? await Task.sleep(nanoseconds: delayMs * 1_000_000)
-                delayMs = min(delayMs * 2, 500)
+                // No agent offers the kind yet: retry when one registers, or after a growing delay.
+                await waitForAgent(offering: kind, atMostMs: Int(delayMs))
+                delayMs = min(delayMs * 2, 1000)
             }
+        }
+    }
+
+    /// Returns when an event says an agent offering `kind` registered, or after `atMostMs`.
+    private func waitForAgent(offering kind: ContainerKind, atMostMs: Int) async {
+        let _: Bool? = try? await onLoop { [self] done in
+            let finished = Box(false)
+            nextListener += 1
+            let id = nextListener
+            let finish = { [self] in
+                guard !finished.value else { return }
+                finished.value = true
+                listeners.removeValue(forKey: id)
+                done(.success(true))
+            }
+            nonisolated(unsafe) let finishOnLoop = finish
+            listeners[id] = { event in
+                if event.agents.contains(where: { $0.event != .removed && $0.kinds.contains(kind) }) { finishOnLoop() }
+            }
+            loop.after(milliseconds: atMostMs, finish)
         }
     }
 
