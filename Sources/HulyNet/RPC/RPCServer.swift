@@ -74,7 +74,7 @@ final class RPCServer {
 
     private var peersByIdentity: [[UInt8]: Peer] = [:]
     private var peersByClient: [ClientUUID: Peer] = [:]
-    private var pending: [RequestToken: (peer: Peer, reqId: [UInt8])] = [:]
+    private var pending: [RequestToken: (peer: Peer, reqId: [UInt8], deadline: Int64)] = [:]
     private var nextToken: RequestToken = 1
     private var calls: [[UInt8]: CallID] = [:]
     private var callCounter = 0
@@ -142,7 +142,7 @@ final class RPCServer {
 
     /// Answers a request with JSON text.
     func replyRaw(_ token: RequestToken, _ payload: [UInt8]) {
-        guard let (peer, reqId) = pending.removeValue(forKey: token) else { return }
+        guard let (peer, reqId, _) = pending.removeValue(forKey: token) else { return }
         peer.inFlight.remove(reqId)
         stats.responses += 1
         send([peer.identity, RPCOp.response.frame, reqId, payload])
@@ -151,7 +151,7 @@ final class RPCServer {
     func reply(_ token: RequestToken, _ value: JSONValue) { replyRaw(token, value.serialized()) }
 
     func fail(_ token: RequestToken, _ message: String) {
-        guard let (peer, reqId) = pending.removeValue(forKey: token) else { return }
+        guard let (peer, reqId, _) = pending.removeValue(forKey: token) else { return }
         peer.inFlight.remove(reqId)
         send([peer.identity, RPCOp.responseError.frame, reqId, errorPayload(message)])
     }
@@ -329,7 +329,7 @@ final class RPCServer {
         let token = nextToken
         nextToken &+= 1
         peer.inFlight.insert(reqId)
-        pending[token] = (peer, reqId)
+        pending[token] = (peer, reqId, MonotonicClock.nowMs() + timeouts.requestMs)
         delegate?.rpcServer(self, request: IncomingRequest(client: peer.clientId, token: token, method: method,
                                                           payload: payload, paramsRange: paramsRange))
     }
@@ -348,6 +348,10 @@ final class RPCServer {
         let now = MonotonicClock.nowMs()
         for peer in peersByClient.values where now - peer.lastSeen > peer.aliveMs {
             drop(peer, timedOut: true)
+        }
+        // A handler that never answers must not hold a place of the in-flight limit forever.
+        for (token, entry) in pending where entry.deadline <= now {
+            fail(token, "timed out after \(timeouts.requestMs) ms without an answer")
         }
     }
 }
