@@ -54,7 +54,7 @@ public final class ContainerReference: @unchecked Sendable {
     func reacquire() async {
         var again = options
         again.uuid = uuid
-        guard let (newUuid, newEndpoint) = try? await client.getContainer(kind: kind, options: again) else { return }
+        guard let (newUuid, newEndpoint) = try? await client.getContainer(kind: kind, options: again, restoring: true) else { return }
         let (changed, conns) = lock.withLock { () -> (Bool, [ContainerConnection]) in
             let changed = newEndpoint != _endpoint || newUuid != _uuid
             _uuid = newUuid
@@ -209,12 +209,13 @@ final class EndpointClient: RPCClientDelegate {
         rpc.close()
     }
 
-    func rpcClient(_ client: RPCClient, connectedTo serverId: String, isFirst: Bool) {
-        guard !isFirst, !direct else { return }
+    func rpcClient(_ client: RPCClient, connectedTo serverId: String, isFirst: Bool, restarted: Bool) -> Bool {
+        guard restarted, !direct else { return false }
         // A restarted agent endpoint forgot our connections: connect them again.
         for (_, user) in users {
             rpc.request(method: Method.connect, params: .object(["uuid": .string(user.uuid)])) { _ in }
         }
+        return false
     }
 
     func rpcClient(_ client: RPCClient, event payload: [UInt8]) {

@@ -94,10 +94,10 @@ public final class NetworkClient: @unchecked Sendable {
         return try result.get()
     }
 
-    func call(_ method: String, _ params: JSONValue, timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
+    func call(_ method: String, _ params: JSONValue, timeoutMs: Int64? = nil, restoring: Bool = false) async throws(NetworkError) -> JSONValue {
         let payload = JSONValue.array([.string(method), params]).serialized()
         let bytes: [UInt8] = try await onLoop { [self] done in
-            rpc.request(payload: payload, timeoutMs: timeoutMs, completion: done)
+            rpc.request(payload: payload, timeoutMs: timeoutMs, restoring: restoring, completion: done)
         }
         do { return try JSONValue.parse(bytes) } catch {
             throw NetworkError.invalid("answer to \(method) is not JSON: \(error.message)")
@@ -159,12 +159,13 @@ public final class NetworkClient: @unchecked Sendable {
         return reference
     }
 
-    func getContainer(kind: ContainerKind, options getOptions: GetOptions) async throws(NetworkError) -> (ContainerUUID, String) {
+    func getContainer(kind: ContainerKind, options getOptions: GetOptions, restoring: Bool = false) async throws(NetworkError) -> (ContainerUUID, String) {
         let deadline = MonotonicClock.nowMs() + options.getTimeoutMs
         var delayMs: UInt64 = 50
         while true {
             do throws(NetworkError) {
-                let answer = try await call(Method.getContainer, .object(["kind": .string(kind), "request": getOptions.json]))
+                let answer = try await call(Method.getContainer, .object(["kind": .string(kind), "request": getOptions.json]),
+                                            restoring: restoring)
                 guard case .array(let pair) = answer, pair.count >= 2, let uuid = pair[0].stringValue,
                       let endpoint = pair[1].stringValue else {
                     throw NetworkError.invalid("gg answered \(answer)")
@@ -254,8 +255,8 @@ public final class NetworkClient: @unchecked Sendable {
         await agent.terminateAll()
     }
 
-    private func registerNow(_ agent: Agent) async throws(NetworkError) {
-        let answer = try await call(Method.registerAgent, agent.registration().json)
+    private func registerNow(_ agent: Agent, restoring: Bool = false) async throws(NetworkError) {
+        let answer = try await call(Method.registerAgent, agent.registration().json, restoring: restoring)
         let rejected = answer.arrayValue?.compactMap(\.stringValue) ?? []
         agent.accepted(except: rejected)
         // A stateless container another agent owns stays here on standby, to be claimed when
@@ -316,17 +317,24 @@ public final class NetworkClient: @unchecked Sendable {
 }
 
 extension NetworkClient: RPCClientDelegate {
-    func rpcClient(_ client: RPCClient, connectedTo serverId: String, isFirst: Bool) {
-        guard !isFirst else {
-            return
-        }
-        logger.info("network \(serverId) is new to this client: registering agents and references again")
+    func rpcClient(_ client: RPCClient, connectedTo serverId: String, isFirst: Bool, restarted: Bool) -> Bool {
+        guard restarted else { return false }
         let agentsNow = Array(agents.values)
         let refs = Array(references.values)
+        guard !agentsNow.isEmpty || !refs.isEmpty else { return false }
+        logger.info("network \(serverId) does not know this client: registering agents and references again")
+        // Requests left pending wait until the new coordinator knows our agents and containers;
+        // sent before, a request for a held container would find it missing.
+        let loop = self.loop
+        nonisolated(unsafe) let rpc = client
         Task { [self] in
-            for agent in agentsNow { try? await registerNow(agent) }
+            for agent in agentsNow { try? await registerNow(agent, restoring: true) }
             for reference in refs { await reference.reacquire() }
+            loop.executeUnchecked { rpc.resendPending() }
         }
+        // A container whose agent does not come back must not hold everything else for long.
+        loop.after(milliseconds: Int(options.timeouts.aliveMs)) { rpc.resendPending() }
+        return true
     }
 
     func rpcClient(_ client: RPCClient, event payload: [UInt8]) {

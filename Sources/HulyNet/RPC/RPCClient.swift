@@ -5,9 +5,11 @@ import Logging
 
 /// What an `RPCClient` tells its owner, on the loop thread.
 protocol RPCClientDelegate: AnyObject {
-    /// The server answered hello with an id this client had not seen (first connect, a restarted
-    /// server, or a server that forgot this client): agents must register again.
-    func rpcClient(_ client: RPCClient, connectedTo serverId: String, isFirst: Bool)
+    /// The server answered hello. `restarted`: it is not the server this client last talked to,
+    /// or that server forgot this client, so agents and references must be restored. Return true
+    /// to hold the requests left pending until the delegate has restored its state and calls
+    /// `resendPending()`; false to resend them at once.
+    func rpcClient(_ client: RPCClient, connectedTo serverId: String, isFirst: Bool, restarted: Bool) -> Bool
     func rpcClient(_ client: RPCClient, event payload: [UInt8])
     /// A request from the server; answer with `respond`.
     func rpcClient(_ client: RPCClient, request method: String, params: JSONValue, reqId: [UInt8])
@@ -29,7 +31,14 @@ final class RPCClient {
 
     private let socket: ZMQSocket
     private let monitor: ZMQMonitor
+    /// The server's id while connected and greeted; nil while requests must wait.
     private(set) var serverId: String?
+    /// The id of the last server that answered hello, kept across disconnects.
+    private var knownServerId: String?
+    /// The server asked for hello again: it dropped this client and forgot its state.
+    private var forgotten = false
+    /// While the delegate restores its state on a new server, other requests wait.
+    private(set) var restoring = false
     private var everConnected = false
     private var timer: IOLoop.TimerID?
     private var lastPing: Int64 = 0
@@ -43,7 +52,8 @@ final class RPCClient {
         let completion: (Result<[UInt8], NetworkError>) -> Void
         let deadline: Int64
         let timeoutMs: Int64
-        var sent: Bool
+        /// The server it was last sent to (nil: not sent yet).
+        var sentTo: String?
         var resendAt: Int64?
     }
 
@@ -84,16 +94,18 @@ final class RPCClient {
     }
 
     /// Sends `[method, params]` (JSON text) and calls `completion` with the answer's JSON text.
-    func request(payload: [UInt8], timeoutMs: Int64? = nil, completion: @escaping (Result<[UInt8], NetworkError>) -> Void) {
+    /// `restoring`: a request that restores state on a new server, sent even while others wait.
+    func request(payload: [UInt8], timeoutMs: Int64? = nil, restoring isRestoring: Bool = false,
+                 completion: @escaping (Result<[UInt8], NetworkError>) -> Void) {
         guard !closed else { completion(.failure(.closed)); return }
         counter += 1
         let reqId = Array("\(clientId)-\(counter)".utf8)
         let timeoutMs = timeoutMs ?? timeouts.requestMs
         var entry = Pending(payload: payload, reqId: reqId, completion: completion,
-                            deadline: MonotonicClock.nowMs() + timeoutMs, timeoutMs: timeoutMs, sent: false)
+                            deadline: MonotonicClock.nowMs() + timeoutMs, timeoutMs: timeoutMs, sentTo: nil)
         // Until hello is answered requests wait here; they go out with the answer.
-        if serverId != nil {
-            entry.sent = send([RPCOp.request.frame, reqId, payload])
+        if let serverId, !restoring || isRestoring, send([RPCOp.request.frame, reqId, payload]) {
+            entry.sentTo = serverId
         }
         pending[counter] = entry
     }
@@ -154,7 +166,9 @@ final class RPCClient {
                 logger.debug("connected to \(host):\(port)")
                 sendHello()
             } else if event.isDisconnected {
+                // Hold requests until a server greets us again: a new one must first learn our state.
                 logger.debug("disconnected from \(host):\(port)")
+                serverId = nil
             }
         }
     }
@@ -191,16 +205,18 @@ final class RPCClient {
         switch op {
         case .hello:
             let id = reqId.frameText
-            if id != serverId {
-                let isFirst = !everConnected
-                serverId = id
-                everConnected = true
-                resendAll()
-                let waiters = connectionWaiters
-                connectionWaiters.removeAll()
-                for waiter in waiters { waiter(.success(())) }
-                delegate?.rpcClient(self, connectedTo: id, isFirst: isFirst)
-            }
+            guard id != serverId else { return } // one answer per hello sent; later ones repeat it
+            let isFirst = !everConnected
+            let restarted = !isFirst && (id != knownServerId || forgotten)
+            serverId = id
+            knownServerId = id
+            forgotten = false
+            everConnected = true
+            let waiters = connectionWaiters
+            connectionWaiters.removeAll()
+            for waiter in waiters { waiter(.success(())) }
+            restoring = delegate?.rpcClient(self, connectedTo: id, isFirst: isFirst, restarted: restarted) ?? false
+            if !restoring { resendPending() }
         case .response, .responseError:
             guard let key = pendingKey(reqId), let entry = pending.removeValue(forKey: key), entry.reqId == reqId else { return }
             if op == .response {
@@ -227,7 +243,9 @@ final class RPCClient {
             lastPong = MonotonicClock.nowMs()
         case .askHello:
             // The server forgot us (we were silent too long): say hello and register again.
+            guard serverId != nil || !forgotten else { return }
             serverId = nil
+            forgotten = true
             sendHello()
         case .ping, .close:
             break
@@ -235,16 +253,20 @@ final class RPCClient {
     }
 
     private func resendIfDue(_ key: Int) {
-        guard !closed, serverId != nil, let entry = pending[key], let at = entry.resendAt, at <= MonotonicClock.nowMs() else { return }
+        guard !closed, let serverId, !restoring, let entry = pending[key], let at = entry.resendAt, at <= MonotonicClock.nowMs() else { return }
         pending[key]?.resendAt = nil
-        pending[key]?.sent = send([RPCOp.request.frame, entry.reqId, entry.payload])
+        pending[key]?.sentTo = send([RPCOp.request.frame, entry.reqId, entry.payload]) ? serverId : nil
     }
 
-    private func resendAll() {
+    /// Sends every pending request the current server has not been sent yet (after a new server
+    /// greeted us, they may run twice: at-least-once).
+    func resendPending() {
+        restoring = false
+        guard !closed, let serverId else { return }
         for key in pending.keys.sorted() {
-            guard let entry = pending[key] else { continue }
-            pending[key]?.sent = send([RPCOp.request.frame, entry.reqId, entry.payload])
+            guard let entry = pending[key], entry.sentTo != serverId else { continue }
             pending[key]?.resendAt = nil
+            pending[key]?.sentTo = send([RPCOp.request.frame, entry.reqId, entry.payload]) ? serverId : nil
         }
     }
 
@@ -259,9 +281,9 @@ final class RPCClient {
         for (key, entry) in pending {
             if entry.deadline <= now {
                 expired.append(key)
-            } else if serverId != nil, let at = entry.resendAt, at <= now {
+            } else if let serverId, !restoring, let at = entry.resendAt, at <= now {
                 pending[key]?.resendAt = nil
-                pending[key]?.sent = send([RPCOp.request.frame, entry.reqId, entry.payload])
+                pending[key]?.sentTo = send([RPCOp.request.frame, entry.reqId, entry.payload]) ? serverId : nil
             }
         }
         for key in expired.sorted() {
