@@ -31,6 +31,7 @@ public final class Agent: @unchecked Sendable {
     /// The agent's endpoint (set when it is served), and the loop its servers live on.
     private var endpointRef: EndpointRef?
     private var loop: IOLoop?
+    private var timeouts = Timeouts.reference
     var logger = Logger(label: "hulynet.agent")
 
     /// An agent with a factory per container kind.
@@ -55,10 +56,11 @@ public final class Agent: @unchecked Sendable {
     /// The endpoint reference this agent registers with (nil until served).
     public var endpoint: String? { lock.withLock { endpointRef?.encoded } }
 
-    func attach(endpoint: EndpointRef?, loop: IOLoop, logger: Logger) {
+    func attach(endpoint: EndpointRef?, loop: IOLoop, timeouts: Timeouts, logger: Logger) {
         lock.withLock {
             endpointRef = endpoint
             self.loop = loop
+            self.timeouts = timeouts
             self.logger = logger
         }
     }
@@ -152,7 +154,7 @@ public final class Agent: @unchecked Sendable {
 
     private func start(kind: ContainerKind, options: GetOptions, factory: ContainerFactory) async throws -> Hosted {
         let started = try await factory(options)
-        let (agentRef, loop, logger) = lock.withLock { (endpointRef, self.loop, self.logger) }
+        let (agentRef, loop, timeouts, logger) = lock.withLock { (endpointRef, self.loop, self.timeouts, self.logger) }
         var hosted = Hosted(uuid: started.uuid, kind: kind, container: started.container, endpoint: "",
                             labels: options.labels, extra: options.extra, lastVisit: Double(MonotonicClock.nowMs()))
         switch started.connection {
@@ -160,7 +162,8 @@ public final class Agent: @unchecked Sendable {
             hosted.endpoint = EndpointRef.container(started.uuid, onAgent: agentRef ?? .agentWithoutConnection(uuid)).encoded
         case .direct(let host, let port):
             guard let loop else { throw ContainerError("a direct container needs an agent served with an endpoint") }
-            let server = try await DirectContainerServer.start(loop: loop, container: started.container, port: port, logger: logger)
+            let server = try await DirectContainerServer.start(loop: loop, container: started.container, port: port,
+                                                               timeouts: timeouts, logger: logger)
             hosted.directServer = server
             hosted.endpoint = EndpointRef.direct(host: host, port: server.port, container: started.uuid, agentId: uuid).encoded
         }

@@ -124,17 +124,17 @@ final class DirectContainerServer: RPCServerDelegate, @unchecked Sendable {
     let loop: IOLoop
     var port: Int { rpc.port }
 
-    private init(loop: IOLoop, container: any Container, port: Int, logger: Logger) throws {
+    private init(loop: IOLoop, container: any Container, port: Int, timeouts: Timeouts, logger: Logger) throws {
         self.loop = loop
         self.container = container
-        rpc = try RPCServer(loop: loop, host: "*", port: port, timeouts: .reference, logger: logger)
+        rpc = try RPCServer(loop: loop, host: "*", port: port, timeouts: timeouts, logger: logger)
         rpc.delegate = self
     }
 
-    static func start(loop: IOLoop, container: any Container, port: Int, logger: Logger) async throws -> DirectContainerServer {
-        nonisolated(unsafe) let container = container
+    static func start(loop: IOLoop, container: any Container, port: Int, timeouts: Timeouts,
+                      logger: Logger) async throws -> DirectContainerServer {
         let result: Result<DirectContainerServer, any Error>? = loop.sync {
-            Result { try DirectContainerServer(loop: loop, container: container, port: port, logger: logger) }
+            Result { try DirectContainerServer(loop: loop, container: container, port: port, timeouts: timeouts, logger: logger) }
         }
         guard let result else { throw NetworkError.closed }
         return try result.get()

@@ -40,14 +40,14 @@ public final class ContainerReference: @unchecked Sendable {
     }
 
     /// Gives the container back; once nobody holds it, it stops after the unused timeout. Idempotent.
-    public func release() async throws(NetworkError) {
+    public func release(timeoutMs: Int64? = nil) async throws(NetworkError) {
         let first = lock.withLock { () -> Bool in
             defer { released = true }
             return !released
         }
         guard first else { return }
         client.forget(self)
-        _ = try await client.call(Method.releaseContainer, .object(["uuid": .string(uuid)]))
+        _ = try await client.call(Method.releaseContainer, .object(["uuid": .string(uuid)]), timeoutMs: timeoutMs)
     }
 
     /// After a new coordinator: get the same container again and follow its endpoint.

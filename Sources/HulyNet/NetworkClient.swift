@@ -220,7 +220,7 @@ public final class NetworkClient: @unchecked Sendable {
     public func register(_ agent: Agent) async throws(NetworkError) {
         let _: Bool = try await onLoop { [self] done in
             agents[agent.uuid] = agent
-            if agent.endpoint == nil { agent.attach(endpoint: nil, loop: loop, logger: logger) }
+            if agent.endpoint == nil { agent.attach(endpoint: nil, loop: loop, timeouts: options.timeouts, logger: logger) }
             done(.success(true))
         }
         try await waitForConnection(timeoutMs: options.getTimeoutMs)
@@ -235,7 +235,8 @@ public final class NetworkClient: @unchecked Sendable {
                 let server = try AgentEndpointServer(loop: loop, agent: agent, host: bindHost, port: port,
                                                      timeouts: options.timeouts, logger: logger)
                 agentServers[agent.uuid] = server
-                agent.attach(endpoint: .agent(host: advertisedHost, port: server.rpc.port, agentId: agent.uuid), loop: loop, logger: logger)
+                agent.attach(endpoint: .agent(host: advertisedHost, port: server.rpc.port, agentId: agent.uuid), loop: loop,
+                             timeouts: options.timeouts, logger: logger)
                 done(.success(true))
             } catch {
                 done(.failure(.bindFailed("\(bindHost):\(port): \(error)")))
@@ -245,8 +246,8 @@ public final class NetworkClient: @unchecked Sendable {
     }
 
     /// Unregisters an agent and stops its endpoint and containers.
-    public func unregister(_ agent: Agent) async throws(NetworkError) {
-        _ = try await call(Method.unregisterAgent, .object(["uuid": .string(agent.uuid)]))
+    public func unregister(_ agent: Agent, timeoutMs: Int64? = nil) async throws(NetworkError) {
+        _ = try await call(Method.unregisterAgent, .object(["uuid": .string(agent.uuid)]), timeoutMs: timeoutMs)
         let _: Bool = try await onLoop { [self] done in
             agents.removeValue(forKey: agent.uuid)
             agentServers.removeValue(forKey: agent.uuid)?.close()
@@ -271,8 +272,21 @@ public final class NetworkClient: @unchecked Sendable {
             return (Array(references.values), Array(agents.values))
         } ?? nil
         guard let (refs, ownAgents) = state else { return }
-        for reference in refs { try? await reference.release() }
-        for agent in ownAgents { try? await unregister(agent) }
+        // Tell the network, all at once and briefly: it drops what a silent client held anyway.
+        let farewellMs = min(options.timeouts.requestMs, 2000)
+        let connected = isConnected
+        await withTaskGroup(of: Void.self) { group in
+            for reference in refs {
+                group.addTask {
+                    if connected { try? await reference.release(timeoutMs: farewellMs) }
+                }
+            }
+            for agent in ownAgents {
+                group.addTask { [self] in
+                    if connected { try? await unregister(agent, timeoutMs: farewellMs) }
+                }
+            }
+        }
         loop.sync { [self] in
             isClosed = true
             for client in endpointClients.values { client.close() }

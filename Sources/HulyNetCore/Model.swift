@@ -104,8 +104,26 @@ public struct EndpointRef: Sendable, Hashable {
         return .object(object)
     }
 
-    /// The wire form: JSON text.
-    public var encoded: String { json.serializedString() }
+    /// The wire form: JSON text, with its keys always in the same order, so that references to
+    /// one endpoint compare equal as text.
+    public var encoded: String {
+        var text: [UInt8] = []
+        text.reserveCapacity(128)
+        text.append(contentsOf: #"{"kind":"#.utf8)
+        text.append(contentsOf: String(kind.rawValue).utf8)
+        text.append(contentsOf: #","host":"#.utf8)
+        JSONValue.string(host).write(to: &text)
+        text.append(contentsOf: #","port":"#.utf8)
+        text.append(contentsOf: String(port).utf8)
+        text.append(contentsOf: #","agentId":"#.utf8)
+        JSONValue.string(agentId).write(to: &text)
+        if let uuid {
+            text.append(contentsOf: #","uuid":"#.utf8)
+            JSONValue.string(uuid).write(to: &text)
+        }
+        text.append(UInt8(ascii: "}"))
+        return String(decoding: text, as: UTF8.self)
+    }
 
     public init(parsing text: String) throws(ProtocolError) {
         let value: JSONValue
