@@ -22,9 +22,8 @@
  *
  * Handles. Each handle type is opaque and made by a create/start/connect function and freed by
  * its destroy function. destroy(NULL) does nothing. Destroying a handle twice, or using one after
- * destroying it, is detected (the library keeps a table of live handles) and answered with
- * HULYNET_EINVAL. Destroying a client also frees the references and connections it made;
- * using those afterwards returns HULYNET_ECLOSED.
+ * destroying it, is detected and answered with HULYNET_EINVAL: handles are never reused. Destroying a client closes the references and connections it made: calls on
+ * them then return HULYNET_ECLOSED; destroy them as usual to free them.
  *
  * Threads. Every function may be called from any thread. Callbacks run on threads owned by the
  * library. From inside a callback you may call any non-blocking function (hulynet_request_reply,

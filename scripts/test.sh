@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test: the Swift unit tests (pure state machines, JSON) and the socket-level tests.
+# Runs every test: the Swift tests (pure state machines, JSON, socket-level), then the C side
+# through CMake (libhulynet.so, its C tests, samples, examples, install and consume).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 swift build --build-tests
 # XCTest only: no suite uses Swift Testing, whose empty run would print a misleading "0 tests" line.
 swift test --skip-build --disable-swift-testing
+scripts/cmake-test.sh

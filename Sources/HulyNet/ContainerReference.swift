@@ -32,9 +32,9 @@ public final class ContainerReference: @unchecked Sendable {
 
     /// A connection through the container's agent (routed) or to the container itself (direct),
     /// as its endpoint says; it receives the container's events.
-    public func connect() async throws(NetworkError) -> ContainerConnection {
+    public func connect(timeoutMs: Int64? = nil) async throws(NetworkError) -> ContainerConnection {
         let connection = ContainerConnection(client: client, uuid: uuid)
-        try await connection.open(endpoint: endpoint)
+        try await connection.open(endpoint: endpoint, timeoutMs: timeoutMs)
         lock.withLock { connections.append(connection) }
         return connection
     }
@@ -111,7 +111,7 @@ public final class ContainerConnection: @unchecked Sendable {
         handler?(event)
     }
 
-    func open(endpoint: String) async throws(NetworkError) {
+    func open(endpoint: String, timeoutMs: Int64? = nil) async throws(NetworkError) {
         let ref: EndpointRef
         do { ref = try EndpointRef(parsing: endpoint) } catch { throw NetworkError.invalid("container \(uuid): \(error.message)") }
         guard ref.kind != .noConnection else {
@@ -132,7 +132,7 @@ public final class ContainerConnection: @unchecked Sendable {
         if !direct {
             // The answer is the number of containers connected; the reference's agents always
             // answer 0, so it cannot tell a missing container apart and is not checked.
-            _ = try await send(Method.connect, .object(["uuid": .string(uuid)]))
+            _ = try await send(Method.connect, .object(["uuid": .string(uuid)]), timeoutMs: timeoutMs)
         }
     }
 

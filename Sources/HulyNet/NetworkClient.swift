@@ -43,6 +43,8 @@ public final class NetworkClient: @unchecked Sendable {
     /// Connections to agent endpoints and direct container endpoints, by "host:port".
     private var endpointClients: [String: EndpointClient] = [:]
     private var isClosed = false
+    /// Calls waiting on the loop, to fail when the client closes.
+    private var outstanding: [ObjectIdentifier: () -> Void] = [:]
 
     /// Connects to the coordinator at `host:port` (in the background: see `waitForConnection`).
     public init(host: String, port: Int, options: Options = Options()) throws {
@@ -85,9 +87,15 @@ public final class NetworkClient: @unchecked Sendable {
     func onLoop<T: Sendable>(_ body: @escaping (@escaping (Result<T, NetworkError>) -> Void) -> Void) async throws(NetworkError) -> T {
         let result: Result<T, NetworkError> = await withCheckedContinuation { continuation in
             let once = ResumeOnce(continuation)
+            let key = ObjectIdentifier(once)
             let queued = loop.executeUnchecked { [self] in
                 if isClosed { once.resume(.failure(.closed)); return }
-                body { once.resume($0) }
+                // Whatever the body waits for (a timer, an event) ends with the client: fail it then.
+                outstanding[key] = { once.resume(.failure(.closed)) }
+                body { [self] result in
+                    outstanding.removeValue(forKey: key)
+                    once.resume(result)
+                }
             }
             if !queued { once.resume(.failure(.closed)) }
         }
@@ -109,35 +117,39 @@ public final class NetworkClient: @unchecked Sendable {
     /// Waits until the coordinator has answered hello.
     public func waitForConnection(timeoutMs: Int64 = 10_000) async throws(NetworkError) {
         let _: Bool = try await onLoop { [self] done in
-            var finished = false
-            rpc.whenConnected { result in
-                guard !finished else { return }
-                finished = true
+            let finished = Box(false)
+            let timer = Box<IOLoop.TimerID?>(nil)
+            let address = "\(host):\(port)"
+            rpc.whenConnected { [loop] result in
+                guard !finished.value else { return }
+                finished.value = true
+                if let id = timer.value { loop.cancel(id) }
                 done(result.map { true })
             }
-            let timer = Box<IOLoop.TimerID?>(nil)
-            timer.value = loop.every(milliseconds: Int(timeoutMs)) { [loop] in
-                if let id = timer.value { loop.cancel(id) }
-                guard !finished else { return }
-                finished = true
-                done(.failure(.timeout("no connection to \(self.host):\(self.port) within \(timeoutMs) ms")))
+            guard !finished.value else { return }
+            timer.value = loop.after(milliseconds: Int(timeoutMs)) {
+                guard !finished.value else { return }
+                finished.value = true
+                done(.failure(.timeout("no connection to \(address) within \(timeoutMs) ms")))
             }
-            if finished, let id = timer.value { loop.cancel(id) }
         }
     }
 
     public var isConnected: Bool { loop.sync { [self] in rpc.isConnected } ?? false }
 
-    public func agentList() async throws(NetworkError) -> [AgentInfo] {
-        try decodeArray(try await call(Method.listAgents, .object([:])), AgentInfo.init(json:))
+    // Every call takes an optional `timeoutMs`; nil means `options.timeouts.requestMs`.
+
+    public func agentList(timeoutMs: Int64? = nil) async throws(NetworkError) -> [AgentInfo] {
+        try decodeArray(try await call(Method.listAgents, .object([:]), timeoutMs: timeoutMs), AgentInfo.init(json:))
     }
 
-    public func kinds() async throws(NetworkError) -> [ContainerKind] {
-        (try await call(Method.kinds, .object([:]))).arrayValue?.compactMap(\.stringValue) ?? []
+    public func kinds(timeoutMs: Int64? = nil) async throws(NetworkError) -> [ContainerKind] {
+        (try await call(Method.kinds, .object([:]), timeoutMs: timeoutMs)).arrayValue?.compactMap(\.stringValue) ?? []
     }
 
-    public func list(kind: ContainerKind? = nil) async throws(NetworkError) -> [ContainerRecord] {
-        try decodeArray(try await call(Method.listContainers, .object(kind.map { ["kind": .string($0)] } ?? [:])),
+    public func list(kind: ContainerKind? = nil, timeoutMs: Int64? = nil) async throws(NetworkError) -> [ContainerRecord] {
+        try decodeArray(try await call(Method.listContainers, .object(kind.map { ["kind": .string($0)] } ?? [:]),
+                                       timeoutMs: timeoutMs),
                         ContainerRecord.init(json:))
     }
 
@@ -147,10 +159,12 @@ public final class NetworkClient: @unchecked Sendable {
         try await call(Method.sendContainer, .array([.string(target), .string(operation), data]), timeoutMs: timeoutMs)
     }
 
-    /// Get-or-start a container; retried until an agent offering `kind` appears (at most
-    /// `options.getTimeoutMs`). The reference holds the container until released.
-    public func get(kind: ContainerKind, options getOptions: GetOptions = GetOptions()) async throws(NetworkError) -> ContainerReference {
-        let (uuid, endpoint) = try await getContainer(kind: kind, options: getOptions)
+    /// Get-or-start a container; retried until an agent offering `kind` appears, for at most
+    /// `timeoutMs` in all (default `options.getTimeoutMs`). The reference holds the container
+    /// until released.
+    public func get(kind: ContainerKind, options getOptions: GetOptions = GetOptions(),
+                    timeoutMs: Int64? = nil) async throws(NetworkError) -> ContainerReference {
+        let (uuid, endpoint) = try await getContainer(kind: kind, options: getOptions, timeoutMs: timeoutMs)
         let reference = ContainerReference(client: self, uuid: uuid, endpoint: endpoint, kind: kind, options: getOptions)
         let _: Bool = try await onLoop { [self] done in
             references[ObjectIdentifier(reference)] = reference
@@ -159,23 +173,26 @@ public final class NetworkClient: @unchecked Sendable {
         return reference
     }
 
-    func getContainer(kind: ContainerKind, options getOptions: GetOptions, restoring: Bool = false) async throws(NetworkError) -> (ContainerUUID, String) {
-        let deadline = MonotonicClock.nowMs() + options.getTimeoutMs
-        var delayMs: UInt64 = 50
+    func getContainer(kind: ContainerKind, options getOptions: GetOptions, timeoutMs: Int64? = nil,
+                      restoring: Bool = false) async throws(NetworkError) -> (ContainerUUID, String) {
+        let deadline = MonotonicClock.nowMs() + (timeoutMs ?? options.getTimeoutMs)
+        var delayMs: Int64 = 50
         while true {
             do throws(NetworkError) {
+                let left = deadline - MonotonicClock.nowMs()
+                guard left > 0 else { throw NetworkError.timeout("no container of kind \(kind) within \(timeoutMs ?? options.getTimeoutMs) ms") }
                 let answer = try await call(Method.getContainer, .object(["kind": .string(kind), "request": getOptions.json]),
-                                            restoring: restoring)
+                                            timeoutMs: min(left, options.timeouts.requestMs), restoring: restoring)
                 guard case .array(let pair) = answer, pair.count >= 2, let uuid = pair[0].stringValue,
                       let endpoint = pair[1].stringValue else {
                     throw NetworkError.invalid("gg answered \(answer)")
                 }
                 return (uuid, endpoint)
             } catch {
-                guard case .remote(let message) = error, message.hasPrefix("No suitable agents"),
-                      MonotonicClock.nowMs() < deadline else { throw error }
+                let left = deadline - MonotonicClock.nowMs()
+                guard case .remote(let message) = error, message.hasPrefix("No suitable agents"), left > 0 else { throw error }
                 // No agent offers the kind yet: retry when one registers, or after a growing delay.
-                await waitForAgent(offering: kind, atMostMs: Int(delayMs))
+                await waitForAgent(offering: kind, atMostMs: Int(min(delayMs, left)))
                 delayMs = min(delayMs * 2, 1000)
             }
         }
@@ -217,19 +234,22 @@ public final class NetworkClient: @unchecked Sendable {
 
     /// Registers an agent with the network (again after every server restart). Its containers
     /// are reached through the coordinator only; use `serve` to give it an endpoint.
-    public func register(_ agent: Agent) async throws(NetworkError) {
+    public func register(_ agent: Agent, timeoutMs: Int64? = nil) async throws(NetworkError) {
         let _: Bool = try await onLoop { [self] done in
             agents[agent.uuid] = agent
             if agent.endpoint == nil { agent.attach(endpoint: nil, loop: loop, timeouts: options.timeouts, logger: logger) }
             done(.success(true))
         }
-        try await waitForConnection(timeoutMs: options.getTimeoutMs)
-        try await registerNow(agent)
+        let started = MonotonicClock.nowMs()
+        let total = timeoutMs ?? options.timeouts.requestMs
+        try await waitForConnection(timeoutMs: total)
+        try await registerNow(agent, timeoutMs: max(1, total - (MonotonicClock.nowMs() - started)))
     }
 
     /// Opens the agent's endpoint on `bindHost:port` (port 0 picks one), advertised to clients as
     /// `advertisedHost`, then registers the agent.
-    public func serve(_ agent: Agent, advertisedHost: String = "127.0.0.1", bindHost: String = "*", port: Int = 0) async throws(NetworkError) {
+    public func serve(_ agent: Agent, advertisedHost: String = "127.0.0.1", bindHost: String = "*", port: Int = 0,
+                      timeoutMs: Int64? = nil) async throws(NetworkError) {
         let _: Bool = try await onLoop { [self] done in
             do {
                 let server = try AgentEndpointServer(loop: loop, agent: agent, host: bindHost, port: port,
@@ -242,22 +262,30 @@ public final class NetworkClient: @unchecked Sendable {
                 done(.failure(.bindFailed("\(bindHost):\(port): \(error)")))
             }
         }
-        try await register(agent)
+        try await register(agent, timeoutMs: timeoutMs)
     }
 
     /// Unregisters an agent and stops its endpoint and containers.
+    /// Unregisters an agent and stops its endpoint and containers. They stop even when the
+    /// network cannot be told (the error is thrown after).
     public func unregister(_ agent: Agent, timeoutMs: Int64? = nil) async throws(NetworkError) {
-        _ = try await call(Method.unregisterAgent, .object(["uuid": .string(agent.uuid)]), timeoutMs: timeoutMs)
-        let _: Bool = try await onLoop { [self] done in
+        var failure: NetworkError?
+        do throws(NetworkError) {
+            _ = try await call(Method.unregisterAgent, .object(["uuid": .string(agent.uuid)]), timeoutMs: timeoutMs)
+        } catch {
+            failure = error
+        }
+        let _: Bool? = try? await onLoop { [self] done in
             agents.removeValue(forKey: agent.uuid)
             agentServers.removeValue(forKey: agent.uuid)?.close()
             done(.success(true))
         }
         await agent.terminateAll()
+        if let failure { throw failure }
     }
 
-    private func registerNow(_ agent: Agent, restoring: Bool = false) async throws(NetworkError) {
-        let answer = try await call(Method.registerAgent, agent.registration().json, restoring: restoring)
+    private func registerNow(_ agent: Agent, timeoutMs: Int64? = nil, restoring: Bool = false) async throws(NetworkError) {
+        let answer = try await call(Method.registerAgent, agent.registration().json, timeoutMs: timeoutMs, restoring: restoring)
         let rejected = answer.arrayValue?.compactMap(\.stringValue) ?? []
         agent.accepted(except: rejected)
         // A stateless container another agent owns stays here on standby, to be claimed when
@@ -294,6 +322,9 @@ public final class NetworkClient: @unchecked Sendable {
             for server in agentServers.values { server.close() }
             agentServers.removeAll()
             rpc.close()
+            let waiting = outstanding
+            outstanding.removeAll()
+            for fail in waiting.values { fail() }
         }
         for agent in ownAgents { await agent.terminateAll() }
         loop.stop()

@@ -145,7 +145,14 @@ public func hulynet_request_reply(_ handle: OpaquePointer?, _ json: UnsafePointe
 public func hulynet_request_fail(_ handle: OpaquePointer?, _ message: UnsafePointer<CChar>?) -> Int32 {
     cCall {
         _ = try Handles.get(handle, CRequest.self, "request")
-        let text = (try? optionalCString(message, "message")) ?? nil
+        let text: String?
+        do throws(CFailure) {
+            text = try optionalCString(message, "message")
+        } catch {
+            // Still end the request, so nobody waits forever, and tell the caller.
+            Handles.take(handle, CRequest.self)?.finish(.failure(ContainerError("request failed (its message was not UTF-8)")))
+            throw error
+        }
         Handles.take(handle, CRequest.self)?.finish(.failure(ContainerError(text ?? "request failed")))
     }
 }
@@ -185,6 +192,9 @@ final class CAgent: @unchecked Sendable {
         self.kinds = kinds
         uuidText = OwnedCString(agent.uuid)
     }
+
+    /// Gives the agent back after a serve or register that failed.
+    func unclaim() { lock.withLock { servedBy = nil } }
 
     /// Claims the agent for one client.
     func claim(by client: CClient) throws(CFailure) {
@@ -274,7 +284,13 @@ public func hulynet_client_serve_agent(_ clientHandle: OpaquePointer?, _ agentHa
         let host = try optionalCString(advertisedHost, "advertised_host") ?? "127.0.0.1"
         let port = try cPort(port)
         try agent.claim(by: client)
-        try blocking { try await client.client.serve(agent.agent, advertisedHost: host, port: port) }
+        let ms = timeout(timeoutMs, default: client.requestMs)
+        do throws(CFailure) {
+            try blocking { try await client.client.serve(agent.agent, advertisedHost: host, port: port, timeoutMs: ms) }
+        } catch {
+            agent.unclaim()
+            throw error
+        }
     }
 }
 
@@ -284,7 +300,13 @@ public func hulynet_client_register_agent(_ clientHandle: OpaquePointer?, _ agen
         let client = try liveClient(clientHandle)
         let agent = try Handles.get(agentHandle, CAgent.self, "agent")
         try agent.claim(by: client)
-        try blocking { try await client.client.register(agent.agent) }
+        let ms = timeout(timeoutMs, default: client.requestMs)
+        do throws(CFailure) {
+            try blocking { try await client.client.register(agent.agent, timeoutMs: ms) }
+        } catch {
+            agent.unclaim()
+            throw error
+        }
     }
 }
 
@@ -292,8 +314,10 @@ public func hulynet_client_register_agent(_ clientHandle: OpaquePointer?, _ agen
 public func hulynet_agent_destroy(_ handle: OpaquePointer?) {
     guard let agent = Handles.take(handle, CAgent.self) else { return }
     let network = agent.client.flatMap { client in (try? client.check()).map { client.client } }
+    // Its containers stop whether or not the network can be told (briefly) that it is gone.
     let body: @Sendable () async -> Void = {
-        if let network { try? await network.unregister(agent.agent) } else { await agent.agent.terminateAll() }
+        if let network { try? await network.unregister(agent.agent, timeoutMs: 2000) }
+        await agent.agent.terminateAll()
     }
     if CallbackThread.isInside {
         Task { await body() }

@@ -11,8 +11,6 @@ final class CClient: @unchecked Sendable {
     private let lock = Lock()
     private var listeners: [UInt64: Subscription] = [:]
     private var nextListener: UInt64 = 1
-    /// Handles made through this client, destroyed with it.
-    private var children: [OpaquePointer] = []
     private(set) var closed = false
 
     init(_ client: NetworkClient) {
@@ -37,24 +35,18 @@ final class CClient: @unchecked Sendable {
         return subscription != nil
     }
 
-    func adopt(_ handle: OpaquePointer) {
-        lock.withLock { children.append(handle) }
-    }
-
     func check() throws(CFailure) {
         if lock.withLock({ closed }) { throw .closed }
     }
 
-    /// Marks the client closed and returns the handles it made.
-    func markClosed() -> [OpaquePointer] {
-        lock.withLock {
+    /// Marks the client closed: calls on it and on what it made answer HULYNET_ECLOSED.
+    func markClosed() {
+        let subscriptions = lock.withLock { () -> [Subscription] in
             closed = true
-            let all = children
-            children.removeAll()
-            for subscription in listeners.values { subscription.cancel() }
-            listeners.removeAll()
-            return all
+            defer { listeners.removeAll() }
+            return Array(listeners.values)
         }
+        for subscription in subscriptions { subscription.cancel() }
     }
 }
 
@@ -65,9 +57,11 @@ public func hulynet_client_connect(_ host: UnsafePointer<CChar>?, _ port: Int32,
         guard let out else { throw CFailure.invalid("out is NULL") }
         out.pointee = nil
         let host = try cString(host, "host")
+        guard !host.isEmpty else { throw CFailure.invalid("host is empty") }
         let options = NetworkClient.Options(timeouts: try cTimeouts(timeouts), logger: CLogSink.logger("hulynet.client"))
+        let port = try cPort(port, allowZero: false)
         let client: NetworkClient
-        do { client = try NetworkClient(host: host, port: try cPort(port, allowZero: false), options: options) } catch {
+        do { client = try NetworkClient(host: host, port: port, options: options) } catch {
             throw CFailure(status: HULYNET_ECONNECT, message: "\(error)")
         }
         out.pointee = Handles.make(CClient(client))
@@ -100,7 +94,8 @@ public func hulynet_client_agents(_ handle: OpaquePointer?, _ timeoutMs: Int64,
     cCall {
         out?.pointee = nil
         let client = try liveClient(handle)
-        let agents = try blocking { try await client.client.agentList() }
+        let ms = timeout(timeoutMs, default: client.requestMs)
+        let agents = try blocking { try await client.client.agentList(timeoutMs: ms) }
         try setOut(out, .array(agents.map(\.json)))
     }
 }
@@ -111,7 +106,8 @@ public func hulynet_client_kinds(_ handle: OpaquePointer?, _ timeoutMs: Int64,
     cCall {
         out?.pointee = nil
         let client = try liveClient(handle)
-        let kinds = try blocking { try await client.client.kinds() }
+        let ms = timeout(timeoutMs, default: client.requestMs)
+        let kinds = try blocking { try await client.client.kinds(timeoutMs: ms) }
         try setOut(out, .array(kinds.map { .string($0) }))
     }
 }
@@ -123,7 +119,8 @@ public func hulynet_client_list(_ handle: OpaquePointer?, _ kind: UnsafePointer<
         out?.pointee = nil
         let client = try liveClient(handle)
         let kind = try optionalCString(kind, "kind")
-        let records = try blocking { try await client.client.list(kind: kind) }
+        let ms = timeout(timeoutMs, default: client.requestMs)
+        let records = try blocking { try await client.client.list(kind: kind, timeoutMs: ms) }
         try setOut(out, .array(records.map(\.json)))
     }
 }
@@ -142,15 +139,14 @@ public func hulynet_client_get(_ handle: OpaquePointer?, _ kind: UnsafePointer<C
         let client = try liveClient(handle)
         let kind = try cString(kind, "kind")
         let options = try cGetOptions(optionsJSON)
-        let reference = try blocking { try await client.client.get(kind: kind, options: options) }
+        let ms = timeout(timeoutMs, default: client.requestMs)
+        let reference = try blocking { try await client.client.get(kind: kind, options: options, timeoutMs: ms) }
         out.pointee = makeReference(reference, client: client)
     }
 }
 
 func makeReference(_ reference: ContainerReference, client: CClient) -> OpaquePointer {
-    let handle = Handles.make(CReference(reference, client: client))
-    client.adopt(handle)
-    return handle
+    Handles.make(CReference(reference, client: client))
 }
 
 @_cdecl("hulynet_client_get_async")
@@ -162,9 +158,10 @@ public func hulynet_client_get_async(_ handle: OpaquePointer?, _ kind: UnsafePoi
         let options = try cGetOptions(optionsJSON)
         guard let done else { throw CFailure.invalid("done is NULL") }
         let user = UserPointer(raw: user)
+        let ms = timeout(timeoutMs, default: client.requestMs)
         Task {
             do {
-                let reference = try await client.client.get(kind: kind, options: options)
+                let reference = try await client.client.get(kind: kind, options: options, timeoutMs: ms)
                 let handle = makeReference(reference, client: client)
                 CallbackThread.run { done(user.raw, HULYNET_OK, handle, nil) }
             } catch {
@@ -252,11 +249,8 @@ public func hulynet_client_remove_listener(_ handle: OpaquePointer?, _ subscript
 @_cdecl("hulynet_client_destroy")
 public func hulynet_client_destroy(_ handle: OpaquePointer?) {
     guard let client = Handles.take(handle, CClient.self) else { return }
-    let children = client.markClosed()
-    for child in children {
-        if let reference = Handles.take(child, CReference.self) { reference.drop(release: false) }
-        if let connection = Handles.take(child, CConnection.self) { connection.drop() }
-    }
+    // Its references and connections stay valid handles answering HULYNET_ECLOSED until destroyed.
+    client.markClosed()
     let network = client.client
     if CallbackThread.isInside {
         // Called from a callback on the client's own thread: close without waiting for it.
@@ -282,7 +276,7 @@ final class CReference: @unchecked Sendable {
     }
 
     func drop(release: Bool) {
-        guard release else { return }
+        guard release, (try? client.check()) != nil else { return }
         let reference = self.reference
         Task { try? await reference.release() }
     }
@@ -325,11 +319,10 @@ public func hulynet_reference_connect(_ handle: OpaquePointer?, _ timeoutMs: Int
         guard let out else { throw CFailure.invalid("out is NULL") }
         out.pointee = nil
         let reference = try liveReference(handle)
-        let connection = try blocking { try await reference.reference.connect() }
+        let ms = timeout(timeoutMs, default: reference.client.requestMs)
+        let connection = try blocking { try await reference.reference.connect(timeoutMs: ms) }
         let wrapped = CConnection(connection, client: reference.client)
-        let connectionHandle = Handles.make(wrapped)
-        reference.client.adopt(connectionHandle)
-        out.pointee = connectionHandle
+        out.pointee = Handles.make(wrapped)
     }
 }
 
@@ -337,7 +330,8 @@ public func hulynet_reference_connect(_ handle: OpaquePointer?, _ timeoutMs: Int
 public func hulynet_reference_release(_ handle: OpaquePointer?, _ timeoutMs: Int64) -> Int32 {
     cCall {
         let reference = try liveReference(handle)
-        try blocking { try await reference.reference.release() }
+        let ms = timeout(timeoutMs, default: reference.client.requestMs)
+        try blocking { try await reference.reference.release(timeoutMs: ms) }
     }
 }
 
@@ -358,6 +352,7 @@ final class CConnection: @unchecked Sendable {
     }
 
     func drop() {
+        guard (try? client.check()) != nil else { return }
         let connection = self.connection
         connection.onEvent { _ in }
         Task { await connection.close() }

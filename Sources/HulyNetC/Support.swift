@@ -130,43 +130,45 @@ final class OwnedCString: @unchecked Sendable {
 
 // MARK: - Handles
 
-/// Live handles. A handle is the address of a retained Swift object; the table makes a destroyed
-/// or foreign pointer an error instead of a crash. Lookups retain the object under the lock, so a
-/// concurrent destroy cannot free it while a call is using it.
+/// Live handles. A handle is not an address but a number that is never reused (shown to C as an
+/// opaque pointer), mapped to its Swift object: a destroyed, foreign or mistyped handle is an
+/// error instead of a crash, always. Lookups take the object under the lock, so a concurrent
+/// destroy cannot free it while a call is using it.
 enum Handles {
     private static let lock = Lock()
-    nonisolated(unsafe) private static var live: Set<UInt> = []
+    nonisolated(unsafe) private static var live: [UInt: AnyObject] = [:]
+    /// Steps of 16 keep handles looking like aligned pointers to tools that inspect them.
+    nonisolated(unsafe) private static var next: UInt = 0x1000
 
     static func make<T: AnyObject>(_ object: T) -> OpaquePointer {
-        let pointer = Unmanaged.passRetained(object).toOpaque()
-        lock.withLock { _ = live.insert(UInt(bitPattern: pointer)) }
-        return OpaquePointer(pointer)
+        let id: UInt = lock.withLock {
+            next &+= 16
+            live[next] = object
+            return next
+        }
+        return OpaquePointer(bitPattern: id)!
     }
 
     static func get<T: AnyObject>(_ handle: OpaquePointer?, _ type: T.Type, _ name: String) throws(CFailure) -> T {
         guard let handle else { throw .invalid("\(name) is NULL") }
-        let raw = UnsafeMutableRawPointer(handle)
-        let object: AnyObject? = lock.withLock {
-            guard live.contains(UInt(bitPattern: raw)) else { return nil }
-            return Unmanaged<AnyObject>.fromOpaque(raw).takeUnretainedValue()
-        }
+        let object = lock.withLock { live[UInt(bitPattern: handle)] }
         guard let object else { throw .invalid("\(name) is not a live handle (destroyed already?)") }
         guard let typed = object as? T else { throw .invalid("\(name) is a handle of another type") }
         return typed
     }
 
-    /// Removes the handle and returns its object (nil when it was not live).
+    /// Removes the handle and returns its object (nil when it was not a live handle of that type).
     static func take<T: AnyObject>(_ handle: OpaquePointer?, _ type: T.Type) -> T? {
         guard let handle else { return nil }
-        let raw = UnsafeMutableRawPointer(handle)
-        let object: AnyObject? = lock.withLock {
-            guard live.contains(UInt(bitPattern: raw)) else { return nil }
-            guard Unmanaged<AnyObject>.fromOpaque(raw).takeUnretainedValue() is T else { return nil }
-            live.remove(UInt(bitPattern: raw))
-            return Unmanaged<AnyObject>.fromOpaque(raw).takeRetainedValue()
+        let key = UInt(bitPattern: handle)
+        return lock.withLock { () -> T? in
+            guard let typed = live[key] as? T else { return nil }
+            live.removeValue(forKey: key)
+            return typed
         }
-        return object as? T
     }
+
+    static var count: Int { lock.withLock { live.count } }
 }
 
 // MARK: - Threads

@@ -80,8 +80,16 @@ public final class ZMQSocket {
 
     deinit { close() }
 
+    private var monitored = false
+
+    /// Closes the socket; idempotent. A monitor is stopped first: libzmq's I/O thread blocks
+    /// sending monitor events to a reader that is gone, stalling every socket of the context.
     public func close() {
         if let handle {
+            if monitored {
+                zmq_socket_monitor(handle, nil, 0)
+                monitored = false
+            }
             zmq_close(handle)
             self.handle = nil
         }
@@ -211,6 +219,7 @@ public final class ZMQSocket {
         let socket = try live()
         let address = "inproc://hulynet-monitor-\(ZMQMonitor.nextId())"
         if zmq_socket_monitor(socket, address, events) != 0 { throw ZMQError.last("zmq_socket_monitor") }
+        monitored = true
         let pair = try ZMQSocket(context: context, type: .pair)
         try pair.connect(address)
         return ZMQMonitor(socket: pair)

@@ -132,8 +132,8 @@ final class RPCClient {
         if let timer { loop.cancel(timer) }
         loop.unregister(socket)
         loop.unregister(monitor.socket)
+        socket.close() // stops the monitor before its reader goes
         monitor.close()
-        socket.close()
         let open = pending
         pending.removeAll()
         for key in open.keys.sorted() { open[key]!.completion(.failure(.closed)) }

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# ctest checks of the sample server (registered by CMakeLists.txt).
+#
+#   test-hulynet-server.sh serves     SERVER CLIENT   the server on a free port serves a C client
+#                                                     (CLIENT --network 127.0.0.1:PORT); SIGTERM -> exit 0
+#   test-hulynet-server.sh port-taken SERVER          a second server on the first one's port exits
+#                                                     non-zero with a message naming the address
+set -euo pipefail
+
+mode=${1:?usage: $0 serves|port-taken SERVER [CLIENT]}
+server=${2:?the hulynet-server executable}
+work=$(mktemp -d "${TMPDIR:-/tmp}/hulynet-server-test.XXXXXX")
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  for log in "$work"/*.out "$work"/*.err; do
+    [ -s "$log" ] && { echo "--- $log" >&2; cat "$log" >&2; }
+  done
+  exit 1
+}
+
+# Whether a child is still running: a zombie (exited, not yet waited for) or a reaped one is not.
+# One read of its state, so that its exit between two reads cannot confuse the answer.
+alive() {
+  local state
+  state=$(sed -n 's/^State:[[:space:]]*\([A-Za-z]\).*/\1/p' "/proc/$1/status" 2>/dev/null || true)
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# Starts a server on 127.0.0.1 with a free port; sets server_pid and server_port.
+start_server() {
+  local name=$1 line
+  "$server" --host 127.0.0.1 --port 0 --stats-interval 1 >"$work/$name.out" 2>"$work/$name.err" &
+  server_pid=$!
+  pids+=("$server_pid")
+  for _ in $(seq 1 200); do
+    line=$(grep -m1 '^hulynet-server listening on ' "$work/$name.out" 2>/dev/null || true)
+    if [ -n "$line" ]; then
+      server_port=${line##*:}
+      echo "$name: $line (pid $server_pid)"
+      return 0
+    fi
+    alive "$server_pid" || fail "$name exited before listening"
+    sleep 0.05
+  done
+  fail "$name did not print its listening line within 10 s"
+}
+
+# Sends SIGTERM and expects exit code 0 within 10 s (a watchdog kills it after that).
+stop_server() {
+  local name=$1 pid=$2 status watchdog
+  kill -TERM "$pid"
+  ( sleep 10 && kill -KILL "$pid" ) </dev/null >/dev/null 2>&1 &   # no hold on ctest's pipes
+  watchdog=$!
+  status=0
+  wait "$pid" || status=$?
+  kill "$watchdog" 2>/dev/null || true
+  wait "$watchdog" 2>/dev/null || true
+  [ "$status" != 137 ] || fail "$name did not stop within 10 s of SIGTERM (killed)"
+  [ "$status" = 0 ] || fail "$name exited with $status after SIGTERM (expected 0)"
+  echo "$name: stopped by SIGTERM with exit code 0"
+}
+
+case "$mode" in
+serves)
+  client=${3:?the client executable}
+  start_server server
+  "$client" --network "127.0.0.1:$server_port" >"$work/client.out" 2>"$work/client.err" \
+    || fail "the client against 127.0.0.1:$server_port failed"
+  echo "client: $(tail -n 1 "$work/client.out")"
+  sleep 1.2   # at least one statistics line, with the client's traffic counted
+  grep -q ' stats: clients=[0-9]* agents=[0-9]* containers=[0-9]* requests=[1-9]' "$work/server.out" \
+    || fail "no statistics line counting requests"
+  echo "server: $(grep ' stats: ' "$work/server.out" | tail -n 1)"
+  stop_server server "$server_pid"
+  grep -q 'SIGTERM' "$work/server.err" || fail "the server did not log SIGTERM"
+  ;;
+port-taken)
+  start_server first
+  first_pid=$server_pid
+  status=0
+  timeout 20 "$server" --host 127.0.0.1 --port "$server_port" >"$work/second.out" 2>"$work/second.err" || status=$?
+  [ "$status" != 0 ] || fail "a second server on 127.0.0.1:$server_port exited 0"
+  [ "$status" != 124 ] || fail "a second server on 127.0.0.1:$server_port did not exit (timeout)"
+  grep -q "cannot listen on 127.0.0.1:$server_port" "$work/second.err" \
+    || fail "the second server's message does not name 127.0.0.1:$server_port"
+  echo "second: exit code $status: $(head -n 1 "$work/second.err")"
+  # Bad arguments: non-zero with a message.
+  status=0
+  "$server" --port 70000 >/dev/null 2>"$work/bad.err" || status=$?
+  [ "$status" != 0 ] && grep -q -- '--port' "$work/bad.err" || fail "--port 70000 was not refused clearly"
+  echo "bad arguments: exit code $status: $(head -n 1 "$work/bad.err")"
+  stop_server first "$first_pid"
+  ;;
+*)
+  echo "unknown mode $mode" >&2
+  exit 2
+  ;;
+esac
+echo PASS

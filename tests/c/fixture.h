@@ -1,0 +1,123 @@
+/*
+ * fixture.h: what the C tests share: short timeouts, a server and clients on 127.0.0.1 with
+ * port 0, an "echo" container kind written in C (with counters of every callback), and collectors
+ * for events and asynchronous results. All of it is thread-safe: callbacks run on library threads.
+ */
+#ifndef HULYNET_FIXTURE_H
+#define HULYNET_FIXTURE_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include "check.h"
+#include "hulynet.h"
+
+/* Short timeouts: alive 1000 ms, unused container 300 ms, ping 200 ms, request 3000 ms. */
+hulynet_timeouts fx_timeouts(void);
+
+/* A server on 127.0.0.1, port 0 (checked; NULL on failure). */
+hulynet_server *fx_server(void);
+/* A client connected to 127.0.0.1:port and waited for (checked; NULL on failure). */
+hulynet_client *fx_client(int port);
+/* A port nothing listens on (bound by a server that is then destroyed). */
+int fx_free_port(void);
+
+/* Reads an int under a lock. */
+int fx_int(pthread_mutex_t *lock, const int *field);
+
+/* ---- the "echo" container kind ---------------------------------------------------------------
+ * Operations (request callback):
+ *   echo       answers the data as is
+ *   whoami     answers {"tag":..,"uuid":..,"client":..|null}
+ *   fail       hulynet_request_fail(request, "deliberate failure")
+ *   later      answers the data 20 ms later from a thread of its own
+ *   later_fail fails with "late failure" 20 ms later from a thread of its own
+ *   badjson    hulynet_request_reply(request, "{not json") (its status is kept in reply_badjson_status)
+ *   blocking   calls hulynet_client_kinds(probe_client, 500, ...) from inside the callback (status kept
+ *              in blocking_status) and answers {"status":N}
+ *   emit       hulynet_container_emit(container, caller, data) and answers {"status":S,"delivered":N}
+ *   emit_all   the same to every connected client (client_id NULL)
+ *   park       keeps the request in `parked` without answering (the test answers it)
+ *   anything else fails with "unknown operation ..."
+ */
+#define FX_TEXT 1024
+
+typedef struct echo_kind {
+    pthread_mutex_t lock;
+    char tag[32];
+    int start_status; /* what start returns */
+    int starts, start_failures, terminates, connects, disconnects, requests;
+    int container_uuid_mismatches; /* start saw hulynet_container_uuid(container) != uuid */
+    int reply_badjson_status;
+    int blocking_status;
+    int threads_running; /* answers still to come from helper threads */
+    hulynet_client *probe_client;
+    hulynet_container *last_container;
+    hulynet_request *parked;
+    char last_uuid[128];
+    char last_options[FX_TEXT];
+    char last_client[128]; /* client_id of the last request; "(null)" when NULL */
+    char last_connected[128];
+    char last_disconnected[128];
+} echo_kind;
+
+/* A container's state (container_user). `owned` ones were allocated by start, freed by terminate. */
+typedef struct echo_container {
+    echo_kind *kind;
+    hulynet_container *handle;
+    int owned;
+    char uuid[128];
+} echo_container;
+
+void echo_kind_init(echo_kind *kind, const char *tag);
+void echo_kind_destroy(echo_kind *kind);
+/* The kind table entry for `name` served by `kind`. */
+hulynet_container_kind echo_table(const char *name, echo_kind *kind);
+/* An agent (uuid may be NULL) with the one kind `name` (checked; NULL on failure). */
+hulynet_agent *fx_agent(const char *uuid, const char *name, echo_kind *kind);
+/* Waits (bounded) until helper threads of `kind` have answered. */
+int fx_wait_threads(echo_kind *kind, int ms);
+/* The kind's last container (under its lock). */
+hulynet_container *fx_last_container(echo_kind *kind);
+
+/* Does hulynet_client_kinds list `kind` now? */
+int fx_has_kind(hulynet_client *client, const char *kind);
+
+/* ---- text helpers ----------------------------------------------------------------------------- */
+/* Occurrences of `needle` in `text`. */
+int fx_count(const char *text, const char *needle);
+/* The string value of the first `"key":"value"` in JSON text, into `out` ("" if absent). */
+void fx_json_string(const char *json, const char *key, char *out, size_t size);
+
+/* ---- collectors ------------------------------------------------------------------------------- */
+typedef struct fx_events {
+    pthread_mutex_t lock;
+    int count;
+    char last[FX_TEXT];
+    char all[8 * FX_TEXT]; /* the events, one a line (as much as fits) */
+} fx_events;
+
+void fx_events_init(fx_events *events);
+void fx_events_destroy(fx_events *events);
+/* A hulynet_event_fn that appends to the fx_events given as user. */
+void fx_event_fn(void *user, const char *json);
+int fx_events_count(fx_events *events);
+/* Does any event received contain `needle`? */
+int fx_events_seen(fx_events *events, const char *needle);
+
+typedef struct fx_async {
+    pthread_mutex_t lock;
+    int calls;
+    int status;
+    char text[FX_TEXT];
+    hulynet_reference *reference;
+} fx_async;
+
+void fx_async_init(fx_async *async);
+void fx_async_destroy(fx_async *async);
+/* A hulynet_result_fn and a hulynet_reference_fn that fill the fx_async given as user. */
+void fx_result_fn(void *user, int status, const char *json);
+void fx_reference_fn(void *user, int status, hulynet_reference *reference, const char *error);
+int fx_async_calls(fx_async *async);
+
+#endif /* HULYNET_FIXTURE_H */

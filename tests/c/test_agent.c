@@ -1,0 +1,381 @@
+/* Agents with container kinds written in C: every callback, answers now and later, failures,
+ * terminate, stateless containers, agents without an endpoint. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "fixture.h"
+
+typedef struct network {
+    hulynet_server *server;
+    hulynet_client *host;
+    hulynet_client *user;
+    hulynet_agent *agent;
+    echo_kind kind;
+} network;
+
+static int network_up(network *net, const char *kind_name) {
+    memset(net, 0, sizeof *net);
+    echo_kind_init(&net->kind, "agent-test");
+    net->server = fx_server();
+    if (net->server == NULL) return 0;
+    net->host = fx_client(hulynet_server_port(net->server));
+    net->user = fx_client(hulynet_server_port(net->server));
+    net->agent = fx_agent(NULL, kind_name, &net->kind);
+    if (net->host == NULL || net->user == NULL || net->agent == NULL) return 0;
+    return CHECK_OK(hulynet_client_serve_agent(net->host, net->agent, "127.0.0.1", 0, 3000));
+}
+
+static void network_down(network *net) {
+    hulynet_agent_destroy(net->agent);
+    hulynet_client_destroy(net->user);
+    hulynet_client_destroy(net->host);
+    hulynet_server_destroy(net->server);
+    fx_wait_threads(&net->kind, 2000);
+    echo_kind_destroy(&net->kind);
+}
+
+static int count_done(fx_async *results, int n) {
+    int i, done = 0;
+    for (i = 0; i < n; i++) done += fx_async_calls(&results[i]) > 0 ? 1 : 0;
+    return done;
+}
+
+static hulynet_request *parked_request(echo_kind *kind) {
+    hulynet_request *request;
+    pthread_mutex_lock(&kind->lock);
+    request = kind->parked;
+    pthread_mutex_unlock(&kind->lock);
+    return request;
+}
+
+static void test_agent_create(void) {
+    echo_kind kind;
+    hulynet_container_kind tables[2];
+    hulynet_agent *fixed = NULL, *random1 = NULL, *random2 = NULL, *empty = NULL;
+    echo_kind_init(&kind, "create");
+    tables[0] = echo_table("one", &kind);
+    tables[1] = echo_table("two", &kind);
+    CHECK_OK(hulynet_agent_create("c-agent-fixed-1", tables, 2, &fixed));
+    CHECK_STR_EQ(hulynet_agent_uuid(fixed), "c-agent-fixed-1");
+    CHECK_OK(hulynet_agent_create(NULL, tables, 1, &random1));
+    CHECK_OK(hulynet_agent_create(NULL, tables, 1, &random2));
+    CHECK(hulynet_agent_uuid(random1) != NULL && hulynet_agent_uuid(random1)[0] != '\0');
+    CHECK(strcmp(hulynet_agent_uuid(random1), hulynet_agent_uuid(random2)) != 0);
+    /* The table and its strings are copied: changing them afterwards changes nothing. */
+    tables[0].kind = "changed";
+    tables[0].start = NULL;
+    CHECK_STR_EQ(hulynet_agent_uuid(fixed), "c-agent-fixed-1");
+    /* No kinds at all is allowed (an agent for stateless containers only would still need one). */
+    CHECK_OK(hulynet_agent_create(NULL, NULL, 0, &empty));
+    hulynet_agent_destroy(empty);
+    hulynet_agent_destroy(random2);
+    hulynet_agent_destroy(random1);
+    hulynet_agent_destroy(fixed);
+    /* Never served: no container was ever started or stopped. */
+    CHECK_INT_EQ(kind.starts, 0);
+    CHECK_INT_EQ(kind.terminates, 0);
+    echo_kind_destroy(&kind);
+}
+
+static void test_requests(void) {
+    network net;
+    hulynet_reference *reference = NULL;
+    char *out = NULL;
+    hulynet_request *parked;
+    int ok;
+    if (!network_up(&net, "echo")) goto done;
+    CHECK_OK(hulynet_client_get(net.user, "echo", NULL, 3000, &reference));
+    if (reference == NULL) goto done;
+
+    /* Answered at once, from inside the callback. */
+    CHECK_OK(hulynet_reference_request(reference, "echo", "{\"now\":true}", 2000, &out));
+    CHECK_STR_EQ(out, "{\"now\":true}");
+    hulynet_free(out);
+    out = NULL;
+    /* Answered later, from a thread of the container's own. */
+    CHECK_OK(hulynet_reference_request(reference, "later", "[\"later\",2]", 2000, &out));
+    CHECK_STR_EQ(out, "[\"later\",2]");
+    hulynet_free(out);
+    out = NULL;
+
+    /* hulynet_request_fail: the client sees HULYNET_EREMOTE and the message. */
+    out = (char *)&net;
+    CHECK_STATUS(hulynet_reference_request(reference, "fail", NULL, 2000, &out), HULYNET_EREMOTE);
+    CHECK_CONTAINS(hulynet_last_error(), "deliberate failure");
+    CHECK(out == NULL);
+    CHECK_STATUS(hulynet_reference_request(reference, "later_fail", NULL, 2000, &out), HULYNET_EREMOTE);
+    CHECK_CONTAINS(hulynet_last_error(), "late failure");
+    CHECK_STATUS(hulynet_client_request(net.user, hulynet_reference_uuid(reference), "nonsense", NULL, 2000, &out),
+                 HULYNET_EREMOTE);
+    CHECK_CONTAINS(hulynet_last_error(), "unknown operation nonsense");
+
+    /* An answer that is not JSON: the reply says HULYNET_EJSON and the caller gets an error, not a hang. */
+    CHECK(hulynet_reference_request(reference, "badjson", NULL, 2000, &out) != HULYNET_OK);
+    CHECK(hulynet_last_error()[0] != '\0');
+    check_note("a container's invalid JSON reached the client as: %s", hulynet_last_error());
+    CHECK_INT_EQ(fx_int(&net.kind.lock, &net.kind.reply_badjson_status), HULYNET_EJSON);
+
+    /* A blocking call from inside a callback is refused with HULYNET_EINVAL instead of deadlocking. */
+    pthread_mutex_lock(&net.kind.lock);
+    net.kind.probe_client = net.user;
+    pthread_mutex_unlock(&net.kind.lock);
+    CHECK_OK(hulynet_reference_request(reference, "blocking", NULL, 2000, &out));
+    CHECK_STR_EQ(out, "{\"status\":-1}");
+    hulynet_free(out);
+    out = NULL;
+    CHECK_INT_EQ(fx_int(&net.kind.lock, &net.kind.blocking_status), HULYNET_EINVAL);
+
+    /* A request never answered: the caller's timeout ends its wait; a late answer is harmless. */
+    CHECK_STATUS(hulynet_reference_request(reference, "park", NULL, 300, &out), HULYNET_ETIMEOUT);
+    WAIT_UNTIL(ok, (parked = parked_request(&net.kind)) != NULL, 2000);
+    if (CHECK_MSG(ok, "the parked request reached the container")) {
+        CHECK_OK(hulynet_request_reply(parked, "\"too late\""));
+        /* Answering frees it: a second answer is refused. */
+        CHECK_STATUS(hulynet_request_reply(parked, "1"), HULYNET_EINVAL);
+        CHECK_STATUS(hulynet_request_fail(parked, "again"), HULYNET_EINVAL);
+    }
+    /* Still serving. */
+    CHECK_OK(hulynet_reference_request(reference, "echo", "5", 2000, &out));
+    CHECK_STR_EQ(out, "5");
+    CHECK(fx_wait_threads(&net.kind, 2000));
+
+done:
+    hulynet_free(out);
+    hulynet_reference_destroy(reference);
+    network_down(&net);
+}
+
+/* Many requests at once, answered later from many threads. */
+static void test_concurrent_requests(void) {
+    enum { N = 24 };
+    network net;
+    hulynet_reference *reference = NULL;
+    fx_async results[N];
+    char data[32], expected[32];
+    int i, all;
+    for (i = 0; i < N; i++) fx_async_init(&results[i]);
+    if (!network_up(&net, "echo")) goto done;
+    CHECK_OK(hulynet_client_get(net.user, "echo", NULL, 3000, &reference));
+    if (reference == NULL) goto done;
+    for (i = 0; i < N; i++) {
+        snprintf(data, sizeof data, "%d", i);
+        CHECK_OK(hulynet_client_request_async(net.user, hulynet_reference_uuid(reference), i % 2 ? "later" : "echo", data,
+                                              3000, fx_result_fn, &results[i]));
+    }
+    WAIT_UNTIL(all, count_done(results, N) == N, 5000);
+    CHECK_MSG(all, "every asynchronous request completed");
+    for (i = 0; i < N; i++) {
+        snprintf(expected, sizeof expected, "%d", i);
+        CHECK_INT_EQ(fx_async_calls(&results[i]), 1);
+        CHECK_INT_EQ(results[i].status, HULYNET_OK);
+        CHECK_STR_EQ(results[i].text, expected);
+    }
+done:
+    hulynet_reference_destroy(reference);
+    network_down(&net);
+    for (i = 0; i < N; i++) fx_async_destroy(&results[i]);
+}
+
+static void test_start_failure(void) {
+    network net;
+    hulynet_reference *reference = NULL;
+    if (!network_up(&net, "fragile")) goto done;
+    pthread_mutex_lock(&net.kind.lock);
+    net.kind.start_status = HULYNET_EINTERNAL;
+    pthread_mutex_unlock(&net.kind.lock);
+    reference = (hulynet_reference *)&net;
+    CHECK(hulynet_client_get(net.user, "fragile", NULL, 2000, &reference) != HULYNET_OK);
+    CHECK(reference == NULL);
+    CHECK(hulynet_last_error()[0] != '\0');
+    check_note("a start that failed reached the client as: %s", hulynet_last_error());
+    CHECK_INT_EQ(fx_int(&net.kind.lock, &net.kind.start_failures), 1);
+    CHECK_INT_EQ(fx_int(&net.kind.lock, &net.kind.terminates), 0);
+
+    /* A failed start leaves nothing behind: the next get starts afresh. */
+    pthread_mutex_lock(&net.kind.lock);
+    net.kind.start_status = HULYNET_OK;
+    pthread_mutex_unlock(&net.kind.lock);
+    CHECK_OK(hulynet_client_get(net.user, "fragile", NULL, 2000, &reference));
+    CHECK_INT_EQ(fx_int(&net.kind.lock, &net.kind.starts), 1);
+done:
+    hulynet_reference_destroy(reference);
+    network_down(&net);
+}
+
+static void test_terminate(void) {
+    network net;
+    hulynet_reference *reference = NULL, *other = NULL;
+    int64_t held_until;
+    if (!network_up(&net, "echo")) goto done;
+    CHECK_OK(hulynet_client_get(net.user, "echo", NULL, 3000, &reference));
+    if (reference == NULL) goto done;
+
+    /* Held: it outlives the unused timeout (300 ms) by far. */
+    held_until = check_now_ms() + 900;
+    while (check_now_ms() < held_until && fx_int(&net.kind.lock, &net.kind.terminates) == 0) check_sleep_ms(10);
+    CHECK_INT_EQ(fx_int(&net.kind.lock, &net.kind.terminates), 0);
+
+    /* Released: terminate comes after the unused timeout. */
+    CHECK_OK(hulynet_reference_release(reference, 2000));
+    CHECK_OK(hulynet_reference_release(reference, 2000)); /* idempotent */
+    CHECK_EVENTUALLY(fx_int(&net.kind.lock, &net.kind.terminates) == 1, 3000);
+    hulynet_reference_destroy(reference);
+    reference = NULL;
+
+    /* Destroying a reference releases it too. */
+    CHECK_OK(hulynet_client_get(net.user, "echo", "{\"uuid\":\"c-destroyed-ref\"}", 3000, &other));
+    hulynet_reference_destroy(other);
+    other = NULL;
+    CHECK_EVENTUALLY(fx_int(&net.kind.lock, &net.kind.terminates) == 2, 3000);
+    CHECK_INT_EQ(fx_int(&net.kind.lock, &net.kind.starts), 2);
+
+    /* Destroying the agent stops what it still runs, before it returns. */
+    CHECK_OK(hulynet_client_get(net.user, "echo", "{\"uuid\":\"c-held-1\"}", 3000, &reference));
+    CHECK_OK(hulynet_client_get(net.user, "echo", "{\"uuid\":\"c-held-2\"}", 3000, &other));
+    hulynet_agent_destroy(net.agent);
+    net.agent = NULL;
+    CHECK_INT_EQ(fx_int(&net.kind.lock, &net.kind.terminates), 4);
+    CHECK_EVENTUALLY(!fx_has_kind(net.user, "echo"), 3000);
+done:
+    hulynet_reference_destroy(reference);
+    hulynet_reference_destroy(other);
+    network_down(&net);
+}
+
+/* Two agents offer the same stateless uuid: the first keeps it; when it goes, the second takes over. */
+static void test_stateless(void) {
+    hulynet_server *server = fx_server();
+    hulynet_client *first_host = NULL, *second_host = NULL, *user = NULL;
+    hulynet_agent *first = NULL, *second = NULL;
+    echo_kind first_kind, second_kind;
+    echo_container first_state, second_state;
+    char *out = NULL, *list = NULL;
+    int ok;
+    echo_kind_init(&first_kind, "first");
+    echo_kind_init(&second_kind, "second");
+    memset(&first_state, 0, sizeof first_state);
+    memset(&second_state, 0, sizeof second_state);
+    first_state.kind = &first_kind;
+    second_state.kind = &second_kind;
+    snprintf(first_state.uuid, sizeof first_state.uuid, "c-stateless-1");
+    snprintf(second_state.uuid, sizeof second_state.uuid, "c-stateless-1");
+    if (server == NULL) goto done;
+    first_host = fx_client(hulynet_server_port(server));
+    second_host = fx_client(hulynet_server_port(server));
+    user = fx_client(hulynet_server_port(server));
+    first = fx_agent(NULL, "stateless", &first_kind);
+    second = fx_agent(NULL, "stateless", &second_kind);
+    if (first_host == NULL || second_host == NULL || user == NULL || first == NULL || second == NULL) goto done;
+
+    CHECK_STATUS(hulynet_agent_add_stateless(first, "c-stateless-2", "no-such-kind", NULL), HULYNET_ENOTFOUND);
+    CHECK_OK(hulynet_agent_add_stateless(first, "c-stateless-1", "stateless", &first_state));
+    CHECK_OK(hulynet_agent_add_stateless(second, "c-stateless-1", "stateless", &second_state));
+    CHECK_OK(hulynet_client_serve_agent(first_host, first, "127.0.0.1", 0, 3000));
+    CHECK_OK(hulynet_client_serve_agent(second_host, second, "127.0.0.1", 0, 3000));
+
+    /* The first keeps it. */
+    CHECK_OK(hulynet_client_request(user, "c-stateless-1", "whoami", NULL, 2000, &out));
+    CHECK_CONTAINS(out, "\"tag\":\"first\"");
+    hulynet_free(out);
+    out = NULL;
+    CHECK_OK(hulynet_client_list(user, "stateless", 2000, &list));
+    CHECK_INT_EQ(fx_count(list, "\"uuid\":\"c-stateless-1\""), 1);
+    CHECK_INT_EQ(fx_count(list, "\"kind\":\"stateless\""), 1);
+    CHECK_CONTAINS(list, hulynet_agent_uuid(first));
+    CHECK_NOT_CONTAINS(list, hulynet_agent_uuid(second));
+    /* The second keeps its own on standby (not terminated). */
+    CHECK_INT_EQ(fx_int(&second_kind.lock, &second_kind.terminates), 0);
+    CHECK_INT_EQ(first_kind.starts + second_kind.starts, 0);
+
+    /* The first goes: the second takes the uuid over and answers. */
+    hulynet_client_destroy(first_host);
+    first_host = NULL;
+    WAIT_UNTIL(ok,
+               (hulynet_free(out), out = NULL,
+                hulynet_client_request(user, "c-stateless-1", "whoami", NULL, 500, &out) == HULYNET_OK &&
+                    strstr(out, "\"tag\":\"second\"") != NULL),
+               5000);
+    CHECK_MSG(ok, "after the first agent's client is gone, the second agent answers for c-stateless-1");
+
+done:
+    hulynet_free(out);
+    hulynet_free(list);
+    hulynet_client_destroy(user);
+    hulynet_agent_destroy(second);
+    hulynet_agent_destroy(first);
+    hulynet_client_destroy(second_host);
+    hulynet_client_destroy(first_host);
+    hulynet_server_destroy(server);
+    /* Destroying an agent terminates its stateless containers with the user pointer given. */
+    CHECK_INT_EQ(fx_int(&first_kind.lock, &first_kind.terminates), 1);
+    CHECK_INT_EQ(fx_int(&second_kind.lock, &second_kind.terminates), 1);
+    echo_kind_destroy(&first_kind);
+    echo_kind_destroy(&second_kind);
+}
+
+/* An agent registered without an endpoint: requests go through the coordinator; no connections. */
+static void test_register_agent(void) {
+    hulynet_server *server = fx_server();
+    hulynet_client *host = NULL, *user = NULL;
+    hulynet_agent *agent = NULL;
+    hulynet_reference *reference = NULL;
+    hulynet_connection *connection = NULL;
+    echo_kind kind;
+    char *out = NULL;
+    echo_kind_init(&kind, "registered");
+    if (server == NULL) goto done;
+    host = fx_client(hulynet_server_port(server));
+    user = fx_client(hulynet_server_port(server));
+    agent = fx_agent(NULL, "endpointless", &kind);
+    if (host == NULL || user == NULL || agent == NULL) goto done;
+    CHECK_OK(hulynet_client_register_agent(host, agent, 3000));
+    /* One client at most serves an agent. */
+    CHECK_STATUS(hulynet_client_register_agent(user, agent, 3000), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_serve_agent(user, agent, "127.0.0.1", 0, 3000), HULYNET_EINVAL);
+
+    CHECK_OK(hulynet_client_get(user, "endpointless", NULL, 3000, &reference));
+    if (reference == NULL) goto done;
+    CHECK_CONTAINS(hulynet_reference_endpoint(reference), "\"kind\":2");
+    CHECK_OK(hulynet_reference_request(reference, "echo", "\"through the coordinator\"", 2000, &out));
+    CHECK_STR_EQ(out, "\"through the coordinator\"");
+    hulynet_free(out);
+    out = NULL;
+    CHECK_OK(hulynet_client_request(user, hulynet_reference_uuid(reference), "later", "7", 2000, &out));
+    CHECK_STR_EQ(out, "7");
+
+    connection = (hulynet_connection *)&kind;
+    CHECK(hulynet_reference_connect(reference, 2000, &connection) != HULYNET_OK);
+    CHECK(connection == NULL);
+    CHECK(hulynet_last_error()[0] != '\0');
+    check_note("connect to a container without endpoint: %s", hulynet_last_error());
+    /* The reference still works after the failed connect. */
+    hulynet_free(out);
+    out = NULL;
+    CHECK_OK(hulynet_reference_request(reference, "echo", "8", 2000, &out));
+    CHECK_STR_EQ(out, "8");
+done:
+    hulynet_free(out);
+    hulynet_reference_destroy(reference);
+    hulynet_agent_destroy(agent);
+    hulynet_client_destroy(user);
+    hulynet_client_destroy(host);
+    hulynet_server_destroy(server);
+    fx_wait_threads(&kind, 2000);
+    echo_kind_destroy(&kind);
+}
+
+int main(void) {
+    check_init("test_c_agent", 55);
+    RUN_TEST(test_agent_create);
+    RUN_TEST(test_requests);
+    RUN_TEST(test_concurrent_requests);
+    RUN_TEST(test_start_failure);
+    RUN_TEST(test_terminate);
+    RUN_TEST(test_stateless);
+    RUN_TEST(test_register_agent);
+    return check_summary();
+}

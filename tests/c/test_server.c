@@ -1,0 +1,167 @@
+/* The network server (coordinator): start, port, stats, destroy, bind errors, restart. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <string.h>
+
+#include "check.h"
+#include "fixture.h"
+
+static void test_start_port_destroy(void) {
+    hulynet_server *server = NULL, *any = NULL, *star = NULL;
+    hulynet_timeouts timeouts = fx_timeouts();
+    int port;
+    CHECK_OK(hulynet_server_start("127.0.0.1", 0, &timeouts, &server));
+    port = hulynet_server_port(server);
+    CHECK(port > 0 && port < 65536);
+    CHECK_INT_EQ(hulynet_server_port(server), port); /* stable */
+    /* NULL timeouts mean the defaults; "*" and "0.0.0.0" mean every address. */
+    CHECK_OK(hulynet_server_start("0.0.0.0", 0, NULL, &any));
+    CHECK(hulynet_server_port(any) > 0 && hulynet_server_port(any) != port);
+    CHECK_OK(hulynet_server_start("*", 0, NULL, &star));
+    CHECK(hulynet_server_port(star) > 0);
+    hulynet_server_destroy(star);
+    hulynet_server_destroy(any);
+    hulynet_server_destroy(server);
+}
+
+static void test_bind_errors(void) {
+    hulynet_server *first = NULL, *second = NULL;
+    int port;
+    CHECK_OK(hulynet_server_start("127.0.0.1", 0, NULL, &first));
+    port = hulynet_server_port(first);
+    second = (hulynet_server *)&port; /* must be reset to NULL */
+    CHECK_STATUS(hulynet_server_start("127.0.0.1", port, NULL, &second), HULYNET_EBIND);
+    CHECK(second == NULL);
+    CHECK(hulynet_last_error()[0] != '\0');
+    /* Every address includes 127.0.0.1, which is taken. */
+    CHECK_STATUS(hulynet_server_start("0.0.0.0", port, NULL, &second), HULYNET_EBIND);
+    CHECK(second == NULL);
+    /* An address that is not this machine's, and one that is not an address. */
+    CHECK_STATUS(hulynet_server_start("192.0.2.1", 0, NULL, &second), HULYNET_EBIND);
+    CHECK(second == NULL);
+    CHECK_STATUS(hulynet_server_start("not an address", 0, NULL, &second), HULYNET_EBIND);
+    CHECK(second == NULL);
+    hulynet_server_destroy(first);
+
+    /* Once destroyed, the port is free again at once. */
+    CHECK_OK(hulynet_server_start("127.0.0.1", port, NULL, &second));
+    CHECK_INT_EQ(hulynet_server_port(second), port);
+    hulynet_server_destroy(second);
+}
+
+static int64_t stat_of(hulynet_server *server, int which) {
+    hulynet_server_stats stats;
+    memset(&stats, 0, sizeof stats);
+    if (hulynet_server_stats_get(server, &stats) != HULYNET_OK) return -1;
+    switch (which) {
+    case 0: return stats.clients;
+    case 1: return stats.agents;
+    case 2: return stats.containers;
+    case 3: return stats.requests;
+    default: return stats.malformed;
+    }
+}
+
+static void test_stats(void) {
+    hulynet_server *server = fx_server();
+    hulynet_server_stats stats;
+    hulynet_client *one = NULL, *two = NULL;
+    hulynet_agent *agent = NULL;
+    hulynet_reference *reference = NULL;
+    echo_kind kind;
+    int64_t requests_before;
+    char *out = NULL;
+    if (server == NULL) return;
+    echo_kind_init(&kind, "stats");
+
+    memset(&stats, 0xff, sizeof stats);
+    CHECK_OK(hulynet_server_stats_get(server, &stats));
+    CHECK_INT_EQ(stats.clients, 0);
+    CHECK_INT_EQ(stats.agents, 0);
+    CHECK_INT_EQ(stats.containers, 0);
+    CHECK_INT_EQ(stats.requests, 0);
+    CHECK_INT_EQ(stats.malformed, 0);
+
+    one = fx_client(hulynet_server_port(server));
+    two = fx_client(hulynet_server_port(server));
+    if (one == NULL || two == NULL) goto done;
+    CHECK_EVENTUALLY(stat_of(server, 0) == 2, 2000);
+
+    agent = fx_agent(NULL, "echo", &kind);
+    CHECK_OK(hulynet_client_serve_agent(one, agent, "127.0.0.1", 0, 3000));
+    CHECK_EVENTUALLY(stat_of(server, 1) == 1, 2000);
+    CHECK_INT_EQ(stat_of(server, 2), 0);
+
+    requests_before = stat_of(server, 3);
+    CHECK_OK(hulynet_client_get(two, "echo", NULL, 3000, &reference));
+    CHECK_EVENTUALLY(stat_of(server, 2) == 1, 2000);
+    CHECK_OK(hulynet_client_request(two, hulynet_reference_uuid(reference), "echo", "1", 2000, &out));
+    hulynet_free(out);
+    CHECK(stat_of(server, 3) >= requests_before + 2);
+    CHECK_INT_EQ(stat_of(server, 4), 0);
+
+    /* Released: the container stops after the unused timeout (300 ms). */
+    CHECK_OK(hulynet_reference_release(reference, 2000));
+    CHECK_EVENTUALLY(stat_of(server, 2) == 0, 3000);
+    CHECK_EVENTUALLY(fx_int(&kind.lock, &kind.terminates) == 1, 2000);
+
+    /* A destroyed client is forgotten at once (it says close), and so are its agents. */
+    hulynet_client_destroy(two);
+    two = NULL;
+    CHECK_EVENTUALLY(stat_of(server, 0) == 1, 2000);
+    hulynet_client_destroy(one);
+    one = NULL;
+    CHECK_EVENTUALLY(stat_of(server, 0) == 0 && stat_of(server, 1) == 0, 2000);
+
+done:
+    hulynet_reference_destroy(reference);
+    hulynet_agent_destroy(agent);
+    hulynet_client_destroy(two);
+    hulynet_client_destroy(one);
+    hulynet_server_destroy(server);
+    echo_kind_destroy(&kind);
+}
+
+/* A client whose coordinator is replaced by a new one on the same port registers its agents again. */
+static void test_restart(void) {
+    hulynet_server *server = fx_server();
+    hulynet_timeouts timeouts = fx_timeouts();
+    hulynet_client *client = NULL;
+    hulynet_agent *agent = NULL;
+    echo_kind kind;
+    char *out = NULL;
+    int port;
+    if (server == NULL) return;
+    echo_kind_init(&kind, "restart");
+    port = hulynet_server_port(server);
+    client = fx_client(port);
+    agent = fx_agent(NULL, "restartable", &kind);
+    if (client == NULL || agent == NULL) goto done;
+    CHECK_OK(hulynet_client_serve_agent(client, agent, "127.0.0.1", 0, 3000));
+    CHECK(fx_has_kind(client, "restartable"));
+
+    hulynet_server_destroy(server);
+    server = NULL;
+    /* With the coordinator gone, a request waits for its answer only as long as allowed. */
+    CHECK_STATUS(hulynet_client_request(client, "nobody", "echo", NULL, 300, &out), HULYNET_ETIMEOUT);
+    CHECK(out == NULL);
+
+    CHECK_OK(hulynet_server_start("127.0.0.1", port, &timeouts, &server));
+    CHECK_EVENTUALLY(stat_of(server, 1) == 1, 5000);
+    CHECK(fx_has_kind(client, "restartable"));
+
+done:
+    hulynet_agent_destroy(agent);
+    hulynet_client_destroy(client);
+    hulynet_server_destroy(server);
+    echo_kind_destroy(&kind);
+}
+
+int main(void) {
+    check_init("test_c_server", 50);
+    RUN_TEST(test_start_port_destroy);
+    RUN_TEST(test_bind_errors);
+    RUN_TEST(test_stats);
+    RUN_TEST(test_restart);
+    return check_summary();
+}
