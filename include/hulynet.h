@@ -71,7 +71,7 @@ HULYNET_API const char *hulynet_version_string(void);
 #define HULYNET_OK 0
 #define HULYNET_EINVAL (-1)     /* an invalid argument: NULL, an unknown handle, bad UTF-8, misuse */
 #define HULYNET_EJSON (-2)      /* a JSON argument that does not parse */
-#define HULYNET_ENOTFOUND (-3)  /* no such container, agent or subscription */
+#define HULYNET_ENOTFOUND (-3)  /* no such container (the network says so), kind, client or subscription */
 #define HULYNET_ETIMEOUT (-4)   /* no answer within the time allowed */
 #define HULYNET_ECLOSED (-5)    /* the handle (or the client it belongs to) is closed */
 #define HULYNET_EREMOTE (-6)    /* the other side answered with an error (see hulynet_last_error) */
@@ -277,6 +277,9 @@ HULYNET_API const char *hulynet_agent_uuid(const hulynet_agent *agent);
  *  `container_user` is handed to the kind's callbacks. Call before serving the agent. */
 HULYNET_API int hulynet_agent_add_stateless(hulynet_agent *agent, const char *uuid, const char *kind,
                                             void *container_user);
+/** The container handle of a stateless container added with hulynet_agent_add_stateless, for
+ *  hulynet_container_emit; NULL when the agent has no such container. Owned by the agent. */
+HULYNET_API hulynet_container *hulynet_agent_stateless_container(hulynet_agent *agent, const char *uuid);
 /** Opens the agent's endpoint on 0.0.0.0:`port` (0 picks one), advertised as
  *  `advertised_host`, and registers the agent with the client's network (again after every
  *  coordinator restart). An agent is served by at most one client. */
@@ -290,7 +293,8 @@ HULYNET_API void hulynet_agent_destroy(hulynet_agent *agent);
 /** The container's uuid. Owned by the container. */
 HULYNET_API const char *hulynet_container_uuid(const hulynet_container *container);
 /** Sends `json` as an event to connected client `client_id`, or to every connected client
- *  (client_id NULL). `*delivered` (may be NULL) receives how many clients it was sent to. */
+ *  (client_id NULL). `*delivered` (may be NULL) receives how many clients it was sent to.
+ *  Returns HULYNET_ENOTFOUND when the named client is not connected to this container. */
 HULYNET_API int hulynet_container_emit(hulynet_container *container, const char *client_id, const char *json,
                                        int *delivered);
 

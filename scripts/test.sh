@@ -8,3 +8,4 @@ swift build --build-tests
 # XCTest only: no suite uses Swift Testing, whose empty run would print a misleading "0 tests" line.
 swift test --skip-build --disable-swift-testing
 scripts/cmake-test.sh
+scripts/python-test.sh

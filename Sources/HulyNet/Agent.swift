@@ -62,6 +62,11 @@ public final class Agent: @unchecked Sendable {
             self.loop = loop
             self.timeouts = timeouts
             self.logger = logger
+            // Stateless containers added before the agent had an endpoint are reached through it now.
+            let agentRef = endpoint ?? .agentWithoutConnection(uuid)
+            for key in stateless.keys {
+                stateless[key]?.endpoint = EndpointRef.container(key, onAgent: agentRef).encoded
+            }
         }
     }
 

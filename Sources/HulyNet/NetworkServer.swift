@@ -44,6 +44,9 @@ public final class NetworkServer: @unchecked Sendable {
 
     private let loop: IOLoop
     private let shell: CoordinatorShell
+    /// A context of its own: its I/O thread serves only the coordinator, and stopping it frees
+    /// the port before `stop` returns.
+    private let context: ZMQContext
     private let stopped = Lock()
     private var isStopped = false
 
@@ -51,17 +54,20 @@ public final class NetworkServer: @unchecked Sendable {
     public init(_ configuration: Configuration = Configuration()) throws {
         self.configuration = configuration
         let loop = IOLoop(name: "hulynet-server")
+        let context = ZMQContext()
         loop.start()
         let result: Result<CoordinatorShell, any Error> = loop.sync {
-            Result { try CoordinatorShell(loop: loop, configuration: configuration) }
+            Result { try CoordinatorShell(loop: loop, configuration: configuration, context: context) }
         } ?? .failure(NetworkError.closed)
         switch result {
         case .success(let shell):
             self.shell = shell
         case .failure(let error):
             loop.stop()
+            context.terminate()
             throw NetworkError.bindFailed("\(configuration.host):\(configuration.port): \(error)")
         }
+        self.context = context
         self.loop = loop
         self.port = shell.rpc.port
         self.serverId = shell.rpc.serverId
@@ -84,7 +90,14 @@ public final class NetworkServer: @unchecked Sendable {
         }
         guard first else { return }
         loop.executeUnchecked { [shell] in shell.close() }
-        loop.stop()
+        if loop.inLoop {
+            // From the server's own thread (a log callback): the socket closes once this returns.
+            loop.stop()
+            DispatchQueue.global().async { [context] in context.terminate() }
+        } else {
+            loop.stop()
+            context.terminate()
+        }
     }
 
     deinit { stop() }
@@ -100,12 +113,12 @@ final class CoordinatorShell: RPCServerDelegate {
     private var tickTimer: IOLoop.TimerID?
     private let loop: IOLoop
 
-    init(loop: IOLoop, configuration: NetworkServer.Configuration) throws {
+    init(loop: IOLoop, configuration: NetworkServer.Configuration, context: ZMQContext) throws {
         self.loop = loop
         logger = configuration.logger
         coordinator = Coordinator(timeouts: configuration.timeouts)
         rpc = try RPCServer(loop: loop, host: configuration.host, port: configuration.port,
-                            timeouts: configuration.timeouts, logger: configuration.logger)
+                            timeouts: configuration.timeouts, logger: configuration.logger, context: context)
         rpc.inFlightLimit = configuration.inFlightLimit
         rpc.maxMessageBytes = configuration.maxMessageBytes
         rpc.delegate = self

@@ -193,6 +193,11 @@ final class CAgent: @unchecked Sendable {
         uuidText = OwnedCString(agent.uuid)
     }
 
+    private var statelessContainers: [ContainerUUID: CContainer] = [:]
+
+    func addStateless(_ container: CContainer) { lock.withLock { statelessContainers[container.uuid] = container } }
+    func stateless(_ uuid: ContainerUUID) -> CContainer? { lock.withLock { statelessContainers[uuid] } }
+
     /// Gives the agent back after a serve or register that failed.
     func unclaim() { lock.withLock { servedBy = nil } }
 
@@ -271,8 +276,23 @@ public func hulynet_agent_add_stateless(_ handle: OpaquePointer?, _ uuid: Unsafe
         }
         let container = CContainer(kind: kind, uuid: uuid, user: user)
         _ = container.register()
+        agent.addStateless(container)
         agent.agent.addStatelessContainer(uuid: uuid, kind: kindName, container: container)
     }
+}
+
+@_cdecl("hulynet_agent_stateless_container")
+public func hulynet_agent_stateless_container(_ handle: OpaquePointer?, _ uuid: UnsafePointer<CChar>?) -> OpaquePointer? {
+    var result: OpaquePointer?
+    _ = cCall {
+        let agent = try Handles.get(handle, CAgent.self, "agent")
+        let uuid = try cString(uuid, "uuid")
+        guard let container = agent.stateless(uuid) else {
+            throw CFailure(status: HULYNET_ENOTFOUND, message: "the agent has no stateless container \(uuid)")
+        }
+        result = container.handle
+    }
+    return result
 }
 
 @_cdecl("hulynet_client_serve_agent")

@@ -45,7 +45,16 @@ public final class ZMQContext: @unchecked Sendable {
         zmq_ctx_set(handle, ZMQ_BLOCKY, 0)
     }
 
-    deinit { zmq_ctx_term(handle) }
+    private let terminated = Atomic<Bool>(false)
+
+    /// Waits until every socket of the context is closed and its I/O threads are done (a bound
+    /// port is free again when this returns); idempotent. Close the sockets first.
+    public func terminate() {
+        guard !terminated.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        while zmq_ctx_term(handle) != 0 && hulynet_zmq_errno() == EINTR {}
+    }
+
+    deinit { terminate() }
 
     /// libzmq's version as (major, minor, patch).
     public static var libraryVersion: (Int32, Int32, Int32) {

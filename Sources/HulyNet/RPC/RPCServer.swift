@@ -92,12 +92,13 @@ final class RPCServer {
     var clientCount: Int { peersByClient.count }
 
     /// Binds `tcp://host:port` (port 0 picks a free one). Must run on the loop thread.
-    init(loop: IOLoop, host: String, port: Int, timeouts: Timeouts, logger: Logger) throws(ZMQError) {
+    init(loop: IOLoop, host: String, port: Int, timeouts: Timeouts, logger: Logger,
+         context: ZMQContext = .shared) throws(ZMQError) {
         self.loop = loop
         self.timeouts = timeouts
         self.logger = logger
         self.serverId = makeUUID()
-        socket = try ZMQSocket(type: .router)
+        socket = try ZMQSocket(context: context, type: .router)
         try socket.setOption(ZMQ_ROUTER_MANDATORY, 1)
         try socket.setOption(ZMQ_TCP_KEEPALIVE, 1)
         try socket.setOption(ZMQ_SNDHWM, 100_000)
