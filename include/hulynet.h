@@ -101,8 +101,8 @@ HULYNET_API void hulynet_free(void *pointer);
  *  possibly several at once. */
 typedef void (*hulynet_log_fn)(void *user, int level, const char *message);
 
-/** Routes the library's logs to `fn` (NULL: back to the default, warnings and above to stderr).
- *  Applies to servers, clients and agents created afterwards. */
+/** Routes the library's logs to `fn` (NULL: back to the default, warnings and above to stderr),
+ *  at once, for every server, client and agent. */
 HULYNET_API int hulynet_set_log_handler(hulynet_log_fn fn, void *user, int min_level);
 
 /* ============================================================================================
@@ -194,7 +194,7 @@ HULYNET_API int hulynet_client_request_async(hulynet_client *client, const char 
                                              void *user);
 
 /** Calls `fn` with every network change (a NetworkEvent JSON object). `*subscription` receives an
- *  id for hulynet_client_remove_listener. */
+ *  id for hulynet_client_remove_listener; once that returns, `fn` is not called again. */
 HULYNET_API int hulynet_client_add_listener(hulynet_client *client, hulynet_event_fn fn, void *user,
                                             uint64_t *subscription);
 HULYNET_API int hulynet_client_remove_listener(hulynet_client *client, uint64_t subscription);
@@ -207,7 +207,9 @@ HULYNET_API void hulynet_client_destroy(hulynet_client *client);
  * Container references and connections
  * ============================================================================================ */
 
-/** The container's uuid / endpoint reference (JSON text). Owned by the reference. */
+/** The container's uuid / endpoint reference (JSON text), as they are now (after a coordinator
+ *  restart the reference may hold a container again under another endpoint). Owned by the
+ *  reference: every string returned stays valid until the reference is destroyed. */
 HULYNET_API const char *hulynet_reference_uuid(hulynet_reference *reference);
 HULYNET_API const char *hulynet_reference_endpoint(hulynet_reference *reference);
 /** A request through the coordinator. */
@@ -222,7 +224,8 @@ HULYNET_API int hulynet_reference_release(hulynet_reference *reference, int64_t 
 HULYNET_API void hulynet_reference_destroy(hulynet_reference *reference);
 
 /** Events the container sends to this connection go to `fn` (NULL: stop). Events that came
- *  before a handler was set are delivered to the first one set. */
+ *  before a handler was set are delivered to the first one set. Once this returns, the previous
+ *  handler is not called again. */
 HULYNET_API int hulynet_connection_set_event_handler(hulynet_connection *connection, hulynet_event_fn fn,
                                                      void *user);
 HULYNET_API int hulynet_connection_request(hulynet_connection *connection, const char *operation,
@@ -263,7 +266,9 @@ typedef struct hulynet_container_kind {
     void (*connect)(void *container_user, const char *client_id);
     /** Optional (NULL). */
     void (*disconnect)(void *container_user, const char *client_id);
-    /** The container stops: free container_user here. Optional (NULL). */
+    /** The container stops: no new request, connect or disconnect callback starts after this
+     *  one. A request it is still answering (a hulynet_request not yet replied) must still be
+     *  answered or failed; free container_user once that is done. Optional (NULL). */
     void (*terminate)(void *container_user);
 } hulynet_container_kind;
 

@@ -86,14 +86,19 @@ public final class ContainerConnection: @unchecked Sendable {
     public var uuid: ContainerUUID { lock.withLock { _uuid } }
 
     /// Sets the function that receives the container's events (on the client's I/O thread; keep
-    /// it short). Events that came before a handler was set are delivered to it at once.
+    /// it short). Events that came before a handler was set are delivered to it at once. Once
+    /// this returns, the previous handler is not called again.
     public func onEvent(_ handler: @escaping @Sendable (JSONValue) -> Void) {
-        let early = lock.withLock { () -> [JSONValue] in
-            self.handler = handler
-            defer { buffered.removeAll() }
-            return buffered
+        // Events are delivered on the loop thread: swapping there means none is mid-delivery.
+        let swap: () -> Void = { [self] in
+            let early = lock.withLock { () -> [JSONValue] in
+                self.handler = handler
+                defer { buffered.removeAll() }
+                return buffered
+            }
+            for event in early { handler(event) }
         }
-        for event in early { handler(event) }
+        if client.loop.sync(swap) == nil { swap() }
     }
 
     /// The container's events as an async sequence (replaces any handler).

@@ -226,9 +226,11 @@ public final class NetworkClient: @unchecked Sendable {
             listeners[nextListener] = listener
             return nextListener
         } ?? -1
+        // Synchronous: once cancel returns the listener is not called again (listeners run on the
+        // loop thread, so a cancel from inside one runs at once).
         return Subscription { [weak self] in
             guard let self else { return }
-            self.loop.executeUnchecked { self.listeners.removeValue(forKey: id) }
+            _ = self.loop.sync { self.listeners.removeValue(forKey: id) }
         }
     }
 
@@ -317,6 +319,10 @@ public final class NetworkClient: @unchecked Sendable {
         }
         loop.sync { [self] in
             isClosed = true
+            // References and agents point back at this client: let go of them.
+            references.removeAll()
+            agents.removeAll()
+            listeners.removeAll()
             for client in endpointClients.values { client.close() }
             endpointClients.removeAll()
             for server in agentServers.values { server.close() }

@@ -265,14 +265,32 @@ public func hulynet_client_destroy(_ handle: OpaquePointer?) {
 final class CReference: @unchecked Sendable {
     let reference: ContainerReference
     let client: CClient
-    let uuid: OwnedCString
-    let endpoint: OwnedCString
+    private let lock = Lock()
+    /// Every text handed out, kept until the handle is destroyed (the header promises that).
+    private var uuids: [OwnedCString]
+    private var endpoints: [OwnedCString]
 
     init(_ reference: ContainerReference, client: CClient) {
         self.reference = reference
         self.client = client
-        uuid = OwnedCString(reference.uuid)
-        endpoint = OwnedCString(reference.endpoint)
+        uuids = [OwnedCString(reference.uuid)]
+        endpoints = [OwnedCString(reference.endpoint)]
+    }
+
+    private static func current(_ texts: inout [OwnedCString], _ value: String) -> UnsafePointer<CChar>? {
+        if let last = texts.last, last.text == value { return last.constPointer }
+        texts.append(OwnedCString(value))
+        return texts.last?.constPointer
+    }
+
+    var uuid: UnsafePointer<CChar>? {
+        let value = reference.uuid
+        return lock.withLock { Self.current(&uuids, value) }
+    }
+
+    var endpoint: UnsafePointer<CChar>? {
+        let value = reference.endpoint
+        return lock.withLock { Self.current(&endpoints, value) }
     }
 
     func drop(release: Bool) {
@@ -290,12 +308,12 @@ func liveReference(_ handle: OpaquePointer?) throws(CFailure) -> CReference {
 
 @_cdecl("hulynet_reference_uuid")
 public func hulynet_reference_uuid(_ handle: OpaquePointer?) -> UnsafePointer<CChar>? {
-    (try? Handles.get(handle, CReference.self, "reference"))?.uuid.constPointer
+    (try? Handles.get(handle, CReference.self, "reference"))?.uuid
 }
 
 @_cdecl("hulynet_reference_endpoint")
 public func hulynet_reference_endpoint(_ handle: OpaquePointer?) -> UnsafePointer<CChar>? {
-    (try? Handles.get(handle, CReference.self, "reference"))?.endpoint.constPointer
+    (try? Handles.get(handle, CReference.self, "reference"))?.endpoint
 }
 
 @_cdecl("hulynet_reference_request")

@@ -130,8 +130,12 @@ func setOut(_ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ value:
 
 /// A string owned by a handle, for the accessor functions (`const char *` results).
 final class OwnedCString: @unchecked Sendable {
+    let text: String
     let pointer: UnsafeMutablePointer<CChar>?
-    init(_ text: String) { pointer = strdup(text) }
+    init(_ text: String) {
+        self.text = text
+        pointer = strdup(text)
+    }
     deinit { free(pointer) }
     var constPointer: UnsafePointer<CChar>? { pointer.map { UnsafePointer($0) } }
 }
