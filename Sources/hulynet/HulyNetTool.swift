@@ -231,10 +231,11 @@ struct ProcessEnvironment {
     }
 }
 
-/// Requests per second through the coordinator (`cs`), one client, synchronous and pipelined.
+/// Requests per second through the coordinator (`cs`), one client, synchronous and pipelined,
+/// each with its ratio to the raw ZeroMQ relay (the same hops, no protocol) measured in the same run.
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure requests through the coordinator: a server, an echo agent and a client in this process.")
+        abstract: "Measure requests through the coordinator against raw ZeroMQ, all in this process.")
 
     @Option(help: "Seconds per case.")
     var seconds: Double = 3
@@ -242,12 +243,32 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Bytes of data per request.")
     var bytes: Int = 100
 
-    @Option(help: "Requests in flight for the pipelined case.")
+    @Option(help: "Requests in flight for the pipelined cases.")
     var depth: Int = 25
+
+    @Flag(help: "Only the coordinator cases (no raw baseline).")
+    var noBaseline = false
 
     func run() async throws {
         var logger = Logger(label: "bench")
         logger.logLevel = .error
+        var rows: [(name: String, rate: Double, baseline: String?)] = []
+        var baselines: [String: Double] = [:]
+        if !noBaseline {
+            for (name, inFlight) in [("raw relay sync", 1), ("raw relay \(depth) in flight", depth)] {
+                let rate = try RawBaseline.relay(seconds: seconds, bytes: bytes, depth: inFlight)
+                baselines[name] = rate
+                rows.append((name, rate, nil))
+                print("\(name)\t\(Int(rate)) requests/s")
+            }
+            for (name, inFlight) in [("raw echo sync", 1), ("raw echo \(depth) in flight", depth)] {
+                let rate = try RawBaseline.echo(seconds: seconds, bytes: bytes, depth: inFlight)
+                baselines[name] = rate
+                rows.append((name, rate, nil))
+                print("\(name)\t\(Int(rate)) requests/s")
+            }
+        }
+
         let server = try NetworkServer(.init(host: "127.0.0.1", port: 0, logger: logger))
         let agentSide = try NetworkClient(host: "127.0.0.1", port: server.port, options: .init(logger: logger))
         try await agentSide.serve(Agent(containerTypes: [EchoContainer.self]))
@@ -257,7 +278,7 @@ struct Bench: AsyncParsableCommand {
         let data = JSONValue.string(String(repeating: "x", count: max(0, bytes - 2)))
         let uuid = reference.uuid
 
-        func measure(_ name: String, depth: Int) async throws {
+        func measure(depth: Int, _ call: @escaping @Sendable () async throws -> Void) async throws -> Double {
             let deadline = MonotonicClock.nowMs() + Int64(seconds * 1000)
             let started = MonotonicClock.nowMs()
             let count = try await withThrowingTaskGroup(of: Int.self) { group in
@@ -265,7 +286,7 @@ struct Bench: AsyncParsableCommand {
                     group.addTask {
                         var done = 0
                         while MonotonicClock.nowMs() < deadline {
-                            _ = try await client.request(uuid, operation: "echo", data: data)
+                            try await call()
                             done += 1
                         }
                         return done
@@ -273,17 +294,36 @@ struct Bench: AsyncParsableCommand {
                 }
                 return try await group.reduce(0, +)
             }
-            let elapsed = Double(MonotonicClock.nowMs() - started) / 1000
-            let rate = Double(count) / elapsed
-            let latency: Double = 1e6 / rate * Double(depth)
-            print("\(name)\t\(Int(rate)) requests/s\t\(Int(latency)) us mean latency")
+            return Double(count) / (Double(MonotonicClock.nowMs() - started) / 1000)
         }
-        print("case\trate\tlatency (\(bytes)-byte data, \(seconds) s each)")
-        try await measure("cs sync", depth: 1)
-        try await measure("cs \(depth) in flight", depth: depth)
+        let connection = try await reference.connect()
+        let cases: [(String, Int, String, @Sendable () async throws -> Void)] = [
+            ("cs sync", 1, "raw relay sync", { _ = try await client.request(uuid, operation: "echo", data: data) }),
+            ("cs \(depth) in flight", depth, "raw relay \(depth) in flight",
+             { _ = try await client.request(uuid, operation: "echo", data: data) }),
+            ("routed connection sync", 1, "raw echo sync", { _ = try await connection.request("echo", data) }),
+            ("routed connection \(depth) in flight", depth, "raw echo \(depth) in flight",
+             { _ = try await connection.request("echo", data) }),
+        ]
+        for (name, inFlight, baseline, call) in cases {
+            let rate = try await measure(depth: inFlight, call)
+            rows.append((name, rate, baselines[baseline] == nil ? nil : baseline))
+            print("\(name)\t\(Int(rate)) requests/s")
+        }
+        await connection.close()
         try await reference.release()
         await client.close()
         await agentSide.close()
         server.stop()
+
+        print("")
+        print("case (\(bytes)-byte data, \(seconds) s each)\trequests/s\tus/request\tratio to baseline")
+        for row in rows {
+            var ratio = ""
+            if let baseline = row.baseline, let base = baselines[baseline] {
+                ratio = "\(Int((row.rate / base * 100).rounded())) % of \(baseline)"
+            }
+            print("\(row.name)\t\(Int(row.rate))\t\(Int(1e6 / row.rate))\t\(ratio)")
+        }
     }
 }
