@@ -258,7 +258,9 @@ typedef struct hulynet_container_kind {
      *  the client's get receives. Required. */
     int (*start)(void *kind_user, hulynet_container *container, const char *uuid, const char *options_json,
                  void **container_user);
-    /** A request: answer it with hulynet_request_reply / hulynet_request_fail. Required. */
+    /** A request: answer it with hulynet_request_reply / hulynet_request_fail, inside the
+     *  callback or later from any thread. Requests may arrive on several library threads at once.
+     *  Required. */
     void (*request)(void *container_user, hulynet_request *request, const char *operation, const char *data_json,
                     const char *client_id);
     /** A client connected: hulynet_container_emit(container, client_id, ...) reaches it until

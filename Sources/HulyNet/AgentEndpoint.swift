@@ -2,19 +2,19 @@ import HulyNetCore
 import HulyNetZMQ
 import Logging
 
-/// Runs a container call in a task and answers on the loop thread.
-private func answer(_ rpc: RPCServer, _ token: RequestToken, loop: IOLoop,
-                    _ body: @escaping @Sendable () async throws -> JSONValue) {
+/// Hands a request to a container and answers the RPC request with its result: at once when the
+/// container answers at once on this (the loop) thread, else through the loop.
+private func answer(_ rpc: RPCServer, _ token: RequestToken, loop: IOLoop, container: any Container,
+                    operation: String, data: JSONValue, client: ClientUUID?) {
     nonisolated(unsafe) let rpc = rpc
-    Task {
-        let result: Result<JSONValue, any Error>
-        do { result = .success(try await body()) } catch { result = .failure(error) }
-        loop.executeUnchecked {
+    dispatchRequest(to: container, operation: operation, data: data, client: client) { result in
+        let send = {
             switch result {
             case .success(let value): rpc.reply(token, value)
             case .failure(let error): rpc.fail(token, "\(error)")
             }
         }
+        if loop.inLoop { send() } else { loop.executeUnchecked(send) }
     }
 }
 
@@ -98,9 +98,7 @@ final class AgentEndpointServer: RPCServerDelegate {
                 return
             }
             let data = items.count > 2 ? items[2] : .null
-            answer(rpc, request.token, loop: loop) {
-                try await container.request(operation: operation, data: data, client: client)
-            }
+            answer(rpc, request.token, loop: loop, container: container, operation: operation, data: data, client: client)
         default:
             rpc.fail(request.token, "Unknown method \(request.method)")
         }
@@ -167,11 +165,7 @@ final class DirectContainerServer: RPCServerDelegate, @unchecked Sendable {
             rpc.fail(request.token, "invalid params: \(error.message)")
             return
         }
-        let container = self.container
-        let operation = request.method
-        let client = request.client
-        answer(rpc, request.token, loop: loop) {
-            try await container.request(operation: operation, data: data, client: client)
-        }
+        answer(rpc, request.token, loop: loop, container: container, operation: request.method, data: data,
+               client: request.client)
     }
 }

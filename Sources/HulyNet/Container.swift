@@ -18,6 +18,39 @@ extension Container {
     public func terminate() async {}
 }
 
+/// A container that answers requests through a callback instead of an async function: the agent
+/// calls it on its I/O thread and `reply` may be called at once (the fast path: no task, no thread
+/// hop) or later, from any thread, exactly once. It must not block: slow work goes elsewhere and
+/// replies when done. `request(operation:data:client:)` is still used by direct calls
+/// (`Agent.request`); the default here bridges it to this one.
+public protocol CallbackContainer: Container {
+    func request(operation: String, data: JSONValue, client: ClientUUID?,
+                 reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void)
+}
+
+extension CallbackContainer {
+    public func request(operation: String, data: JSONValue, client: ClientUUID?) async throws -> JSONValue {
+        try await withCheckedThrowingContinuation { continuation in
+            request(operation: operation, data: data, client: client) { continuation.resume(with: $0) }
+        }
+    }
+}
+
+/// Hands a request to a container and its answer to `reply`: on the calling thread at once when
+/// the container answers at once, else from a task or a thread of the container's.
+func dispatchRequest(to container: any Container, operation: String, data: JSONValue, client: ClientUUID?,
+                     reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
+    if let fast = container as? CallbackContainer {
+        fast.request(operation: operation, data: data, client: client, reply: reply)
+        return
+    }
+    Task {
+        do { reply(.success(try await container.request(operation: operation, data: data, client: client))) } catch {
+            reply(.failure(error))
+        }
+    }
+}
+
 /// A container kind as a Swift type: the agent makes one instance per container it starts.
 public protocol ContainerType: Container {
     static var kind: ContainerKind { get }

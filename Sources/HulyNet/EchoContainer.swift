@@ -4,7 +4,7 @@ import HulyNetZMQ
 /// The built-in container kind "echo": answers a request with its data; the operation
 /// "broadcast" also sends the data as an event to every connected client and answers the number
 /// of clients it reached. Used by the command-line tool, the demo and tests.
-public final class EchoContainer: ContainerType, @unchecked Sendable {
+public final class EchoContainer: ContainerType, CallbackContainer, @unchecked Sendable {
     public static let kind: ContainerKind = "echo"
     public let uuid: ContainerUUID
     private let lock = Lock()
@@ -15,16 +15,18 @@ public final class EchoContainer: ContainerType, @unchecked Sendable {
         self.uuid = uuid
     }
 
-    public func request(operation: String, data: JSONValue, client: ClientUUID?) async throws -> JSONValue {
+    /// Answers at once, on the agent's I/O thread.
+    public func request(operation: String, data: JSONValue, client: ClientUUID?,
+                        reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
         switch operation {
         case "broadcast":
             let targets = lock.withLock { Array(sinks.values) }
             for sink in targets { sink.send(data) }
-            return .number(Double(targets.count))
+            reply(.success(.number(Double(targets.count))))
         case "fail":
-            throw ContainerError(data.stringValue ?? "failed on request")
+            reply(.failure(ContainerError(data.stringValue ?? "failed on request")))
         default:
-            return data
+            reply(.success(data))
         }
     }
 

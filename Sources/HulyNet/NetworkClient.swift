@@ -411,6 +411,22 @@ extension NetworkClient: RPCClientDelegate {
         let args = items.count > 1 ? (items[1].arrayValue ?? []) : []
         let loop = self.loop
         nonisolated(unsafe) let rpc = client
+        if method == Method.sendContainer {
+            // The hot path: straight to the container, answered at once when it answers at once.
+            guard args.count >= 2, let target = args[0].stringValue, let operation = args[1].stringValue else {
+                client.respond(reqId, .failure(RPCRemoteError("cs: params must be [target, operation, data]")))
+                return
+            }
+            guard let container = agent.container(target) else {
+                client.respond(reqId, .failure(RPCRemoteError("Container \(target) not found")))
+                return
+            }
+            dispatchRequest(to: container, operation: operation, data: args.count > 2 ? args[2] : .null, client: nil) { result in
+                let answer: Result<[UInt8], RPCRemoteError> = result.map { $0.serialized() }.mapError { RPCRemoteError("\($0)") }
+                if loop.inLoop { rpc.respond(reqId, answer) } else { loop.executeUnchecked { rpc.respond(reqId, answer) } }
+            }
+            return
+        }
         Task {
             let result: Result<[UInt8], RPCRemoteError>
             do {

@@ -24,7 +24,7 @@ struct CKind: @unchecked Sendable {
 
 /// A container whose behaviour is a C kind's callbacks. Its handle (`hulynet_container *`) lives
 /// from before `start` until `terminate` has returned.
-final class CContainer: Container, @unchecked Sendable {
+final class CContainer: CallbackContainer, @unchecked Sendable {
     let kind: CKind
     let uuid: ContainerUUID
     let uuidText: OwnedCString
@@ -50,24 +50,29 @@ final class CContainer: Container, @unchecked Sendable {
     func setUser(_ user: UnsafeMutableRawPointer?) { lock.withLock { self.user = user } }
     private var currentUser: UnsafeMutableRawPointer? { lock.withLock { user } }
 
-    func request(operation: String, data: JSONValue, client: ClientUUID?) async throws -> JSONValue {
+    /// Calls the C request callback on a library thread other than the client's I/O thread, so
+    /// that a slow callback delays only itself; the C code answers through hulynet_request_reply
+    /// / _fail, inside the callback or later from any thread.
+    func request(operation: String, data: JSONValue, client: ClientUUID?,
+                 reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
+        Task { self.invoke(operation: operation, data: data, client: client, reply: reply) }
+    }
+
+    private func invoke(operation: String, data: JSONValue, client: ClientUUID?,
+                        reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
         let user = currentUser
         let dataText = data.serializedString()
         let kind = self.kind
-        let result: Result<JSONValue, ContainerError> = await withCheckedContinuation { continuation in
-            let request = CRequest(continuation)
-            let requestHandle = Handles.make(request)
-            operation.withCString { op in
-                dataText.withCString { json in
-                    if let client {
-                        client.withCString { id in CallbackThread.run { kind.request(user, requestHandle, op, json, id) } }
-                    } else {
-                        CallbackThread.run { kind.request(user, requestHandle, op, json, nil) }
-                    }
+        let requestHandle = Handles.make(CRequest(reply))
+        operation.withCString { op in
+            dataText.withCString { json in
+                if let client {
+                    client.withCString { id in CallbackThread.run { kind.request(user, requestHandle, op, json, id) } }
+                } else {
+                    CallbackThread.run { kind.request(user, requestHandle, op, json, nil) }
                 }
             }
         }
-        return try result.get()
     }
 
     func connect(client: ClientUUID, events: EventSink) {
@@ -110,18 +115,18 @@ final class CContainer: Container, @unchecked Sendable {
 /// A request waiting for the C container's answer.
 final class CRequest: @unchecked Sendable {
     private let lock = Lock()
-    private var continuation: CheckedContinuation<Result<JSONValue, ContainerError>, Never>?
+    private var reply: (@Sendable (Result<JSONValue, any Error>) -> Void)?
 
-    init(_ continuation: CheckedContinuation<Result<JSONValue, ContainerError>, Never>) {
-        self.continuation = continuation
+    init(_ reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
+        self.reply = reply
     }
 
     func finish(_ result: Result<JSONValue, ContainerError>) {
-        let continuation = lock.withLock { () -> CheckedContinuation<Result<JSONValue, ContainerError>, Never>? in
-            defer { self.continuation = nil }
-            return self.continuation
+        let reply = lock.withLock { () -> (@Sendable (Result<JSONValue, any Error>) -> Void)? in
+            defer { self.reply = nil }
+            return self.reply
         }
-        continuation?.resume(returning: result)
+        reply?(result.mapError { $0 })
     }
 }
 

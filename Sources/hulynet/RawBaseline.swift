@@ -117,9 +117,9 @@ enum RawBaseline {
             if case .message? = try socket.receive(dontWait: false) { connected = true }
         }
         guard connected else { throw ZMQError(code: ETIMEDOUT, context: "raw baseline: no answer") }
+        // Drain the answers still coming for the warm-up, which would otherwise add to the depth.
+        while case .message? = try socket.receive(dontWait: false) {}
         try socket.setOption(ZMQ_RCVTIMEO, 1000)
-        // Drain late answers of the warm-up.
-        while case .message? = try socket.receive(dontWait: true) {}
         let started = MonotonicClock.nowMs()
         let deadline = started + Int64(seconds * 1000)
         var done = 0
