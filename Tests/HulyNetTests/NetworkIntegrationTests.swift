@@ -782,3 +782,58 @@ final class NetworkIntegrationTests: IntegrationTestCase {
         for index in 26...30 { XCTAssertEqual(recorder.runs("r\(index)"), 0, "a refused request ran") }
     }
 }
+
+/// A callback container answering at once or later, from another thread.
+private final class DeferringContainer: CallbackContainer, @unchecked Sendable {
+    func request(operation: String, data: JSONValue, client: ClientUUID?,
+                 reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
+        switch operation {
+        case "now": reply(.success(data))
+        case "later":
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(30)) { reply(.success(["later": data])) }
+        case "fail later":
+            DispatchQueue.global().async { reply(.failure(ContainerError("failed later: \(data)"))) }
+        default: reply(.failure(ContainerError("unknown operation \(operation)")))
+        }
+    }
+}
+
+final class CallbackContainerTests: IntegrationTestCase {
+    /// Callback containers are answered on the agent's I/O thread at once, or later from any
+    /// thread, through the coordinator, over a routed connection, and by direct calls.
+    func testAnswersAtOnceAndLaterOnEveryPath() async throws {
+        let server = try await startServer()
+        let agentSide = try await makeClient(port: server.port)
+        let agent = Agent(factories: ["deferring": { options in
+            StartedContainer(uuid: options.uuid ?? makeUUID(), container: DeferringContainer())
+        }])
+        try await agentSide.serve(agent)
+        let client = try await makeClient(port: server.port)
+        let reference = try await client.get(kind: "deferring")
+
+        let now = try await reference.request("now", 1)
+        XCTAssertEqual(now, 1)
+        let later = try await reference.request("later", 2)
+        XCTAssertEqual(later, ["later": 2])
+        let failure = await remoteErrorMessage { try await reference.request("fail later", 3) }
+        XCTAssertEqual(failure, "failed later: 3")
+
+        let connection = try await reference.connect()
+        // Many at once: answers later from other threads must each reach their own request.
+        let answers = try await withThrowingTaskGroup(of: (Int, JSONValue).self) { group in
+            for index in 0..<40 {
+                group.addTask { (index, try await connection.request(index % 2 == 0 ? "now" : "later", .number(Double(index)))) }
+            }
+            return try await group.reduce(into: [Int: JSONValue]()) { $0[$1.0] = $1.1 }
+        }
+        for index in 0..<40 {
+            XCTAssertEqual(answers[index], index % 2 == 0 ? .number(Double(index)) : ["later": .number(Double(index))])
+        }
+        await connection.close()
+
+        // The async bridge for direct calls on the agent.
+        let direct = try await agent.request(reference.uuid, operation: "later", data: "x")
+        XCTAssertEqual(direct, ["later": "x"])
+        try await reference.release()
+    }
+}
