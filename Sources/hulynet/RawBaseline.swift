@@ -15,11 +15,7 @@ enum RawBaseline {
     static func relay(seconds: Double, bytes: Int, depth: Int) throws -> Double {
         let context = ZMQContext()
         defer { context.terminate() }
-        let broker = try ZMQSocket(context: context, type: .router)
-        try broker.setOption(ZMQ_SNDHWM, 100_000)
-        try broker.setOption(ZMQ_RCVHWM, 100_000)
-        try broker.bind("tcp://127.0.0.1:0")
-        let port = try broker.boundPort()
+        let (broker, port) = try boundRouter(context)
         nonisolated(unsafe) let brokerSocket = broker // handed over to the broker thread
         let stop = StopFlag()
 
@@ -69,11 +65,7 @@ enum RawBaseline {
     static func echo(seconds: Double, bytes: Int, depth: Int) throws -> Double {
         let context = ZMQContext()
         defer { context.terminate() }
-        let server = try ZMQSocket(context: context, type: .router)
-        try server.setOption(ZMQ_SNDHWM, 100_000)
-        try server.setOption(ZMQ_RCVHWM, 100_000)
-        try server.bind("tcp://127.0.0.1:0")
-        let port = try server.boundPort()
+        let (server, port) = try boundRouter(context)
         nonisolated(unsafe) let serverSocket = server // handed over to the server thread
         let stop = StopFlag()
         let serverDone = DispatchSemaphore(value: 0)
@@ -91,6 +83,14 @@ enum RawBaseline {
         stop.set()
         serverDone.wait()
         return rate
+    }
+
+    private static func boundRouter(_ context: ZMQContext) throws -> (ZMQSocket, Int) {
+        let router = try ZMQSocket(context: context, type: .router)
+        try router.setOption(ZMQ_SNDHWM, 100_000)
+        try router.setOption(ZMQ_RCVHWM, 100_000)
+        try router.bind("tcp://127.0.0.1:0")
+        return (router, try router.boundPort())
     }
 
     /// Sends `[op, id, json]` requests keeping `depth` in flight; answers are counted.
