@@ -249,6 +249,9 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Only the coordinator cases (no raw baseline).")
     var noBaseline = false
 
+    @Option(help: "Distinct containers for the get-or-start case.")
+    var containers: Int = 10_000
+
     func run() async throws {
         var logger = Logger(label: "bench")
         logger.logLevel = .error
@@ -271,7 +274,19 @@ struct Bench: AsyncParsableCommand {
 
         let server = try NetworkServer(.init(host: "127.0.0.1", port: 0, logger: logger))
         let agentSide = try NetworkClient(host: "127.0.0.1", port: server.port, options: .init(logger: logger))
-        try await agentSide.serve(Agent(containerTypes: [EchoContainer.self]))
+        // "echo" is reached through the agent's endpoint; "echo-direct" on an endpoint of its own.
+        let agent = Agent(factories: [
+            "echo": { options in
+                let uuid = options.uuid ?? makeUUID()
+                return StartedContainer(uuid: uuid, container: try await EchoContainer(uuid: uuid, options: options))
+            },
+            "echo-direct": { options in
+                let uuid = options.uuid ?? makeUUID()
+                return StartedContainer(uuid: uuid, container: try await EchoContainer(uuid: uuid, options: options),
+                                        connection: .direct(host: "127.0.0.1", port: 0))
+            },
+        ])
+        try await agentSide.serve(agent)
         let client = try NetworkClient(host: "127.0.0.1", port: server.port, options: .init(logger: logger))
         try await client.waitForConnection()
         let reference = try await client.get(kind: "echo")
@@ -297,6 +312,8 @@ struct Bench: AsyncParsableCommand {
             return Double(count) / (Double(MonotonicClock.nowMs() - started) / 1000)
         }
         let connection = try await reference.connect()
+        let directReference = try await client.get(kind: "echo-direct")
+        let direct = try await directReference.connect()
         let cases: [(String, Int, String, @Sendable () async throws -> Void)] = [
             ("cs sync", 1, "raw relay sync", { _ = try await client.request(uuid, operation: "echo", data: data) }),
             ("cs \(depth) in flight", depth, "raw relay \(depth) in flight",
@@ -304,6 +321,9 @@ struct Bench: AsyncParsableCommand {
             ("routed connection sync", 1, "raw echo sync", { _ = try await connection.request("echo", data) }),
             ("routed connection \(depth) in flight", depth, "raw echo \(depth) in flight",
              { _ = try await connection.request("echo", data) }),
+            ("direct connection sync", 1, "raw echo sync", { _ = try await direct.request("echo", data) }),
+            ("direct connection \(depth) in flight", depth, "raw echo \(depth) in flight",
+             { _ = try await direct.request("echo", data) }),
         ]
         for (name, inFlight, baseline, call) in cases {
             let rate = try await measure(depth: inFlight, call)
@@ -311,7 +331,32 @@ struct Bench: AsyncParsableCommand {
             print("\(name)\t\(Int(rate)) requests/s")
         }
         await connection.close()
+        await direct.close()
+
+        // Get-or-start of many distinct containers, `depth` at a time; the process's resident
+        // memory grows by the coordinator's records plus the agent's and client's (an upper bound).
+        let starts = containers
+        let residentBefore = residentBytes()
+        let startedAt = MonotonicClock.nowMs()
+        let next = Counter()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<depth {
+                group.addTask {
+                    while let index = next.take(below: starts) {
+                        _ = try await client.get(kind: "echo", options: GetOptions(uuid: "bench-\(index)"))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let startSeconds = Double(MonotonicClock.nowMs() - startedAt) / 1000
+        let perRecord = Double(residentBytes() - residentBefore) / Double(max(1, starts))
+        let listed = try await client.list(kind: "echo").count
+        rows.append(("get-or-start of \(starts) containers", Double(starts) / startSeconds, nil))
+        print("get-or-start of \(starts) containers\t\(String(Int(startSeconds * 1000))) ms, \(Int(Double(starts) / startSeconds)) per second, \(listed) listed, at most \(Int(perRecord)) bytes per container (whole process)")
+
         try await reference.release()
+        try await directReference.release()
         await client.close()
         await agentSide.close()
         server.stop()
@@ -326,4 +371,30 @@ struct Bench: AsyncParsableCommand {
             print("\(row.name)\t\(Int(row.rate))\t\(Int(1e6 / row.rate))\t\(ratio)")
         }
     }
+}
+
+/// Hands out 0, 1, 2, ... to concurrent tasks.
+final class Counter: @unchecked Sendable {
+    private let lock = Lock()
+    private var value = 0
+    func take(below limit: Int) -> Int? {
+        lock.withLock {
+            guard value < limit else { return nil }
+            defer { value += 1 }
+            return value
+        }
+    }
+}
+
+/// The process's resident memory, from /proc/self/statm.
+func residentBytes() -> Int {
+    guard let file = fopen("/proc/self/statm", "r") else { return 0 }
+    defer { fclose(file) }
+    var size = 0, resident = 0
+    guard withUnsafeMutablePointer(to: &size, { sizePointer in
+        withUnsafeMutablePointer(to: &resident) { residentPointer in
+            withVaList([sizePointer, residentPointer]) { vfscanf(file, "%ld %ld", $0) }
+        }
+    }) == 2 else { return 0 }
+    return resident * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
