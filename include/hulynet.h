@@ -151,7 +151,8 @@ typedef struct hulynet_connection hulynet_connection;
 typedef struct hulynet_agent hulynet_agent;
 
 /** Completion of an asynchronous call: `status` as the blocking call would return; `json` the
- *  result (HULYNET_OK) or the error message (otherwise), valid until the callback returns. */
+ *  result (HULYNET_OK) or the error message (otherwise), valid until the callback returns. It
+ *  may run on the client's I/O thread: keep it short (starting another async call is fine). */
 typedef void (*hulynet_result_fn)(void *user, int status, const char *json);
 
 /** Receives JSON events: network changes (a NetworkEvent object) or a container's events. */

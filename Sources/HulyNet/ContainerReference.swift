@@ -30,6 +30,12 @@ public final class ContainerReference: @unchecked Sendable {
         try await client.request(uuid, operation: operation, data: data, timeoutMs: timeoutMs)
     }
 
+    /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.
+    public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil,
+                        completion: @escaping @Sendable (Result<JSONValue, NetworkError>) -> Void) {
+        client.request(uuid, operation: operation, data: data, timeoutMs: timeoutMs, completion: completion)
+    }
+
     /// A connection through the container's agent (routed) or to the container itself (direct),
     /// as its endpoint says; it receives the container's events.
     public func connect(timeoutMs: Int64? = nil) async throws(NetworkError) -> ContainerConnection {
@@ -162,12 +168,27 @@ public final class ContainerConnection: @unchecked Sendable {
 
     /// A request to the container over this connection.
     public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
-        let direct: Bool = try await client.onLoop { [self] done in
-            guard let endpointClient, !closed else { done(.failure(.closed)); return }
-            done(.success(endpointClient.direct))
+        let result: Result<JSONValue, NetworkError> = await withCheckedContinuation { continuation in
+            request(operation, data, timeoutMs: timeoutMs) { continuation.resume(returning: $0) }
         }
-        if direct { return try await send(operation, data, timeoutMs: timeoutMs) }
-        return try await send(Method.sendContainer, .array([.string(uuid), .string(operation), data]), timeoutMs: timeoutMs)
+        return try result.get()
+    }
+
+    /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.
+    public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil,
+                        completion: @escaping @Sendable (Result<JSONValue, NetworkError>) -> Void) {
+        let uuid = self.uuid
+        let queued = client.loop.executeUnchecked { [self] in
+            guard let endpointClient, !closed else { completion(.failure(.closed)); return }
+            // Direct: [operation, data] to the container itself; routed: cs through the agent.
+            let message: JSONValue = endpointClient.direct
+                ? .array([.string(operation), data])
+                : .array([.string(Method.sendContainer), .array([.string(uuid), .string(operation), data])])
+            endpointClient.rpc.request(payload: message.serialized(), timeoutMs: timeoutMs) { result in
+                completion(decodeAnswer(result, of: operation))
+            }
+        }
+        if !queued { completion(.failure(.closed)) }
     }
 
     /// Disconnects from the container; idempotent.

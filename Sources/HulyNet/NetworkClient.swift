@@ -103,13 +103,24 @@ public final class NetworkClient: @unchecked Sendable {
     }
 
     func call(_ method: String, _ params: JSONValue, timeoutMs: Int64? = nil, restoring: Bool = false) async throws(NetworkError) -> JSONValue {
+        let result: Result<JSONValue, NetworkError> = await withCheckedContinuation { continuation in
+            call(method, params, timeoutMs: timeoutMs, restoring: restoring) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
+    /// Sends a request to the coordinator; `completion` runs once, on the client's I/O thread (or
+    /// on the calling thread when the client is closed).
+    func call(_ method: String, _ params: JSONValue, timeoutMs: Int64? = nil, restoring: Bool = false,
+              completion: @escaping (Result<JSONValue, NetworkError>) -> Void) {
         let payload = JSONValue.array([.string(method), params]).serialized()
-        let bytes: [UInt8] = try await onLoop { [self] done in
-            rpc.request(payload: payload, timeoutMs: timeoutMs, restoring: restoring, completion: done)
+        let queued = loop.executeUnchecked { [self] in
+            guard !isClosed else { completion(.failure(.closed)); return }
+            rpc.request(payload: payload, timeoutMs: timeoutMs, restoring: restoring) { result in
+                completion(decodeAnswer(result, of: method))
+            }
         }
-        do { return try JSONValue.parse(bytes) } catch {
-            throw NetworkError.invalid("answer to \(method) is not JSON: \(error.message)")
-        }
+        if !queued { completion(.failure(.closed)) }
     }
 
     // MARK: - Public API
@@ -157,6 +168,14 @@ public final class NetworkClient: @unchecked Sendable {
     public func request(_ target: ContainerUUID, operation: String, data: JSONValue = .null,
                         timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
         try await call(Method.sendContainer, .array([.string(target), .string(operation), data]), timeoutMs: timeoutMs)
+    }
+
+    /// The same, for callers that are not async (foreign-language bindings): `completion` runs
+    /// once, on the client's I/O thread; keep it short.
+    public func request(_ target: ContainerUUID, operation: String, data: JSONValue = .null, timeoutMs: Int64? = nil,
+                        completion: @escaping @Sendable (Result<JSONValue, NetworkError>) -> Void) {
+        call(Method.sendContainer, .array([.string(target), .string(operation), data]), timeoutMs: timeoutMs,
+             completion: completion)
     }
 
     /// Get-or-start a container; retried until an agent offering `kind` appears, for at most
@@ -498,4 +517,13 @@ public func parseAddress(_ address: String, defaultPort: Int) throws(NetworkErro
         throw NetworkError.invalid("invalid address \(address): expected host:port")
     }
     return (host, port)
+}
+
+/// An answer's JSON text decoded, or why it could not be.
+func decodeAnswer(_ result: Result<[UInt8], NetworkError>, of what: String) -> Result<JSONValue, NetworkError> {
+    result.flatMap { bytes in
+        do throws(JSONError) { return .success(try JSONValue.parse(bytes)) } catch {
+            return .failure(.invalid("answer to \(what) is not JSON: \(error.message)"))
+        }
+    }
 }

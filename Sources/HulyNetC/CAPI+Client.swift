@@ -195,7 +195,9 @@ public func hulynet_client_request(_ handle: OpaquePointer?, _ uuid: UnsafePoint
         let data = try cJSON(dataJSON, "data_json")
         guard out != nil else { throw CFailure.invalid("json_out is NULL") }
         let ms = timeout(timeoutMs, default: client.requestMs)
-        let answer = try blocking { try await client.client.request(uuid, operation: operation, data: data, timeoutMs: ms) }
+        let answer = try blockingCompletion { done in
+            client.client.request(uuid, operation: operation, data: data, timeoutMs: ms, completion: done)
+        }
         try setOut(out, answer)
     }
 }
@@ -212,11 +214,8 @@ public func hulynet_client_request_async(_ handle: OpaquePointer?, _ uuid: Unsaf
         guard let done else { throw CFailure.invalid("done is NULL") }
         let ms = timeout(timeoutMs, default: client.requestMs)
         let user = UserPointer(raw: user)
-        Task {
-            let result = await Result(awaiting: { () async throws -> JSONValue in
-                try await client.client.request(uuid, operation: operation, data: data, timeoutMs: ms)
-            })
-            complete(done, user, result)
+        client.client.request(uuid, operation: operation, data: data, timeoutMs: ms) { result in
+            complete(done, user, result.mapError { $0 })
         }
     }
 }
@@ -326,7 +325,9 @@ public func hulynet_reference_request(_ handle: OpaquePointer?, _ operation: Uns
         let data = try cJSON(dataJSON, "data_json")
         guard out != nil else { throw CFailure.invalid("json_out is NULL") }
         let ms = timeout(timeoutMs, default: reference.client.requestMs)
-        let answer = try blocking { try await reference.reference.request(operation, data, timeoutMs: ms) }
+        let answer = try blockingCompletion { done in
+            reference.reference.request(operation, data, timeoutMs: ms, completion: done)
+        }
         try setOut(out, answer)
     }
 }
@@ -409,7 +410,9 @@ public func hulynet_connection_request(_ handle: OpaquePointer?, _ operation: Un
         let data = try cJSON(dataJSON, "data_json")
         guard out != nil else { throw CFailure.invalid("json_out is NULL") }
         let ms = timeout(timeoutMs, default: connection.client.requestMs)
-        let answer = try blocking { try await connection.connection.request(operation, data, timeoutMs: ms) }
+        let answer = try blockingCompletion { done in
+            connection.connection.request(operation, data, timeoutMs: ms, completion: done)
+        }
         try setOut(out, answer)
     }
 }
@@ -425,11 +428,8 @@ public func hulynet_connection_request_async(_ handle: OpaquePointer?, _ operati
         guard let done else { throw CFailure.invalid("done is NULL") }
         let ms = timeout(timeoutMs, default: connection.client.requestMs)
         let user = UserPointer(raw: user)
-        Task {
-            let result = await Result(awaiting: { () async throws -> JSONValue in
-                try await connection.connection.request(operation, data, timeoutMs: ms)
-            })
-            complete(done, user, result)
+        connection.connection.request(operation, data, timeoutMs: ms) { result in
+            complete(done, user, result.mapError { $0 })
         }
     }
 }

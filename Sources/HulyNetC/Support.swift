@@ -222,6 +222,25 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) thr
     }
 }
 
+/// Runs a call that completes through a callback (on a library I/O thread) and waits for it: no
+/// task in between, the quickest way from a blocking C call to the network and back.
+func blockingCompletion(_ start: (@escaping @Sendable (Result<JSONValue, NetworkError>) -> Void) -> Void) throws(CFailure) -> JSONValue {
+    if CallbackThread.isInside {
+        throw .invalid("a blocking call from inside a hulynet callback would wait for its own thread: use the *_async variant")
+    }
+    let done = DispatchSemaphore(value: 0)
+    nonisolated(unsafe) var result: Result<JSONValue, NetworkError>?
+    start { outcome in
+        result = outcome
+        done.signal()
+    }
+    done.wait()
+    switch result! {
+    case .success(let value): return value
+    case .failure(let error): throw CFailure(error)
+    }
+}
+
 /// A timeout argument: <= 0 means the default.
 func timeout(_ ms: Int64, default defaultMs: Int64) -> Int64 { ms > 0 ? ms : defaultMs }
 
