@@ -16,19 +16,22 @@ cmake --build build --parallel 2 --target hulynet-bench-c hulynet-bench-cpp >/de
 export HULYNET_LIBRARY="$PWD/build/lib/libhulynet.so.0"
 export PYTHONPATH="$PWD/bindings/python${PYTHONPATH:+:$PYTHONPATH}"
 
-declare -A cmd=(
-  [swift]=".build/release/hulynet bench --seconds $seconds"
-  [c]="build/bin/hulynet-bench-c $seconds"
-  [cpp]="build/bindings/cpp/hulynet-bench-cpp $seconds"
-  [python]="python3 bench/python_request_rate.py $seconds"
-)
+cpp_bench=build/bindings/cpp/hulynet-bench-cpp
+[ -x "$cpp_bench" ] || cpp_bench=$(find build -name hulynet-bench-cpp -type f | head -1)
+run_face() {
+  case $1 in
+    swift) .build/release/hulynet bench --no-baseline --only "cs sync" --containers 0 --seconds "$seconds" ;;
+    c) build/bin/hulynet-bench-c "$seconds" ;;
+    cpp) "$cpp_bench" "$seconds" ;;
+    python) python3 bench/python_request_rate.py "$seconds" ;;
+  esac
+}
 faces=(swift c cpp python)
-[ -x build/bindings/cpp/hulynet-bench-cpp ] || cmd[cpp]="$(find build -name hulynet-bench-cpp -type f | head -1) $seconds"
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 for round in $(seq 1 "$rounds"); do
   for face in "${faces[@]}"; do
-    rate=$(${cmd[$face]} | awk -F'\t' '$1 == "cs sync" { sub(/ requests\/s/, "", $2); print $2 }')
+    rate=$(run_face "$face" | awk -F'\t' '!found && $1 == "cs sync" { sub(/ requests\/s/, "", $2); print $2; found = 1 }')
     echo "$face $rate" >>"$results"
     printf 'round %d/%d %-7s %8s requests/s\n' "$round" "$rounds" "$face" "$rate" >&2
   done

@@ -249,8 +249,11 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Only the coordinator cases (no raw baseline).")
     var noBaseline = false
 
-    @Option(help: "Distinct containers for the get-or-start case.")
+    @Option(help: "Distinct containers for the get-or-start case (0: skip it).")
     var containers: Int = 10_000
+
+    @Option(help: "Run only the request case of this name (e.g. \"cs sync\").")
+    var only: String?
 
     func run() async throws {
         var logger = Logger(label: "bench")
@@ -325,7 +328,7 @@ struct Bench: AsyncParsableCommand {
             ("direct connection \(depth) in flight", depth, "raw echo \(depth) in flight",
              { _ = try await direct.request("echo", data) }),
         ]
-        for (name, inFlight, baseline, call) in cases {
+        for (name, inFlight, baseline, call) in cases where only == nil || only == name {
             let rate = try await measure(depth: inFlight, call)
             rows.append((name, rate, baselines[baseline] == nil ? nil : baseline))
             print("\(name)\t\(Int(rate)) requests/s")
@@ -336,6 +339,7 @@ struct Bench: AsyncParsableCommand {
         // Get-or-start of many distinct containers, `depth` at a time; the process's resident
         // memory grows by the coordinator's records plus the agent's and client's (an upper bound).
         let starts = containers
+        if starts > 0 {
         let residentBefore = residentBytes()
         let startedAt = MonotonicClock.nowMs()
         let next = Counter()
@@ -354,6 +358,7 @@ struct Bench: AsyncParsableCommand {
         let listed = try await client.list(kind: "echo").count
         rows.append(("get-or-start of \(starts) containers", Double(starts) / startSeconds, nil))
         print("get-or-start of \(starts) containers\t\(String(Int(startSeconds * 1000))) ms, \(Int(Double(starts) / startSeconds)) per second, \(listed) listed, at most \(Int(perRecord)) bytes per container (whole process)")
+        }
 
         try await reference.release()
         try await directReference.release()
