@@ -20,7 +20,7 @@ cpp_bench=build/bindings/cpp/hulynet-bench-cpp
 [ -x "$cpp_bench" ] || cpp_bench=$(find build -name hulynet-bench-cpp -type f | head -1)
 run_face() {
   case $1 in
-    swift) .build/release/hulynet bench --no-baseline --only "cs sync" --containers 0 --seconds "$seconds" ;;
+    swift) .build/release/hulynet bench --no-baseline --only "cs sync" --containers 0 --fanout 0 --seconds "$seconds" ;;
     c) build/bin/hulynet-bench-c "$seconds" ;;
     cpp) "$cpp_bench" "$seconds" ;;
     python) python3 bench/python_request_rate.py "$seconds" ;;

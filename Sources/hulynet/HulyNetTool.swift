@@ -252,6 +252,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Distinct containers for the get-or-start case (0: skip it).")
     var containers: Int = 10_000
 
+    @Option(help: "Clients receiving a container's broadcasts in the fan-out case (0: skip it).")
+    var fanout: Int = 100
+
     @Option(help: "Run only the request case of this name (e.g. \"cs sync\").")
     var only: String?
 
@@ -333,7 +336,6 @@ struct Bench: AsyncParsableCommand {
             rows.append((name, rate, baselines[baseline] == nil ? nil : baseline))
             print("\(name)\t\(Int(rate)) requests/s")
         }
-        await connection.close()
         await direct.close()
 
         // Get-or-start of many distinct containers, `depth` at a time; the process's resident
@@ -360,6 +362,51 @@ struct Bench: AsyncParsableCommand {
         print("get-or-start of \(starts) containers\t\(String(Int(startSeconds * 1000))) ms, \(Int(Double(starts) / startSeconds)) per second, \(listed) listed, at most \(Int(perRecord)) bytes per container (whole process)")
         }
 
+        if fanout > 0 {
+            // Event fan-out: one container broadcasting to `fanout` connected clients, `depth`
+            // broadcasts in flight; counted when every client has every event.
+            let quiet = logger
+            let listeners = try await withThrowingTaskGroup(of: (NetworkClient, ContainerConnection).self) { group in
+                for _ in 0..<fanout {
+                    group.addTask {
+                        let listener = try NetworkClient(host: "127.0.0.1", port: server.port, options: .init(logger: quiet))
+                        try await listener.waitForConnection()
+                        let held = try await listener.get(kind: "echo", options: GetOptions(uuid: uuid))
+                        return (listener, try await held.connect())
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let delivered = Counter()
+            for (_, connection) in listeners { connection.onEvent { _ in _ = delivered.take(below: Int.max) } }
+            let broadcasts = Counter()
+            let started = MonotonicClock.nowMs()
+            let deadline = started + Int64(seconds * 1000)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<depth {
+                    group.addTask {
+                        while MonotonicClock.nowMs() < deadline {
+                            _ = try await connection.request("broadcast", data)
+                            _ = broadcasts.take(below: Int.max)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let expected = broadcasts.value * fanout
+            let waitUntil = MonotonicClock.nowMs() + 10_000
+            while delivered.value < expected, MonotonicClock.nowMs() < waitUntil { try await Task.sleep(nanoseconds: 1_000_000) }
+            let elapsed = Double(MonotonicClock.nowMs() - started) / 1000
+            let name = "events fanned out to \(fanout) clients"
+            rows.append((name, Double(delivered.value) / elapsed, nil))
+            print("\(name)\t\(Int(Double(delivered.value) / elapsed)) events/s (\(delivered.value) of \(expected) delivered)")
+            for (listener, connection) in listeners {
+                await connection.close()
+                await listener.close()
+            }
+        }
+        await connection.close()
+
         try await reference.release()
         try await directReference.release()
         await client.close()
@@ -381,12 +428,13 @@ struct Bench: AsyncParsableCommand {
 /// Hands out 0, 1, 2, ... to concurrent tasks.
 final class Counter: @unchecked Sendable {
     private let lock = Lock()
-    private var value = 0
+    private var count = 0
+    var value: Int { lock.withLock { count } }
     func take(below limit: Int) -> Int? {
         lock.withLock {
-            guard value < limit else { return nil }
-            defer { value += 1 }
-            return value
+            guard count < limit else { return nil }
+            defer { count += 1 }
+            return count
         }
     }
 }
