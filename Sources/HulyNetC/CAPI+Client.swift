@@ -438,9 +438,3 @@ public func hulynet_connection_request_async(_ handle: OpaquePointer?, _ operati
 public func hulynet_connection_destroy(_ handle: OpaquePointer?) {
     Handles.take(handle, CConnection.self)?.drop()
 }
-
-extension Result where Failure == any Error {
-    init(awaiting body: () async throws -> Success) async {
-        do { self = .success(try await body()) } catch { self = .failure(error) }
-    }
-}
