@@ -389,3 +389,26 @@ void fx_reference_fn(void *user, int status, hulynet_reference *reference, const
 }
 
 int fx_async_calls(fx_async *async) { return fx_int(&async->lock, &async->calls); }
+
+int fx_network_up(fx_network *net, const char *tag, const char *kind_name, int with_other) {
+    memset(net, 0, sizeof *net);
+    echo_kind_init(&net->kind, tag);
+    net->server = fx_server();
+    if (net->server == NULL) return 0;
+    net->host = fx_client(hulynet_server_port(net->server));
+    net->user = fx_client(hulynet_server_port(net->server));
+    if (with_other) net->other = fx_client(hulynet_server_port(net->server));
+    net->agent = fx_agent(NULL, kind_name, &net->kind);
+    if (net->host == NULL || net->user == NULL || (with_other && net->other == NULL) || net->agent == NULL) return 0;
+    return CHECK_OK(hulynet_client_serve_agent(net->host, net->agent, "127.0.0.1", 0, 3000));
+}
+
+void fx_network_down(fx_network *net) {
+    hulynet_agent_destroy(net->agent);
+    hulynet_client_destroy(net->other);
+    hulynet_client_destroy(net->user);
+    hulynet_client_destroy(net->host);
+    hulynet_server_destroy(net->server);
+    fx_wait_threads(&net->kind, 2000);
+    echo_kind_destroy(&net->kind);
+}

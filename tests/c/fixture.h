@@ -77,6 +77,23 @@ hulynet_container_kind echo_table(const char *name, echo_kind *kind);
 hulynet_agent *fx_agent(const char *uuid, const char *name, echo_kind *kind);
 /* Waits (bounded) until helper threads of `kind` have answered. */
 int fx_wait_threads(echo_kind *kind, int ms);
+/* ---- a small network ---------------------------------------------------------------------------
+ * A server, a client `host` serving an agent with the one echo kind `kind_name`, a client `user`,
+ * and (with_other) a second user client `other`. */
+typedef struct fx_network {
+    hulynet_server *server;
+    hulynet_client *host;
+    hulynet_client *user;
+    hulynet_client *other; /* NULL unless asked for */
+    hulynet_agent *agent;
+    echo_kind kind;
+} fx_network;
+
+/* Sets it all up (checked; 0 on failure, after which fx_network_down still cleans up). */
+int fx_network_up(fx_network *net, const char *tag, const char *kind_name, int with_other);
+/* Destroys users first, then the host, the server, and waits for the kind's helper threads. */
+void fx_network_down(fx_network *net);
+
 /* The kind's last container (under its lock). */
 hulynet_container *fx_last_container(echo_kind *kind);
 

@@ -9,34 +9,10 @@
 #include "check.h"
 #include "fixture.h"
 
-typedef struct network {
-    hulynet_server *server;
-    hulynet_client *host;
-    hulynet_client *user;
-    hulynet_agent *agent;
-    echo_kind kind;
-} network;
+typedef fx_network network;
 
-static int network_up(network *net, const char *kind_name) {
-    memset(net, 0, sizeof *net);
-    echo_kind_init(&net->kind, "agent-test");
-    net->server = fx_server();
-    if (net->server == NULL) return 0;
-    net->host = fx_client(hulynet_server_port(net->server));
-    net->user = fx_client(hulynet_server_port(net->server));
-    net->agent = fx_agent(NULL, kind_name, &net->kind);
-    if (net->host == NULL || net->user == NULL || net->agent == NULL) return 0;
-    return CHECK_OK(hulynet_client_serve_agent(net->host, net->agent, "127.0.0.1", 0, 3000));
-}
-
-static void network_down(network *net) {
-    hulynet_agent_destroy(net->agent);
-    hulynet_client_destroy(net->user);
-    hulynet_client_destroy(net->host);
-    hulynet_server_destroy(net->server);
-    fx_wait_threads(&net->kind, 2000);
-    echo_kind_destroy(&net->kind);
-}
+static int network_up(network *net, const char *kind_name) { return fx_network_up(net, "agent-test", kind_name, 0); }
+static void network_down(network *net) { fx_network_down(net); }
 
 static int count_done(fx_async *results, int n) {
     int i, done = 0;

@@ -62,33 +62,10 @@ static void test_calls_honour_timeout(void) {
     hulynet_client_destroy(client);
 }
 
-typedef struct network {
-    hulynet_server *server;
-    hulynet_client *host;  /* serves the agent */
-    hulynet_client *user;  /* uses the containers */
-    hulynet_agent *agent;
-    echo_kind kind;
-} network;
+typedef fx_network network; /* host serves the agent, user uses the containers */
 
-static int network_up(network *net, const char *kind_name) {
-    memset(net, 0, sizeof *net);
-    echo_kind_init(&net->kind, "client-test");
-    net->server = fx_server();
-    if (net->server == NULL) return 0;
-    net->host = fx_client(hulynet_server_port(net->server));
-    net->user = fx_client(hulynet_server_port(net->server));
-    net->agent = fx_agent(NULL, kind_name, &net->kind);
-    if (net->host == NULL || net->user == NULL || net->agent == NULL) return 0;
-    return CHECK_OK(hulynet_client_serve_agent(net->host, net->agent, "127.0.0.1", 0, 3000));
-}
-
-static void network_down(network *net) {
-    hulynet_agent_destroy(net->agent);
-    hulynet_client_destroy(net->user);
-    hulynet_client_destroy(net->host);
-    hulynet_server_destroy(net->server);
-    echo_kind_destroy(&net->kind);
-}
+static int network_up(network *net, const char *kind_name) { return fx_network_up(net, "client-test", kind_name, 0); }
+static void network_down(network *net) { fx_network_down(net); }
 
 static void test_id_agents_kinds_list(void) {
     network net;

@@ -15,40 +15,26 @@
 /* A small network: a server, a client serving an agent of kind "echo", a client using a
  * container of it through a reference and a connection. */
 typedef struct network {
-    hulynet_server *server;
-    hulynet_client *host;
-    hulynet_client *user;
-    hulynet_agent *agent;
+    fx_network base;
     hulynet_reference *reference;
     hulynet_connection *connection;
     hulynet_container *container; /* the container `reference` holds */
-    echo_kind kind;
 } network;
 
 static int network_up(network *net) {
-    memset(net, 0, sizeof *net);
-    echo_kind_init(&net->kind, "misuse");
-    net->server = fx_server();
-    if (net->server == NULL) return 0;
-    net->host = fx_client(hulynet_server_port(net->server));
-    net->user = fx_client(hulynet_server_port(net->server));
-    net->agent = fx_agent(NULL, "echo", &net->kind);
-    if (net->host == NULL || net->user == NULL || net->agent == NULL) return 0;
-    if (!CHECK_OK(hulynet_client_serve_agent(net->host, net->agent, "127.0.0.1", 0, 3000))) return 0;
-    if (!CHECK_OK(hulynet_client_get(net->user, "echo", NULL, 3000, &net->reference))) return 0;
-    net->container = fx_last_container(&net->kind);
+    net->reference = NULL;
+    net->connection = NULL;
+    net->container = NULL;
+    if (!fx_network_up(&net->base, "misuse", "echo", 0)) return 0;
+    if (!CHECK_OK(hulynet_client_get(net->base.user, "echo", NULL, 3000, &net->reference))) return 0;
+    net->container = fx_last_container(&net->base.kind);
     return CHECK_OK(hulynet_reference_connect(net->reference, 3000, &net->connection));
 }
 
 static void network_down(network *net) {
     hulynet_connection_destroy(net->connection);
     hulynet_reference_destroy(net->reference);
-    hulynet_agent_destroy(net->agent);
-    hulynet_client_destroy(net->user);
-    hulynet_client_destroy(net->host);
-    hulynet_server_destroy(net->server);
-    fx_wait_threads(&net->kind, 2000);
-    echo_kind_destroy(&net->kind);
+    fx_network_down(&net->base);
 }
 
 static void ignore_event(void *user, const char *json) {
@@ -171,24 +157,24 @@ static void test_null_with_network(void) {
     char *out = (char *)&net;
     if (!network_up(&net)) goto done;
 
-    CHECK_STATUS(hulynet_server_stats_get(net.server, NULL), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_agents(net.user, 1000, NULL), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_kinds(net.user, 1000, NULL), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_list(net.user, NULL, 1000, NULL), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_get(net.user, NULL, NULL, 1000, &reference), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_server_stats_get(net.base.server, NULL), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_agents(net.base.user, 1000, NULL), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_kinds(net.base.user, 1000, NULL), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_list(net.base.user, NULL, 1000, NULL), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_get(net.base.user, NULL, NULL, 1000, &reference), HULYNET_EINVAL);
     CHECK(reference == NULL);
-    CHECK_STATUS(hulynet_client_get(net.user, "echo", NULL, 1000, NULL), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_get_async(net.user, NULL, NULL, 1000, ignore_reference, NULL), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_get_async(net.user, "echo", NULL, 1000, NULL, NULL), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_request(net.user, NULL, "echo", NULL, 1000, &out), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_get(net.base.user, "echo", NULL, 1000, NULL), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_get_async(net.base.user, NULL, NULL, 1000, ignore_reference, NULL), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_get_async(net.base.user, "echo", NULL, 1000, NULL, NULL), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_request(net.base.user, NULL, "echo", NULL, 1000, &out), HULYNET_EINVAL);
     CHECK(out == NULL);
-    CHECK_STATUS(hulynet_client_request(net.user, "u", NULL, NULL, 1000, &out), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_request(net.user, "u", "echo", NULL, 1000, NULL), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_request_async(net.user, NULL, "echo", NULL, 1000, ignore_result, NULL), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_request_async(net.user, "u", NULL, NULL, 1000, ignore_result, NULL), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_request_async(net.user, "u", "echo", NULL, 1000, NULL, NULL), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_add_listener(net.user, NULL, NULL, (uint64_t *)&out), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_add_listener(net.user, ignore_event, NULL, NULL), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_request(net.base.user, "u", NULL, NULL, 1000, &out), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_request(net.base.user, "u", "echo", NULL, 1000, NULL), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_request_async(net.base.user, NULL, "echo", NULL, 1000, ignore_result, NULL), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_request_async(net.base.user, "u", NULL, NULL, 1000, ignore_result, NULL), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_request_async(net.base.user, "u", "echo", NULL, 1000, NULL, NULL), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_add_listener(net.base.user, NULL, NULL, (uint64_t *)&out), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_add_listener(net.base.user, ignore_event, NULL, NULL), HULYNET_EINVAL);
 
     CHECK_STATUS(hulynet_reference_request(net.reference, NULL, NULL, 1000, &out), HULYNET_EINVAL);
     CHECK_STATUS(hulynet_reference_request(net.reference, "echo", NULL, 1000, NULL), HULYNET_EINVAL);
@@ -199,20 +185,20 @@ static void test_null_with_network(void) {
     CHECK_STATUS(hulynet_connection_request_async(net.connection, "echo", NULL, 1000, NULL, NULL), HULYNET_EINVAL);
     (void)connection;
 
-    spare = fx_agent(NULL, "spare", &net.kind);
+    spare = fx_agent(NULL, "spare", &net.base.kind);
     CHECK_STATUS(hulynet_agent_add_stateless(spare, NULL, "spare", NULL), HULYNET_EINVAL);
     CHECK_STATUS(hulynet_agent_add_stateless(spare, "u", NULL, NULL), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_serve_agent(net.user, NULL, "127.0.0.1", 0, 1000), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_serve_agent(net.base.user, NULL, "127.0.0.1", 0, 1000), HULYNET_EINVAL);
     CHECK_STATUS(hulynet_client_serve_agent(NULL, spare, "127.0.0.1", 0, 1000), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_register_agent(net.user, NULL, 1000), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_register_agent(net.base.user, NULL, 1000), HULYNET_EINVAL);
     CHECK_STATUS(hulynet_client_register_agent(NULL, spare, 1000), HULYNET_EINVAL);
     /* The refusals above did not claim the agent: it can still be served. */
-    CHECK_OK(hulynet_client_register_agent(net.user, spare, 3000));
+    CHECK_OK(hulynet_client_register_agent(net.base.user, spare, 3000));
 
     container = net.container;
     if (CHECK(container != NULL)) {
         CHECK_STATUS(hulynet_container_emit(container, NULL, NULL, NULL), HULYNET_EINVAL);
-        CHECK_STATUS(hulynet_container_emit(container, hulynet_client_id(net.user), NULL, NULL), HULYNET_EINVAL);
+        CHECK_STATUS(hulynet_container_emit(container, hulynet_client_id(net.base.user), NULL, NULL), HULYNET_EINVAL);
     }
     /* Everything still works. */
     CHECK_OK(hulynet_connection_request(net.connection, "echo", "1", 2000, &out));
@@ -247,37 +233,37 @@ static void test_invalid_json(void) {
     fx_async_init(&async);
     if (!network_up(&net)) goto done;
 
-    CHECK_STATUS(hulynet_client_request(net.user, hulynet_reference_uuid(net.reference), "echo", "{", 1000, &out), HULYNET_EJSON);
+    CHECK_STATUS(hulynet_client_request(net.base.user, hulynet_reference_uuid(net.reference), "echo", "{", 1000, &out), HULYNET_EJSON);
     CHECK(out == NULL);
     CHECK(hulynet_last_error()[0] != '\0');
-    CHECK_STATUS(hulynet_client_request(net.user, "u", "echo", "", 1000, &out), HULYNET_EJSON);
-    CHECK_STATUS(hulynet_client_request(net.user, "u", "echo", "1 2", 1000, &out), HULYNET_EJSON);
-    CHECK_STATUS(hulynet_client_request(net.user, "u", "echo", "{'a':1}", 1000, &out), HULYNET_EJSON);
-    CHECK_STATUS(hulynet_client_request(net.user, "u", "echo", "[1,]", 1000, &out), HULYNET_EJSON);
-    CHECK_STATUS(hulynet_client_request(net.user, "u", "echo", "NaN", 1000, &out), HULYNET_EJSON);
-    CHECK_STATUS(hulynet_client_request(net.user, "u", "echo", deep, 1000, &out), HULYNET_EJSON);
-    CHECK_STATUS(hulynet_client_request_async(net.user, "u", "echo", "}", 1000, ignore_result, NULL), HULYNET_EJSON);
+    CHECK_STATUS(hulynet_client_request(net.base.user, "u", "echo", "", 1000, &out), HULYNET_EJSON);
+    CHECK_STATUS(hulynet_client_request(net.base.user, "u", "echo", "1 2", 1000, &out), HULYNET_EJSON);
+    CHECK_STATUS(hulynet_client_request(net.base.user, "u", "echo", "{'a':1}", 1000, &out), HULYNET_EJSON);
+    CHECK_STATUS(hulynet_client_request(net.base.user, "u", "echo", "[1,]", 1000, &out), HULYNET_EJSON);
+    CHECK_STATUS(hulynet_client_request(net.base.user, "u", "echo", "NaN", 1000, &out), HULYNET_EJSON);
+    CHECK_STATUS(hulynet_client_request(net.base.user, "u", "echo", deep, 1000, &out), HULYNET_EJSON);
+    CHECK_STATUS(hulynet_client_request_async(net.base.user, "u", "echo", "}", 1000, ignore_result, NULL), HULYNET_EJSON);
     CHECK_STATUS(hulynet_reference_request(net.reference, "echo", "[1,", 1000, &out), HULYNET_EJSON);
     CHECK_STATUS(hulynet_connection_request(net.connection, "echo", "nul", 1000, &out), HULYNET_EJSON);
     CHECK_STATUS(hulynet_connection_request_async(net.connection, "echo", "tru", 1000, ignore_result, NULL), HULYNET_EJSON);
-    CHECK_STATUS(hulynet_client_get(net.user, "echo", "{\"uuid\":", 1000, &reference), HULYNET_EJSON);
+    CHECK_STATUS(hulynet_client_get(net.base.user, "echo", "{\"uuid\":", 1000, &reference), HULYNET_EJSON);
     CHECK(reference == NULL);
-    CHECK_STATUS(hulynet_client_get_async(net.user, "echo", "{", 1000, ignore_reference, NULL), HULYNET_EJSON);
+    CHECK_STATUS(hulynet_client_get_async(net.base.user, "echo", "{", 1000, ignore_reference, NULL), HULYNET_EJSON);
     /* JSON that parses but is not get options. */
-    CHECK_STATUS(hulynet_client_get(net.user, "echo", "[1]", 1000, &reference), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_get(net.user, "echo", "{\"labels\":\"red\"}", 1000, &reference), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_get(net.user, "echo", "{\"uuid\":5}", 1000, &reference), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_get(net.base.user, "echo", "[1]", 1000, &reference), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_get(net.base.user, "echo", "{\"labels\":\"red\"}", 1000, &reference), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_get(net.base.user, "echo", "{\"uuid\":5}", 1000, &reference), HULYNET_EINVAL);
     container = net.container;
     if (CHECK(container != NULL)) {
         CHECK_STATUS(hulynet_container_emit(container, NULL, "{\"a\"", &delivered), HULYNET_EJSON);
         CHECK_INT_EQ(delivered, 0);
     }
     /* A container's reply that is not JSON: covered in test_c_agent (badjson). Here: asynchronously. */
-    CHECK_OK(hulynet_client_request_async(net.user, hulynet_reference_uuid(net.reference), "badjson", NULL, 2000, fx_result_fn,
+    CHECK_OK(hulynet_client_request_async(net.base.user, hulynet_reference_uuid(net.reference), "badjson", NULL, 2000, fx_result_fn,
                                           &async));
     CHECK_EVENTUALLY(fx_async_calls(&async) == 1, 3000);
     CHECK(async.status != HULYNET_OK);
-    CHECK_INT_EQ(fx_int(&net.kind.lock, &net.kind.reply_badjson_status), HULYNET_EJSON);
+    CHECK_INT_EQ(fx_int(&net.base.kind.lock, &net.base.kind.reply_badjson_status), HULYNET_EJSON);
 
     /* Deep but allowed nesting, and a large text, go through intact. */
     free(deep);
@@ -292,7 +278,7 @@ static void test_invalid_json(void) {
     deep[0] = '"';
     deep[(1 << 20) - 2] = '"';
     deep[(1 << 20) - 1] = '\0';
-    CHECK_OK(hulynet_client_request(net.user, hulynet_reference_uuid(net.reference), "echo", deep, 5000, &out));
+    CHECK_OK(hulynet_client_request(net.base.user, hulynet_reference_uuid(net.reference), "echo", deep, 5000, &out));
     CHECK_MSG(out != NULL && strcmp(out, deep) == 0, "a 1 MiB JSON string comes back intact");
 done:
     hulynet_free(out == (char *)&net ? NULL : out);
@@ -330,18 +316,18 @@ static void test_invalid_utf8(void) {
 
     CHECK_STATUS(hulynet_server_start("\xff", 0, NULL, &server), HULYNET_EINVAL);
     CHECK_STATUS(hulynet_client_connect("\xc3\x28", 1234, NULL, &client), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_list(net.user, "\xff", 1000, &out), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_get(net.user, "\xff", NULL, 1000, &reference), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_get_async(net.user, "e\x80", NULL, 1000, ignore_reference, NULL), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_request(net.user, "\xff", "echo", NULL, 1000, &out), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_request(net.user, uuid, "\xfe", NULL, 1000, &out), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_request_async(net.user, uuid, "\xed\xa0\x80", NULL, 1000, ignore_result, NULL), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_list(net.base.user, "\xff", 1000, &out), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_get(net.base.user, "\xff", NULL, 1000, &reference), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_get_async(net.base.user, "e\x80", NULL, 1000, ignore_reference, NULL), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_request(net.base.user, "\xff", "echo", NULL, 1000, &out), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_request(net.base.user, uuid, "\xfe", NULL, 1000, &out), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_request_async(net.base.user, uuid, "\xed\xa0\x80", NULL, 1000, ignore_result, NULL), HULYNET_EINVAL);
     CHECK_STATUS(hulynet_reference_request(net.reference, "\xff", NULL, 1000, &out), HULYNET_EINVAL);
     CHECK_STATUS(hulynet_connection_request(net.connection, "\xc0\xaf", NULL, 1000, &out), HULYNET_EINVAL);
     CHECK_STATUS(hulynet_connection_request_async(net.connection, "\xff", NULL, 1000, ignore_result, NULL), HULYNET_EINVAL);
     /* Inside JSON text: refused as one or the other. */
-    CHECK_STATUS2(hulynet_client_request(net.user, uuid, "echo", "\"\xff\"", 1000, &out), HULYNET_EJSON, HULYNET_EINVAL);
-    CHECK_STATUS2(hulynet_client_get(net.user, "echo", "{\"uuid\":\"\xff\"}", 1000, &reference), HULYNET_EJSON, HULYNET_EINVAL);
+    CHECK_STATUS2(hulynet_client_request(net.base.user, uuid, "echo", "\"\xff\"", 1000, &out), HULYNET_EJSON, HULYNET_EINVAL);
+    CHECK_STATUS2(hulynet_client_get(net.base.user, "echo", "{\"uuid\":\"\xff\"}", 1000, &reference), HULYNET_EJSON, HULYNET_EINVAL);
 
     memset(&kind, 0, sizeof kind);
     kind.kind = "k\xff";
@@ -354,9 +340,9 @@ static void test_invalid_utf8(void) {
     CHECK_OK(hulynet_agent_create(NULL, &kind, 1, &spare));
     CHECK_STATUS(hulynet_agent_add_stateless(spare, "\xff", "k", NULL), HULYNET_EINVAL);
     CHECK_STATUS(hulynet_agent_add_stateless(spare, "u", "\xff", NULL), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_serve_agent(net.user, spare, "\xff", 0, 1000), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_serve_agent(net.base.user, spare, "\xff", 0, 1000), HULYNET_EINVAL);
     /* ... which did not claim it. */
-    CHECK_OK(hulynet_client_serve_agent(net.user, spare, "127.0.0.1", 0, 3000));
+    CHECK_OK(hulynet_client_serve_agent(net.base.user, spare, "127.0.0.1", 0, 3000));
 
     container = net.container;
     if (CHECK(container != NULL)) {
@@ -366,8 +352,8 @@ static void test_invalid_utf8(void) {
     }
 
     /* hulynet_request_fail with a message that is not UTF-8: refused, and the caller still gets an error. */
-    CHECK_OK(hulynet_client_request_async(net.user, uuid, "park", NULL, 3000, fx_result_fn, &failed));
-    WAIT_UNTIL(ok, (parked = take_parked(&net.kind)) != NULL, 2000);
+    CHECK_OK(hulynet_client_request_async(net.base.user, uuid, "park", NULL, 3000, fx_result_fn, &failed));
+    WAIT_UNTIL(ok, (parked = take_parked(&net.base.kind)) != NULL, 2000);
     if (CHECK_MSG(ok, "the parked request reached the container")) {
         CHECK_STATUS(hulynet_request_fail(parked, "bad \xff message"), HULYNET_EINVAL);
         CHECK_EVENTUALLY(fx_async_calls(&failed) == 1, 3000);
@@ -377,8 +363,8 @@ static void test_invalid_utf8(void) {
         CHECK_STATUS(hulynet_request_fail(parked, "again"), HULYNET_EINVAL);
     }
     /* hulynet_request_reply with JSON that is not UTF-8. */
-    CHECK_OK(hulynet_client_request_async(net.user, uuid, "park", NULL, 3000, fx_result_fn, &replied));
-    WAIT_UNTIL(ok, (parked = take_parked(&net.kind)) != NULL, 2000);
+    CHECK_OK(hulynet_client_request_async(net.base.user, uuid, "park", NULL, 3000, fx_result_fn, &replied));
+    WAIT_UNTIL(ok, (parked = take_parked(&net.base.kind)) != NULL, 2000);
     if (CHECK_MSG(ok, "the parked request reached the container")) {
         CHECK_STATUS2(hulynet_request_reply(parked, "\"\xff\""), HULYNET_EJSON, HULYNET_EINVAL);
         CHECK_EVENTUALLY(fx_async_calls(&replied) == 1, 3000);
@@ -415,7 +401,7 @@ static void test_destroyed_handles(void) {
     CHECK_STATUS(hulynet_server_stats_get(server, &stats), HULYNET_EINVAL);
     hulynet_server_destroy(server); /* twice: harmless */
 
-    client = fx_client(hulynet_server_port(net.server));
+    client = fx_client(hulynet_server_port(net.base.server));
     hulynet_client_destroy(client);
     CHECK_STATUS(hulynet_client_wait(client, 100), HULYNET_EINVAL);
     CHECK(hulynet_client_id(client) == NULL);
@@ -427,10 +413,10 @@ static void test_destroyed_handles(void) {
     hulynet_agent_destroy(agent);
     CHECK(hulynet_agent_uuid(agent) == NULL);
     CHECK_STATUS(hulynet_agent_add_stateless(agent, "u", "gone", NULL), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_client_serve_agent(net.user, agent, "127.0.0.1", 0, 1000), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_serve_agent(net.base.user, agent, "127.0.0.1", 0, 1000), HULYNET_EINVAL);
     hulynet_agent_destroy(agent);
 
-    CHECK_OK(hulynet_client_get(net.user, "echo", "{\"uuid\":\"c-destroyed-1\"}", 3000, &reference));
+    CHECK_OK(hulynet_client_get(net.base.user, "echo", "{\"uuid\":\"c-destroyed-1\"}", 3000, &reference));
     CHECK_OK(hulynet_reference_connect(reference, 3000, &connection));
     hulynet_connection_destroy(connection);
     CHECK_STATUS(hulynet_connection_request(connection, "echo", NULL, 1000, &out), HULYNET_EINVAL);
@@ -444,19 +430,19 @@ static void test_destroyed_handles(void) {
     hulynet_reference_destroy(reference);
 
     /* A container's handle after terminate. */
-    CHECK_EVENTUALLY(fx_int(&net.kind.lock, &net.kind.terminates) == 1, 3000);
+    CHECK_EVENTUALLY(fx_int(&net.base.kind.lock, &net.base.kind.terminates) == 1, 3000);
     container = net.container;
     CHECK(container != NULL);
     hulynet_connection_destroy(net.connection);
     net.connection = NULL;
     hulynet_reference_destroy(net.reference);
     net.reference = NULL;
-    CHECK_EVENTUALLY(fx_int(&net.kind.lock, &net.kind.terminates) == 2, 3000);
+    CHECK_EVENTUALLY(fx_int(&net.base.kind.lock, &net.base.kind.terminates) == 2, 3000);
     CHECK(hulynet_container_uuid(container) == NULL);
     CHECK_STATUS(hulynet_container_emit(container, NULL, "1", NULL), HULYNET_EINVAL);
 
     /* Everything else still works. */
-    CHECK_OK(hulynet_client_kinds(net.user, 2000, &out));
+    CHECK_OK(hulynet_client_kinds(net.base.user, 2000, &out));
     CHECK_STR_EQ(out, "[\"echo\"]");
 done:
     hulynet_free(out);
@@ -471,21 +457,21 @@ static void test_wrong_types(void) {
     uint64_t subscription;
     if (!network_up(&net)) goto done;
 
-    CHECK_STATUS(hulynet_client_wait((hulynet_client *)net.server, 100), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_wait((hulynet_client *)net.base.server, 100), HULYNET_EINVAL);
     CHECK_CONTAINS(hulynet_last_error(), "type");
-    CHECK(hulynet_client_id((hulynet_client *)net.server) == NULL);
-    CHECK_STATUS(hulynet_client_kinds((hulynet_client *)net.agent, 100, &out), HULYNET_EINVAL);
+    CHECK(hulynet_client_id((hulynet_client *)net.base.server) == NULL);
+    CHECK_STATUS(hulynet_client_kinds((hulynet_client *)net.base.agent, 100, &out), HULYNET_EINVAL);
     CHECK_STATUS(hulynet_client_add_listener((hulynet_client *)net.reference, ignore_event, NULL, &subscription), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_server_port((hulynet_server *)net.user), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_server_port((hulynet_server *)net.base.user), HULYNET_EINVAL);
     CHECK_STATUS(hulynet_reference_request((hulynet_reference *)net.connection, "echo", NULL, 100, &out), HULYNET_EINVAL);
-    CHECK(hulynet_reference_uuid((hulynet_reference *)net.user) == NULL);
+    CHECK(hulynet_reference_uuid((hulynet_reference *)net.base.user) == NULL);
     CHECK_STATUS(hulynet_connection_request((hulynet_connection *)net.reference, "echo", NULL, 100, &out), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_agent_add_stateless((hulynet_agent *)net.user, "u", "echo", NULL), HULYNET_EINVAL);
-    CHECK(hulynet_agent_uuid((hulynet_agent *)net.server) == NULL);
-    CHECK_STATUS(hulynet_client_serve_agent(net.user, (hulynet_agent *)net.host, "127.0.0.1", 0, 100), HULYNET_EINVAL);
-    CHECK_STATUS(hulynet_container_emit((hulynet_container *)net.agent, NULL, "1", NULL), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_agent_add_stateless((hulynet_agent *)net.base.user, "u", "echo", NULL), HULYNET_EINVAL);
+    CHECK(hulynet_agent_uuid((hulynet_agent *)net.base.server) == NULL);
+    CHECK_STATUS(hulynet_client_serve_agent(net.base.user, (hulynet_agent *)net.base.host, "127.0.0.1", 0, 100), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_container_emit((hulynet_container *)net.base.agent, NULL, "1", NULL), HULYNET_EINVAL);
     CHECK(hulynet_container_uuid((hulynet_container *)net.reference) == NULL);
-    CHECK_STATUS(hulynet_request_reply((hulynet_request *)net.user, "1"), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_request_reply((hulynet_request *)net.base.user, "1"), HULYNET_EINVAL);
     CHECK_STATUS(hulynet_request_fail((hulynet_request *)net.connection, "x"), HULYNET_EINVAL);
     /* Pointers that never were handles. */
     CHECK_STATUS(hulynet_client_wait((hulynet_client *)&not_a_handle, 100), HULYNET_EINVAL);
@@ -493,14 +479,14 @@ static void test_wrong_types(void) {
     CHECK_STATUS(hulynet_request_reply((hulynet_request *)(void *)&out, "1"), HULYNET_EINVAL);
 
     /* Destroy functions given another type do nothing: every handle still works. */
-    hulynet_server_destroy((hulynet_server *)net.user);
-    hulynet_client_destroy((hulynet_client *)net.server);
-    hulynet_agent_destroy((hulynet_agent *)net.host);
+    hulynet_server_destroy((hulynet_server *)net.base.user);
+    hulynet_client_destroy((hulynet_client *)net.base.server);
+    hulynet_agent_destroy((hulynet_agent *)net.base.host);
     hulynet_reference_destroy((hulynet_reference *)net.connection);
     hulynet_connection_destroy((hulynet_connection *)net.reference);
     hulynet_client_destroy((hulynet_client *)&not_a_handle);
-    CHECK(hulynet_server_port(net.server) > 0);
-    CHECK_OK(hulynet_client_kinds(net.user, 2000, &out));
+    CHECK(hulynet_server_port(net.base.server) > 0);
+    CHECK_OK(hulynet_client_kinds(net.base.user, 2000, &out));
     hulynet_free(out);
     out = NULL;
     CHECK_OK(hulynet_reference_request(net.reference, "echo", "2", 2000, &out));
@@ -508,7 +494,7 @@ static void test_wrong_types(void) {
     out = NULL;
     CHECK_OK(hulynet_connection_request(net.connection, "echo", "3", 2000, &out));
     CHECK_STR_EQ(out, "3");
-    CHECK(hulynet_agent_uuid(net.agent) != NULL);
+    CHECK(hulynet_agent_uuid(net.base.agent) != NULL);
 done:
     hulynet_free(out);
     network_down(&net);
@@ -523,12 +509,12 @@ static void test_children_of_destroyed_client(void) {
     char *out = NULL;
     int terminates;
     if (!network_up(&net)) goto done;
-    doomed = fx_client(hulynet_server_port(net.server));
+    doomed = fx_client(hulynet_server_port(net.base.server));
     if (doomed == NULL) goto done;
     CHECK_OK(hulynet_client_get(doomed, "echo", "{\"uuid\":\"c-doomed-1\"}", 3000, &reference));
     CHECK_OK(hulynet_reference_connect(reference, 3000, &connection));
     if (reference == NULL || connection == NULL) goto done;
-    terminates = fx_int(&net.kind.lock, &net.kind.terminates);
+    terminates = fx_int(&net.base.kind.lock, &net.base.kind.terminates);
     hulynet_client_destroy(doomed);
 
     /* The header: destroying a client closes its references and connections: calls on them
@@ -544,8 +530,8 @@ static void test_children_of_destroyed_client(void) {
     hulynet_reference_destroy(reference);
     hulynet_reference_destroy(reference);
     /* The destroyed client released its reference: the container stops after the unused timeout. */
-    CHECK_EVENTUALLY(fx_int(&net.kind.lock, &net.kind.terminates) == terminates + 1, 3000);
-    CHECK_EVENTUALLY(fx_int(&net.kind.lock, &net.kind.disconnects) >= 1, 3000);
+    CHECK_EVENTUALLY(fx_int(&net.base.kind.lock, &net.base.kind.terminates) == terminates + 1, 3000);
+    CHECK_EVENTUALLY(fx_int(&net.base.kind.lock, &net.base.kind.disconnects) >= 1, 3000);
 done:
     hulynet_free(out);
     network_down(&net);
@@ -624,18 +610,18 @@ static void test_blocking_inside_callbacks(void) {
     if (!network_up(&net)) goto done;
 
     /* In a network listener. */
-    listener.client = net.user;
-    CHECK_OK(hulynet_client_add_listener(net.user, probe_listener, &listener, &subscription));
-    CHECK_OK(hulynet_client_get(net.host, "echo", "{\"uuid\":\"c-trigger\"}", 3000, &trigger)); /* an added event */
+    listener.client = net.base.user;
+    CHECK_OK(hulynet_client_add_listener(net.base.user, probe_listener, &listener, &subscription));
+    CHECK_OK(hulynet_client_get(net.base.host, "echo", "{\"uuid\":\"c-trigger\"}", 3000, &trigger)); /* an added event */
     CHECK_EVENTUALLY(fx_int(&listener.lock, &listener.calls) >= 1 && fx_async_calls(&listener.nested) == 1, 3000);
     CHECK_INT_EQ(listener.status_kinds, HULYNET_EINVAL);
     CHECK_INT_EQ(listener.status_wait, HULYNET_EINVAL);
     CHECK_INT_EQ(listener.status_async, HULYNET_OK);
     CHECK_INT_EQ(listener.nested.status, HULYNET_ENOTFOUND);
-    CHECK_OK(hulynet_client_remove_listener(net.user, subscription));
+    CHECK_OK(hulynet_client_remove_listener(net.base.user, subscription));
 
     /* In a connection's event handler. */
-    handler.client = net.user;
+    handler.client = net.base.user;
     handler.reference = net.reference;
     handler.connection = net.connection;
     CHECK_OK(hulynet_connection_set_event_handler(net.connection, probe_event_handler, &handler));
@@ -665,14 +651,14 @@ static void test_destroy_client_inside_callbacks(void) {
     if (!network_up(&net)) goto done;
 
     /* From a connection's event handler. */
-    doomed = fx_client(hulynet_server_port(net.server));
+    doomed = fx_client(hulynet_server_port(net.base.server));
     if (doomed == NULL) goto done;
     CHECK_OK(hulynet_client_get(doomed, "echo", "{\"uuid\":\"c-doomed-2\"}", 3000, &reference));
     CHECK_OK(hulynet_reference_connect(reference, 3000, &connection));
     handler.client = doomed;
     handler.destroy_client = 1;
     CHECK_OK(hulynet_connection_set_event_handler(connection, probe_event_handler, &handler));
-    CHECK_OK(hulynet_container_emit(fx_last_container(&net.kind), hulynet_client_id(doomed), "\"die\"", NULL));
+    CHECK_OK(hulynet_container_emit(fx_last_container(&net.base.kind), hulynet_client_id(doomed), "\"die\"", NULL));
     CHECK_EVENTUALLY(fx_int(&handler.lock, &handler.calls) >= 1, 3000);
     CHECK_EVENTUALLY(hulynet_client_wait(doomed, 10) == HULYNET_EINVAL, 2000);
     hulynet_client_destroy(doomed); /* again: harmless */
@@ -680,12 +666,12 @@ static void test_destroy_client_inside_callbacks(void) {
     hulynet_reference_destroy(reference);
 
     /* From a network listener. */
-    doomed2 = fx_client(hulynet_server_port(net.server));
+    doomed2 = fx_client(hulynet_server_port(net.base.server));
     if (doomed2 == NULL) goto done;
     listener.client = doomed2;
     listener.destroy_client = 1;
     CHECK_OK(hulynet_client_add_listener(doomed2, probe_listener, &listener, &subscription));
-    CHECK_OK(hulynet_client_get(net.host, "echo", "{\"uuid\":\"c-trigger-2\"}", 3000, &trigger));
+    CHECK_OK(hulynet_client_get(net.base.host, "echo", "{\"uuid\":\"c-trigger-2\"}", 3000, &trigger));
     CHECK_EVENTUALLY(fx_int(&listener.lock, &listener.calls) >= 1, 3000);
     CHECK_EVENTUALLY(hulynet_client_wait(doomed2, 10) == HULYNET_EINVAL, 2000);
     hulynet_client_destroy(doomed2);
@@ -694,10 +680,10 @@ static void test_destroy_client_inside_callbacks(void) {
     {
         hulynet_server_stats stats;
         int ok;
-        WAIT_UNTIL(ok, hulynet_server_stats_get(net.server, &stats) == HULYNET_OK && stats.clients == 2, 3000);
+        WAIT_UNTIL(ok, hulynet_server_stats_get(net.base.server, &stats) == HULYNET_OK && stats.clients == 2, 3000);
         CHECK_MSG(ok, "the server counts 2 clients once the 2 destroyed from callbacks are gone");
     }
-    CHECK(fx_has_kind(net.user, "echo"));
+    CHECK(fx_has_kind(net.base.user, "echo"));
 done:
     hulynet_reference_destroy(trigger);
     network_down(&net);
@@ -742,7 +728,7 @@ static void test_destroy_while_in_use(void) {
     memset(&h, 0, sizeof h);
     pthread_mutex_init(&h.lock, NULL);
     if (!network_up(&net)) goto done;
-    h.client = fx_client(hulynet_server_port(net.server));
+    h.client = fx_client(hulynet_server_port(net.base.server));
     h.uuid = hulynet_reference_uuid(net.reference);
     if (h.client == NULL) goto done;
     for (i = 0; i < 2; i++) CHECK(pthread_create(&threads[i], NULL, hammer_thread, &h) == 0);
@@ -823,24 +809,24 @@ static void test_out_of_range(void) {
     CHECK_OK(hulynet_agent_create(NULL, tables, 2, &agent));
 
     if (network_up(&net)) {
-        CHECK_STATUS(hulynet_client_serve_agent(net.user, agent, "127.0.0.1", -1, 1000), HULYNET_EINVAL);
-        CHECK_STATUS(hulynet_client_serve_agent(net.user, agent, "127.0.0.1", 70000, 1000), HULYNET_EINVAL);
+        CHECK_STATUS(hulynet_client_serve_agent(net.base.user, agent, "127.0.0.1", -1, 1000), HULYNET_EINVAL);
+        CHECK_STATUS(hulynet_client_serve_agent(net.base.user, agent, "127.0.0.1", 70000, 1000), HULYNET_EINVAL);
         /* Not claimed by the refusals. */
-        CHECK_OK(hulynet_client_serve_agent(net.user, agent, "127.0.0.1", 0, 3000));
+        CHECK_OK(hulynet_client_serve_agent(net.base.user, agent, "127.0.0.1", 0, 3000));
         CHECK_OK(hulynet_set_log_handler(NULL, NULL, HULYNET_LOG_CRITICAL)); /* the bind failure below logs */
         {
             hulynet_agent *other = fx_agent(NULL, "c", &kind);
             /* A port in use: the server's. */
-            CHECK_STATUS(hulynet_client_serve_agent(net.host, other, "127.0.0.1", hulynet_server_port(net.server), 2000),
+            CHECK_STATUS(hulynet_client_serve_agent(net.base.host, other, "127.0.0.1", hulynet_server_port(net.base.server), 2000),
                          HULYNET_EBIND);
             /* A serve that failed leaves the agent free to be served again. */
-            CHECK_OK(hulynet_client_serve_agent(net.host, other, "127.0.0.1", 0, 3000));
+            CHECK_OK(hulynet_client_serve_agent(net.base.host, other, "127.0.0.1", 0, 3000));
             hulynet_agent_destroy(other);
         }
         CHECK_OK(hulynet_set_log_handler(NULL, NULL, HULYNET_LOG_WARNING));
         /* Removing a subscription that never was. */
-        CHECK_STATUS(hulynet_client_remove_listener(net.user, 0), HULYNET_ENOTFOUND);
-        CHECK_STATUS(hulynet_client_remove_listener(net.user, UINT64_MAX), HULYNET_ENOTFOUND);
+        CHECK_STATUS(hulynet_client_remove_listener(net.base.user, 0), HULYNET_ENOTFOUND);
+        CHECK_STATUS(hulynet_client_remove_listener(net.base.user, UINT64_MAX), HULYNET_ENOTFOUND);
     }
     hulynet_agent_destroy(agent);
     network_down(&net);

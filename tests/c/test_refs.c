@@ -9,37 +9,10 @@
 #include "check.h"
 #include "fixture.h"
 
-typedef struct network {
-    hulynet_server *server;
-    hulynet_client *host;
-    hulynet_client *user;
-    hulynet_client *other;
-    hulynet_agent *agent;
-    echo_kind kind;
-} network;
+typedef fx_network network;
 
-static int network_up(network *net) {
-    memset(net, 0, sizeof *net);
-    echo_kind_init(&net->kind, "refs");
-    net->server = fx_server();
-    if (net->server == NULL) return 0;
-    net->host = fx_client(hulynet_server_port(net->server));
-    net->user = fx_client(hulynet_server_port(net->server));
-    net->other = fx_client(hulynet_server_port(net->server));
-    net->agent = fx_agent(NULL, "echo", &net->kind);
-    if (net->host == NULL || net->user == NULL || net->other == NULL || net->agent == NULL) return 0;
-    return CHECK_OK(hulynet_client_serve_agent(net->host, net->agent, "127.0.0.1", 0, 3000));
-}
-
-static void network_down(network *net) {
-    hulynet_agent_destroy(net->agent);
-    hulynet_client_destroy(net->other);
-    hulynet_client_destroy(net->user);
-    hulynet_client_destroy(net->host);
-    hulynet_server_destroy(net->server);
-    fx_wait_threads(&net->kind, 2000);
-    echo_kind_destroy(&net->kind);
-}
+static int network_up(network *net) { return fx_network_up(net, "refs", "echo", 1); }
+static void network_down(network *net) { fx_network_down(net); }
 
 static void test_reference(void) {
     network net;
