@@ -28,10 +28,11 @@ public final class IOLoop: @unchecked Sendable {
 
     // Loop-thread state.
     private var sockets: [(socket: ZMQSocket, handler: () -> Void)] = []
+    /// The poll set is rebuilt only after a register or unregister, not on every wake-up.
+    private var socketsChanged = true
     private var timers: [Timer] = []
     private var nextTimerId = 1
     private var running = true
-    private var onStopped: [() -> Void] = []
 
     private struct Timer {
         let id: Int
@@ -102,9 +103,9 @@ public final class IOLoop: @unchecked Sendable {
         return result
     }
 
-    /// Stops the loop after the work already queued, then runs the `onStop` work on the loop
-    /// thread. From another thread it waits for the loop thread to end; from the loop thread
-    /// itself it returns at once and the loop ends after the current handler.
+    /// Stops the loop after the work already queued. From another thread it waits for the loop
+    /// thread to end; from the loop thread itself it returns at once and the loop ends after the
+    /// current handler.
     public func stop() {
         executeUnchecked { [self] in running = false }
         if !inLoop, let thread {
@@ -118,10 +119,12 @@ public final class IOLoop: @unchecked Sendable {
     /// Registers a socket; `handler` runs on the loop thread whenever it is readable.
     public func register(_ socket: ZMQSocket, handler: @escaping () -> Void) {
         sockets.append((socket, handler))
+        socketsChanged = true
     }
 
     public func unregister(_ socket: ZMQSocket) {
         sockets.removeAll { $0.socket === socket }
+        socketsChanged = true
     }
 
     /// Runs `body` every `intervalMs` milliseconds, first after one interval.
@@ -148,32 +151,24 @@ public final class IOLoop: @unchecked Sendable {
         timers.removeAll { $0.id == timer.raw }
     }
 
-    /// Work that runs on the loop thread when it stops (after the last queued work).
-    public func onStop(_ body: @escaping () -> Void) {
-        onStopped.append(body)
-    }
-
     private func run() {
         threadId.store(UInt(pthread_self()), ordering: .releasing)
         var poller = ZMQPoller()
         var polled: [(socket: ZMQSocket, handler: () -> Void)] = []
-        var polledIds: [ObjectIdentifier]? = nil
         while running {
-            // Rebuild the poll set only when the registered sockets changed.
-            let current = sockets.compactMap { $0.socket.handle == nil ? nil : ObjectIdentifier($0.socket) }
-            if current != polledIds {
+            if socketsChanged {
+                socketsChanged = false
                 poller = ZMQPoller()
                 poller.add(fd: wakeFD)
                 polled = sockets.filter { $0.socket.handle != nil }
                 for entry in polled { poller.add(entry.socket) }
-                polledIds = current
             }
             do {
                 _ = try poller.poll(timeoutMs: nextTimeout())
             } catch {
-                // A socket was closed without being unregistered first: rebuild and carry on.
+                // A socket was closed without being unregistered first: drop it and carry on.
                 sockets.removeAll { $0.socket.handle == nil }
-                polledIds = nil
+                socketsChanged = true
                 continue
             }
             if poller.isReadable(0) { drainMailbox() }
@@ -184,8 +179,6 @@ public final class IOLoop: @unchecked Sendable {
         }
         mailboxLock.withLock { mailbox.stopped = true }
         drainMailbox()
-        for body in onStopped { body() }
-        onStopped.removeAll()
         sockets.removeAll()
         timers.removeAll()
     }
@@ -193,23 +186,28 @@ public final class IOLoop: @unchecked Sendable {
     private func drainMailbox() {
         var value: UInt64 = 0
         _ = read(wakeFD, &value, 8)
-        let work = mailboxLock.withLock { () -> [() -> Void] in
+        var work: [() -> Void] = []
+        mailboxLock.withLock {
             mailbox.wakePending = false
-            let work = mailbox.work
-            mailbox.work.removeAll(keepingCapacity: true)
-            return work
+            swap(&work, &mailbox.work)
         }
         for item in work { item() }
     }
 
     private func nextTimeout() -> Int {
-        guard let due = timers.map(\.due).min() else { return -1 }
+        guard let due = earliestDue() else { return -1 }
         return Int(max(0, due - MonotonicClock.nowMs()))
     }
 
+    private func earliestDue() -> Int64? {
+        var earliest: Int64?
+        for timer in timers where earliest == nil || timer.due < earliest! { earliest = timer.due }
+        return earliest
+    }
+
     private func runDueTimers() {
-        guard !timers.isEmpty else { return }
         let now = MonotonicClock.nowMs()
+        guard let earliest = earliestDue(), earliest <= now else { return }
         // Bodies may add or cancel timers: pick the due ones first, then run them.
         var due: [() -> Void] = []
         timers.removeAll { timer in
