@@ -180,7 +180,6 @@ enum Handles {
         }
     }
 
-    static var count: Int { lock.withLock { live.count } }
 }
 
 // MARK: - Threads

@@ -42,7 +42,6 @@ final class RPCClient {
     private var everConnected = false
     private var timer: IOLoop.TimerID?
     private var lastPing: Int64 = 0
-    private(set) var lastPong: Int64 = 0
     private var connectionWaiters: [(Result<Void, NetworkError>) -> Void] = []
     private(set) var closed = false
 
@@ -60,7 +59,6 @@ final class RPCClient {
     private var pending: [Int: Pending] = [:]
     private var counter = 0
 
-    var pendingCount: Int { pending.count }
 
     init(loop: IOLoop, clientId: ClientUUID, host: String, port: Int, timeouts: Timeouts,
          aliveTimeoutSeconds: Double? = nil, logger: Logger) throws(ZMQError) {
@@ -239,16 +237,14 @@ final class RPCClient {
                 return
             }
             delegate?.rpcClient(self, request: method, params: items.count > 1 ? items[1] : .null, reqId: reqId)
-        case .pong:
-            lastPong = MonotonicClock.nowMs()
         case .askHello:
             // The server forgot us (we were silent too long): say hello and register again.
             guard serverId != nil || !forgotten else { return }
             serverId = nil
             forgotten = true
             sendHello()
-        case .ping, .close:
-            break
+        case .pong, .ping, .close:
+            break // nothing waits on a pong; ping and close are a client's ops
         }
     }
 

@@ -169,11 +169,6 @@ final class RPCServer {
         return true
     }
 
-    /// Forgets a call (its answer, if it ever comes, is ignored).
-    func forgetCall(_ id: CallID) {
-        if let key = calls.first(where: { $0.value == id })?.key { calls.removeValue(forKey: key) }
-    }
-
     /// Sends an event to one client.
     func event(_ client: ClientUUID, payload: [UInt8]) {
         guard let peer = peersByClient[client] else { return }
