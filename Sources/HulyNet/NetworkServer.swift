@@ -177,14 +177,14 @@ final class CoordinatorShell: RPCServerDelegate {
     func rpcServer(_ server: RPCServer, request: IncomingRequest) {
         let now = MonotonicClock.nowMs()
         if request.method == Method.sendContainer {
-            // The hot path: find the target without decoding the rest, pass the bytes on.
-            let raw = request.rawParams
-            guard let elements = try? JSONScanner.topLevelArrayElements(raw), elements.count >= 2,
-                  let target = JSONScanner.stringValue(raw, in: elements[0]) else {
+            // The hot path: the payload was validated whole on arrival; read only the target and
+            // pass the bytes on (the agent checks the rest).
+            guard let first = JSONScanner.firstArrayElement(request.payload, in: request.paramsRange),
+                  let target = JSONScanner.stringValue(request.payload, in: first) else {
                 rpc.fail(request.token, "cs: params must be [target, operation, data]")
                 return
             }
-            coordinator.forward(client: request.client, token: request.token, target: target, rawParams: raw,
+            coordinator.forward(client: request.client, token: request.token, target: target, rawParams: request.rawParams,
                                 now: now, into: &directives)
         } else {
             let params: JSONValue

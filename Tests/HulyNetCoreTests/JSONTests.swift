@@ -774,3 +774,25 @@ final class JSONTests: XCTestCase {
         XCTAssertGreaterThan(mutatedParsed, 100)
     }
 }
+
+final class JSONScannerFirstElementTests: XCTestCase {
+    func testFirstArrayElementScansOnlyTheFirstElement() {
+        let text = Array(#"["cs", ["u1", "op", {"a": [1, 2]}]]"#.utf8)
+        let elements = try! JSONScanner.topLevelArrayElements(text)
+        let first = JSONScanner.firstArrayElement(text, in: elements[1])
+        XCTAssertEqual(first.map { String(decoding: text[$0], as: UTF8.self) }, #""u1""#)
+        XCTAssertEqual(first.flatMap { JSONScanner.stringValue(text, in: $0) }, "u1")
+        // Whatever follows the first element is not looked at.
+        let broken = Array(#"[ "target" , this is not read"#.utf8)
+        XCTAssertEqual(JSONScanner.firstArrayElement(broken, in: 0..<broken.count), 2..<10)
+    }
+
+    func testFirstArrayElementRefusesWhatIsNotAnArrayWithAnElement() {
+        for text in ["{}", "[]", "[ ]", "\"x\"", "", "[", "[\"unterminated"] {
+            let bytes = Array(text.utf8)
+            XCTAssertNil(JSONScanner.firstArrayElement(bytes, in: 0..<bytes.count), text)
+        }
+        let bytes = Array("[1]".utf8)
+        XCTAssertNil(JSONScanner.firstArrayElement(bytes, in: 0..<10), "a range past the end")
+    }
+}

@@ -576,6 +576,23 @@ public enum JSONScanner {
         return ranges
     }
 
+    /// The range of the first element of the JSON array at `range` of `bytes`, scanning only as
+    /// far as that element (for text already validated whole, such as a request's params within
+    /// its payload); nil if the range does not start an array with an element.
+    public static func firstArrayElement(_ bytes: [UInt8], in range: Range<Int>) -> Range<Int>? {
+        guard range.lowerBound >= 0, range.upperBound <= bytes.count else { return nil }
+        return bytes.withUnsafeBufferPointer { buf -> Range<Int>? in
+            var lexer = JSONLexer(buf, start: range.lowerBound, end: range.upperBound)
+            lexer.skipWhitespace()
+            guard lexer.peek == JSONByte.openBracket else { return nil }
+            lexer.pos &+= 1
+            lexer.skipWhitespace()
+            let start = lexer.pos
+            guard lexer.peek != JSONByte.closeBracket, (try? lexer.skipValue(openContainers: 1)) != nil else { return nil }
+            return start..<lexer.pos
+        }
+    }
+
     /// If `range` of `bytes` holds exactly one JSON string (whitespace around it allowed), its
     /// decoded value (escapes included); nil if it holds anything else or is out of bounds.
     public static func stringValue(_ bytes: [UInt8], in range: Range<Int>) -> String? {
