@@ -203,6 +203,17 @@ public final class Agent: @unchecked Sendable {
         return try await container.request(operation: operation, data: data, client: client)
     }
 
+    /// The same answered through `reply`: at once, on the calling thread, when the container
+    /// answers at once (a `CallbackContainer`); else later, from another thread.
+    func request(_ target: ContainerUUID, operation: String, data: JSONValue, client: ClientUUID?,
+                 reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
+        guard let container = container(target) else {
+            reply(.failure(ContainerError("Container \(target) not found")))
+            return
+        }
+        dispatchRequest(to: container, operation: operation, data: data, client: client, reply: reply)
+    }
+
     func registration() -> AgentRegistration {
         AgentRegistration(uuid: uuid, containers: list(), kinds: kinds, endpoint: endpoint)
     }

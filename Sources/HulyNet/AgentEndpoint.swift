@@ -2,12 +2,11 @@ import HulyNetCore
 import HulyNetZMQ
 import Logging
 
-/// Hands a request to a container and answers the RPC request with its result: at once when the
-/// container answers at once on this (the loop) thread, else through the loop.
-private func answer(_ rpc: RPCServer, _ token: RequestToken, loop: IOLoop, container: any Container,
-                    operation: String, data: JSONValue, client: ClientUUID?) {
+/// The reply for a request to a container: answers the RPC request, at once when it comes on the
+/// loop thread (a container that answered at once), else through the loop.
+private func replier(_ rpc: RPCServer, _ token: RequestToken, loop: IOLoop) -> @Sendable (Result<JSONValue, any Error>) -> Void {
     nonisolated(unsafe) let rpc = rpc
-    dispatchRequest(to: container, operation: operation, data: data, client: client) { result in
+    return { result in
         let send = {
             switch result {
             case .success(let value): rpc.reply(token, value)
@@ -93,12 +92,8 @@ final class AgentEndpointServer: RPCServerDelegate {
                 rpc.fail(request.token, "cs: params must be [target, operation, data]")
                 return
             }
-            guard let container = agent.container(target) else {
-                rpc.fail(request.token, "Container \(target) not found")
-                return
-            }
-            let data = items.count > 2 ? items[2] : .null
-            answer(rpc, request.token, loop: loop, container: container, operation: operation, data: data, client: client)
+            agent.request(target, operation: operation, data: items.count > 2 ? items[2] : .null, client: client,
+                          reply: replier(rpc, request.token, loop: loop))
         default:
             rpc.fail(request.token, "Unknown method \(request.method)")
         }
@@ -165,7 +160,7 @@ final class DirectContainerServer: RPCServerDelegate, @unchecked Sendable {
             rpc.fail(request.token, "invalid params: \(error.message)")
             return
         }
-        answer(rpc, request.token, loop: loop, container: container, operation: request.method, data: data,
-               client: request.client)
+        dispatchRequest(to: container, operation: request.method, data: data, client: request.client,
+                        reply: replier(rpc, request.token, loop: loop))
     }
 }

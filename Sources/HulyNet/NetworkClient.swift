@@ -436,11 +436,7 @@ extension NetworkClient: RPCClientDelegate {
                 client.respond(reqId, .failure(RPCRemoteError("cs: params must be [target, operation, data]")))
                 return
             }
-            guard let container = agent.container(target) else {
-                client.respond(reqId, .failure(RPCRemoteError("Container \(target) not found")))
-                return
-            }
-            dispatchRequest(to: container, operation: operation, data: args.count > 2 ? args[2] : .null, client: nil) { result in
+            agent.request(target, operation: operation, data: args.count > 2 ? args[2] : .null, client: nil) { result in
                 let answer: Result<[UInt8], RPCRemoteError> = result.map { $0.serialized() }.mapError { RPCRemoteError("\($0)") }
                 if loop.inLoop { rpc.respond(reqId, answer) } else { loop.executeUnchecked { rpc.respond(reqId, answer) } }
             }
@@ -458,11 +454,6 @@ extension NetworkClient: RPCClientDelegate {
                     value = .array([.string(uuid), .string(endpoint)])
                 case Method.listContainers:
                     value = .array(agent.list(kind: args.first?.stringValue).map(\.json))
-                case Method.sendContainer:
-                    guard args.count >= 2, let target = args[0].stringValue, let operation = args[1].stringValue else {
-                        throw ContainerError("cs: params must be [target, operation, data]")
-                    }
-                    value = try await agent.request(target, operation: operation, data: args.count > 2 ? args[2] : .null)
                 case Method.terminate:
                     guard let uuid = args.first?.stringValue else { throw ContainerError("ct: uuid missing") }
                     await agent.terminate(uuid)
