@@ -13,8 +13,10 @@ public enum RPCOp: UInt8, Sendable {
     case close = 8
     case askHello = 9
 
-    /// The op frame's text ("0" ... "9").
-    public var frame: [UInt8] { [0x30 + rawValue] }
+    /// The op frame's text ("0" ... "9"), shared: sending it allocates nothing.
+    public var frame: [UInt8] { Self.frames[Int(rawValue)] }
+
+    private static let frames: [[UInt8]] = (0...9).map { [0x30 + UInt8($0)] }
 
     /// Parses an op frame; nil when it is not one of the ten ops.
     @inlinable

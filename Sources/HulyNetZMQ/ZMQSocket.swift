@@ -194,6 +194,7 @@ public final class ZMQSocket {
     public func receive(dontWait: Bool = true, maxFrames: Int = 64, maxBytes: Int = 64 << 20) throws(ZMQError) -> ZMQReceived? {
         let socket = try live()
         var frames: [[UInt8]] = []
+        frames.reserveCapacity(5) // identity, op, id, payload and one spare: one allocation
         var total = 0
         var oversize = false
         var message = zmq_msg_t()

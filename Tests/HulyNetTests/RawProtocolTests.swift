@@ -156,6 +156,14 @@ final class RawProtocolTests: IntegrationTestCase {
         let requestTask = Task { try await client.request(containerId, operation: "op", data: ["k": 1]) }
         let cs = try await nextCall()
         XCTAssertEqual(cs.payload, ["cs", [.string(agentId), [.string(containerId), "op", ["k": 1]]]])
+        // Only the client a call went to may answer it: another client's answer with its id is ignored.
+        // The impostor's pong, sent after its answer on the same connection, shows the answer was read.
+        let impostor = try makeRawPeer(port: server.port)
+        _ = try await impostor.hello()
+        try impostor.send(["2", cs.id, #"{"answered":"by an impostor"}"#])
+        try impostor.send(["5", "", "", ""])
+        let pong = try await impostor.receive(timeoutMs: 3000)
+        XCTAssertEqual(pong?.first, "6")
         try peer.send(["2", cs.id, #"{"answered":true}"#])
         let answer = try await withBound(3, "cs answered by the raw agent") { try await requestTask.value }
         XCTAssertEqual(answer, ["answered": true])

@@ -63,7 +63,9 @@ final class RPCServer {
         var identity: [UInt8]
         var lastSeen: Int64
         var aliveMs: Int64
-        var inFlight: Set<[UInt8]> = []
+        var inFlight: Set<FrameKey> = []
+        /// "<clientId>-", the start of the ids of the calls made to this client.
+        private(set) lazy var callIdPrefix: [UInt8] = Array("\(clientId)-".utf8)
         init(clientId: ClientUUID, identity: [UInt8], lastSeen: Int64, aliveMs: Int64) {
             self.clientId = clientId
             self.identity = identity
@@ -72,11 +74,12 @@ final class RPCServer {
         }
     }
 
-    private var peersByIdentity: [[UInt8]: Peer] = [:]
+    private var peersByIdentity: [FrameKey: Peer] = [:]
     private var peersByClient: [ClientUUID: Peer] = [:]
     private var pending: [RequestToken: (peer: Peer, reqId: [UInt8], deadline: Int64)] = [:]
     private var nextToken: RequestToken = 1
-    private var calls: [[UInt8]: CallID] = [:]
+    /// Calls this server made, by request id, with the peer that alone may answer them.
+    private var calls: [FrameKey: (peer: Peer, id: CallID)] = [:]
     private var callCounter = 0
     private var tickTimer: IOLoop.TimerID?
 
@@ -123,7 +126,7 @@ final class RPCServer {
         // Requests the server made can no longer be answered.
         let open = calls
         calls.removeAll()
-        for (_, id) in open { delegate?.rpcServer(self, callAnswered: id, result: .failure(RPCRemoteError("server closed"))) }
+        for (_, (_, id)) in open { delegate?.rpcServer(self, callAnswered: id, result: .failure(RPCRemoteError("server closed"))) }
     }
 
     var isClosed: Bool { socket.handle == nil }
@@ -144,7 +147,7 @@ final class RPCServer {
     /// Answers a request with JSON text.
     func replyRaw(_ token: RequestToken, _ payload: [UInt8]) {
         guard let (peer, reqId, _) = pending.removeValue(forKey: token) else { return }
-        peer.inFlight.remove(reqId)
+        peer.inFlight.remove(FrameKey(reqId))
         stats.responses += 1
         send([peer.identity, RPCOp.response.frame, reqId, payload])
     }
@@ -153,7 +156,7 @@ final class RPCServer {
 
     func fail(_ token: RequestToken, _ message: String) {
         guard let (peer, reqId, _) = pending.removeValue(forKey: token) else { return }
-        peer.inFlight.remove(reqId)
+        peer.inFlight.remove(FrameKey(reqId))
         send([peer.identity, RPCOp.responseError.frame, reqId, errorPayload(message)])
     }
 
@@ -163,8 +166,10 @@ final class RPCServer {
     func call(_ client: ClientUUID, id: CallID, payload: [UInt8]) -> Bool {
         guard let peer = peersByClient[client] else { return false }
         callCounter += 1
-        let reqId = Array("\(client)-\(callCounter)".utf8)
-        calls[reqId] = id
+        // The reference's shape, "<clientId>-<counter>".
+        var reqId = peer.callIdPrefix
+        reqId.append(contentsOf: String(callCounter).utf8)
+        calls[FrameKey(reqId)] = (peer, id)
         send([peer.identity, RPCOp.request.frame, reqId, payload])
         return true
     }
@@ -219,7 +224,7 @@ final class RPCServer {
         }
         let identity = frames[0]
         let now = MonotonicClock.nowMs()
-        let peer = peersByIdentity[identity]
+        let peer = peersByIdentity[FrameKey(identity)]
         peer?.lastSeen = now
         switch op {
         case .hello:
@@ -252,7 +257,13 @@ final class RPCServer {
             }
             request(peer: peer, identity: identity, reqId: frames[2], payload: frames[3])
         case .response, .responseError:
-            guard frames.count >= 4, let id = calls.removeValue(forKey: frames[2]) else { return }
+            let key = FrameKey(frames.count >= 3 ? frames[2] : [])
+            guard frames.count >= 4, let call = calls.removeValue(forKey: key) else { return }
+            guard call.peer === peer else {
+                calls[key] = call // not the client the call went to: ignored
+                return
+            }
+            let id = call.id
             stats.responses += 1
             let result: Result<[UInt8], RPCRemoteError> = op == .response
                 ? .success(frames[3]) : .failure(RPCRemoteError(errorMessage(fromPayload: frames[3])))
@@ -276,20 +287,20 @@ final class RPCServer {
         if let existing = peersByClient[clientId] {
             // The same client on a new connection: move it, keeping its requests in flight.
             if existing.identity != identity {
-                peersByIdentity.removeValue(forKey: existing.identity)
+                peersByIdentity.removeValue(forKey: FrameKey(existing.identity))
                 existing.identity = identity
             }
             existing.aliveMs = aliveMs
             existing.lastSeen = now
-            peersByIdentity[identity] = existing
+            peersByIdentity[FrameKey(identity)] = existing
             isNew = false
         } else {
-            if let stale = peersByIdentity[identity] {
+            if let stale = peersByIdentity[FrameKey(identity)] {
                 // One socket saying hello with another client id: the old id is gone.
                 drop(stale, timedOut: false)
             }
             let peer = Peer(clientId: clientId, identity: identity, lastSeen: now, aliveMs: aliveMs)
-            peersByIdentity[identity] = peer
+            peersByIdentity[FrameKey(identity)] = peer
             peersByClient[clientId] = peer
             isNew = true
         }
@@ -303,8 +314,11 @@ final class RPCServer {
             send([identity, RPCOp.retry.frame, reqId, Array("1".utf8)])
             return
         }
-        if peer.inFlight.contains(reqId) { return } // Still being answered: never run twice.
-        if peer.inFlight.count >= inFlightLimit {
+        // One hash for the common case: inserted unless it is still being answered (never run twice).
+        let requestKey = FrameKey(reqId)
+        guard peer.inFlight.insert(requestKey).inserted else { return }
+        if peer.inFlight.count > inFlightLimit {
+            peer.inFlight.remove(requestKey)
             send([identity, RPCOp.retry.frame, reqId, Array(String(peer.inFlight.count).utf8)])
             return
         }
@@ -312,11 +326,13 @@ final class RPCServer {
         do {
             elements = try JSONScanner.topLevelArrayElements(payload)
         } catch {
+            peer.inFlight.remove(requestKey)
             stats.malformed += 1
             send([identity, RPCOp.responseError.frame, reqId, errorPayload("request payload is not valid JSON: \(error.message)")])
             return
         }
         guard elements.count >= 1, let method = JSONScanner.stringValue(payload, in: elements[0]) else {
+            peer.inFlight.remove(requestKey)
             stats.malformed += 1
             send([identity, RPCOp.responseError.frame, reqId, errorPayload("request payload must be [method, params]")])
             return
@@ -324,14 +340,13 @@ final class RPCServer {
         let paramsRange = elements.count >= 2 ? elements[1] : payload.endIndex..<payload.endIndex
         let token = nextToken
         nextToken &+= 1
-        peer.inFlight.insert(reqId)
         pending[token] = (peer, reqId, MonotonicClock.nowMs() + timeouts.requestMs)
         delegate?.rpcServer(self, request: IncomingRequest(client: peer.clientId, token: token, method: method,
                                                           payload: payload, paramsRange: paramsRange))
     }
 
     private func drop(_ peer: Peer, timedOut: Bool) {
-        peersByIdentity.removeValue(forKey: peer.identity)
+        peersByIdentity.removeValue(forKey: FrameKey(peer.identity))
         guard peersByClient[peer.clientId] === peer else { return }
         peersByClient.removeValue(forKey: peer.clientId)
         if timedOut {
