@@ -14,7 +14,7 @@ struct HulyNetTool: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hulynet",
         abstract: "The Huly virtual network: a coordinator, agents and clients over ZeroMQ.",
-        subcommands: [Server.self, AgentCommand.self, Agents.self, Containers.self, Request.self, Demo.self, Bench.self]
+        subcommands: [Server.self, AgentCommand.self, Agents.self, Containers.self, Request.self, Demo.self, Bench.self, RawBroker.self, BenchLoad.self]
     )
 }
 
@@ -70,6 +70,9 @@ struct Server: AsyncParsableCommand {
     @Option(help: "Seconds between printed counts (0: never).")
     var statsInterval: Double = 5
 
+    @Option(help: "Least level of the log lines on standard error: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
     func run() async throws {
         let environment = ProcessEnvironment()
         let host = host ?? environment["HOST"] ?? "0.0.0.0"
@@ -77,14 +80,18 @@ struct Server: AsyncParsableCommand {
             guard let value = Int(text) else { throw ValidationError("PORT must be a number, got \(text)") }
             return value
         } ?? 3737
+        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
+        var logger = Logger(label: "hulynet.server")
+        logger.logLevel = level
         let server: NetworkServer
         do {
-            server = try NetworkServer(.init(host: host, port: port))
+            server = try NetworkServer(.init(host: host, port: port, logger: logger))
         } catch {
             print("hulynet server: \(error)")
             throw ExitCode(2)
         }
         print("hulynet server \(server.serverId) listening on \(host):\(server.port)")
+        fflush(nil) // read through a pipe by supervisors and by `hulynet bench`
         let statsTask = Task {
             guard statsInterval > 0 else { return }
             while !Task.isCancelled {
@@ -228,214 +235,6 @@ struct ProcessEnvironment {
     subscript(name: String) -> String? {
         guard let value = getenv(name) else { return nil }
         return String(cString: value)
-    }
-}
-
-/// Requests per second through the coordinator (`cs`), one client, synchronous and pipelined,
-/// each with its ratio to the raw ZeroMQ relay (the same hops, no protocol) measured in the same run.
-struct Bench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Measure requests through the coordinator against raw ZeroMQ, all in this process.")
-
-    @Option(help: "Seconds per case.")
-    var seconds: Double = 3
-
-    @Option(help: "Bytes of data per request.")
-    var bytes: Int = 100
-
-    @Option(help: "Requests in flight for the pipelined cases.")
-    var depth: Int = 25
-
-    @Flag(help: "Only the coordinator cases (no raw baseline).")
-    var noBaseline = false
-
-    @Option(help: "Distinct containers for the get-or-start case (0: skip it).")
-    var containers: Int = 10_000
-
-    @Option(help: "Clients receiving a container's broadcasts in the fan-out case (0: skip it).")
-    var fanout: Int = 100
-
-    @Option(help: "Run only the request case of this name (e.g. \"cs sync\").")
-    var only: String?
-
-    func run() async throws {
-        var logger = Logger(label: "bench")
-        logger.logLevel = .error
-        var rows: [(name: String, rate: Double, baseline: String?)] = []
-        var baselines: [String: Double] = [:]
-        if !noBaseline {
-            for (name, inFlight) in [("raw relay sync", 1), ("raw relay \(depth) in flight", depth)] {
-                let rate = try RawBaseline.relay(seconds: seconds, bytes: bytes, depth: inFlight)
-                baselines[name] = rate
-                rows.append((name, rate, nil))
-                print("\(name)\t\(Int(rate)) requests/s")
-            }
-            for (name, inFlight) in [("raw echo sync", 1), ("raw echo \(depth) in flight", depth)] {
-                let rate = try RawBaseline.echo(seconds: seconds, bytes: bytes, depth: inFlight)
-                baselines[name] = rate
-                rows.append((name, rate, nil))
-                print("\(name)\t\(Int(rate)) requests/s")
-            }
-        }
-
-        let server = try NetworkServer(.init(host: "127.0.0.1", port: 0, logger: logger))
-        let agentSide = try NetworkClient(host: "127.0.0.1", port: server.port, options: .init(logger: logger))
-        // "echo" is reached through the agent's endpoint; "echo-direct" on an endpoint of its own.
-        let agent = Agent(factories: [
-            "echo": { options in
-                let uuid = options.uuid ?? makeUUID()
-                return StartedContainer(uuid: uuid, container: try await EchoContainer(uuid: uuid, options: options))
-            },
-            "echo-direct": { options in
-                let uuid = options.uuid ?? makeUUID()
-                return StartedContainer(uuid: uuid, container: try await EchoContainer(uuid: uuid, options: options),
-                                        connection: .direct(host: "127.0.0.1", port: 0))
-            },
-        ])
-        try await agentSide.serve(agent)
-        let client = try NetworkClient(host: "127.0.0.1", port: server.port, options: .init(logger: logger))
-        try await client.waitForConnection()
-        let reference = try await client.get(kind: "echo")
-        let data = JSONValue.string(String(repeating: "x", count: max(0, bytes - 2)))
-        let uuid = reference.uuid
-
-        func measure(depth: Int, _ call: @escaping @Sendable () async throws -> Void) async throws -> Double {
-            let deadline = MonotonicClock.nowMs() + Int64(seconds * 1000)
-            let started = MonotonicClock.nowMs()
-            let count = try await withThrowingTaskGroup(of: Int.self) { group in
-                for _ in 0..<depth {
-                    group.addTask {
-                        var done = 0
-                        while MonotonicClock.nowMs() < deadline {
-                            try await call()
-                            done += 1
-                        }
-                        return done
-                    }
-                }
-                return try await group.reduce(0, +)
-            }
-            return Double(count) / (Double(MonotonicClock.nowMs() - started) / 1000)
-        }
-        let connection = try await reference.connect()
-        let directReference = try await client.get(kind: "echo-direct")
-        let direct = try await directReference.connect()
-        let cases: [(String, Int, String, @Sendable () async throws -> Void)] = [
-            ("cs sync", 1, "raw relay sync", { _ = try await client.request(uuid, operation: "echo", data: data) }),
-            ("cs \(depth) in flight", depth, "raw relay \(depth) in flight",
-             { _ = try await client.request(uuid, operation: "echo", data: data) }),
-            ("routed connection sync", 1, "raw echo sync", { _ = try await connection.request("echo", data) }),
-            ("routed connection \(depth) in flight", depth, "raw echo \(depth) in flight",
-             { _ = try await connection.request("echo", data) }),
-            ("direct connection sync", 1, "raw echo sync", { _ = try await direct.request("echo", data) }),
-            ("direct connection \(depth) in flight", depth, "raw echo \(depth) in flight",
-             { _ = try await direct.request("echo", data) }),
-        ]
-        for (name, inFlight, baseline, call) in cases where only == nil || only == name {
-            let rate = try await measure(depth: inFlight, call)
-            rows.append((name, rate, baselines[baseline] == nil ? nil : baseline))
-            print("\(name)\t\(Int(rate)) requests/s")
-        }
-        await direct.close()
-
-        // Get-or-start of many distinct containers, `depth` at a time; the process's resident
-        // memory grows by the coordinator's records plus the agent's and client's (an upper bound).
-        let starts = containers
-        if starts > 0 {
-        let residentBefore = residentBytes()
-        let startedAt = MonotonicClock.nowMs()
-        let next = Counter()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<depth {
-                group.addTask {
-                    while let index = next.take(below: starts) {
-                        _ = try await client.get(kind: "echo", options: GetOptions(uuid: "bench-\(index)"))
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
-        let startSeconds = Double(MonotonicClock.nowMs() - startedAt) / 1000
-        let perRecord = Double(residentBytes() - residentBefore) / Double(max(1, starts))
-        let listed = try await client.list(kind: "echo").count
-        rows.append(("get-or-start of \(starts) containers", Double(starts) / startSeconds, nil))
-        print("get-or-start of \(starts) containers\t\(String(Int(startSeconds * 1000))) ms, \(Int(Double(starts) / startSeconds)) per second, \(listed) listed, at most \(Int(perRecord)) bytes per container (whole process)")
-        }
-
-        if fanout > 0 {
-            // Event fan-out: one container broadcasting to `fanout` connected clients, `depth`
-            // broadcasts in flight; counted when every client has every event.
-            let quiet = logger
-            let listeners = try await withThrowingTaskGroup(of: (NetworkClient, ContainerConnection).self) { group in
-                for _ in 0..<fanout {
-                    group.addTask {
-                        let listener = try NetworkClient(host: "127.0.0.1", port: server.port, options: .init(logger: quiet))
-                        try await listener.waitForConnection()
-                        let held = try await listener.get(kind: "echo", options: GetOptions(uuid: uuid))
-                        return (listener, try await held.connect())
-                    }
-                }
-                return try await group.reduce(into: []) { $0.append($1) }
-            }
-            let delivered = Counter()
-            for (_, connection) in listeners { connection.onEvent { _ in _ = delivered.take(below: Int.max) } }
-            let broadcasts = Counter()
-            let started = MonotonicClock.nowMs()
-            let deadline = started + Int64(seconds * 1000)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for _ in 0..<depth {
-                    group.addTask {
-                        while MonotonicClock.nowMs() < deadline {
-                            _ = try await connection.request("broadcast", data)
-                            _ = broadcasts.take(below: Int.max)
-                        }
-                    }
-                }
-                try await group.waitForAll()
-            }
-            let expected = broadcasts.value * fanout
-            let waitUntil = MonotonicClock.nowMs() + 10_000
-            while delivered.value < expected, MonotonicClock.nowMs() < waitUntil { try await Task.sleep(nanoseconds: 1_000_000) }
-            let elapsed = Double(MonotonicClock.nowMs() - started) / 1000
-            let name = "events fanned out to \(fanout) clients"
-            rows.append((name, Double(delivered.value) / elapsed, nil))
-            print("\(name)\t\(Int(Double(delivered.value) / elapsed)) events/s (\(delivered.value) of \(expected) delivered)")
-            for (listener, connection) in listeners {
-                await connection.close()
-                await listener.close()
-            }
-        }
-        await connection.close()
-
-        try await reference.release()
-        try await directReference.release()
-        await client.close()
-        await agentSide.close()
-        server.stop()
-
-        print("")
-        print("case (\(bytes)-byte data, \(seconds) s each)\trequests/s\tus/request\tratio to baseline")
-        for row in rows {
-            var ratio = ""
-            if let baseline = row.baseline, let base = baselines[baseline] {
-                ratio = "\(Int((row.rate / base * 100).rounded())) % of \(baseline)"
-            }
-            print("\(row.name)\t\(Int(row.rate))\t\(Int(1e6 / row.rate))\t\(ratio)")
-        }
-    }
-}
-
-/// Hands out 0, 1, 2, ... to concurrent tasks.
-final class Counter: @unchecked Sendable {
-    private let lock = Lock()
-    private var count = 0
-    var value: Int { lock.withLock { count } }
-    func take(below limit: Int) -> Int? {
-        lock.withLock {
-            guard count < limit else { return nil }
-            defer { count += 1 }
-            return count
-        }
     }
 }
 

@@ -3,74 +3,64 @@ import Dispatch
 import HulyNetCore
 import HulyNetZMQ
 
-/// The raw ZeroMQ limits a routed request is measured against, in the same run: plain libzmq
+/// The raw ZeroMQ limits the other cases are measured against, in the same run: plain libzmq
 /// sockets, no protocol logic, each role on its own thread.
 ///
-/// - relay: client DEALER -> ROUTER -> worker DEALER and back, the hops of a request through the
-///   coordinator: the broker reads the client's `[op, id, json]` and passes it to the worker with
-///   the client's identity in front; the worker answers with the same frames.
-/// - echo: client DEALER -> ROUTER that answers itself, the hop of a direct connection.
+/// - relay: client DEALER -> broker ROUTER -> worker DEALER and back, the hops of a request
+///   through the coordinator (clients and agents both dial the coordinator's one ROUTER): the
+///   broker reads the client's `[op, id, json]` and passes it to the worker with the client's
+///   identity in front; the worker answers with the same frames.
+/// - echo: client DEALER -> ROUTER that answers itself, the hop of a connection to an agent.
 enum RawBaseline {
-    /// Requests per second with `depth` in flight for `seconds`.
-    static func relay(seconds: Double, bytes: Int, depth: Int) throws -> Double {
+    /// The first frame a worker sends, so that the broker learns its identity.
+    static let workerHello = Array("worker".utf8)
+
+    /// Requests per second of `clients` clients, each keeping `depth` in flight for `seconds` (or
+    /// until it has sent `requests`). With `brokerPort` the broker is an outside process
+    /// (`hulynet raw-broker`), else a thread.
+    static func relay(seconds: Double, bytes: Int, depth: Int, clients: Int = 1, brokerPort: Int? = nil,
+                      requests: Int = .max) throws -> BenchCount {
         let context = ZMQContext()
         defer { context.terminate() }
-        let (broker, port) = try boundRouter(context)
-        nonisolated(unsafe) let brokerSocket = broker // handed over to the broker thread
         let stop = StopFlag()
-
-        // The worker: says hello so the broker learns its identity, then echoes what it gets.
-        let workerDone = DispatchSemaphore(value: 0)
-        Thread.start {
-            defer { workerDone.signal() }
+        var threads: [DispatchSemaphore] = []
+        defer {
+            stop.set()
+            for done in threads { done.wait() }
+        }
+        let port: Int
+        if let brokerPort {
+            port = brokerPort
+        } else {
+            let (broker, bound) = try boundRouter(context)
+            port = bound
+            nonisolated(unsafe) let brokerSocket = broker // handed over to the broker thread
+            threads.append(Thread.start { runBroker(brokerSocket, until: stop) })
+        }
+        threads.append(Thread.start {
             guard let worker = try? ZMQSocket(context: context, type: .dealer) else { return }
             defer { worker.close() }
+            try? worker.setOption(ZMQ_LINGER, 0)
             try? worker.setOption(ZMQ_RCVTIMEO, 100)
             try? worker.connect("tcp://127.0.0.1:\(port)")
-            _ = try? worker.send([Array("worker".utf8)], dontWait: false)
+            _ = try? worker.send([workerHello], dontWait: false)
             while !stop.isSet {
                 guard case .message(let frames)? = try? worker.receive(dontWait: false) else { continue }
                 _ = try? worker.send(frames, dontWait: false)
             }
+        })
+        return try concurrentClients(clients) {
+            try client(context: context, port: port, seconds: seconds, bytes: bytes, depth: depth, requests: requests)
         }
-        // The broker: from the client, [client, op, id, json] goes to the worker as
-        // [worker, client, op, id, json]; from the worker, back with the client's identity first.
-        let brokerDone = DispatchSemaphore(value: 0)
-        Thread.start {
-            defer { brokerDone.signal() }
-            let broker = brokerSocket
-            defer { broker.close() }
-            try? broker.setOption(ZMQ_RCVTIMEO, 100)
-            var workerId: [UInt8]?
-            while !stop.isSet {
-                guard case .message(var frames)? = try? broker.receive(dontWait: false), frames.count >= 2 else { continue }
-                if frames[1] == Array("worker".utf8) { workerId = frames[0]; continue }
-                guard let workerId else { continue }
-                if frames[0] == workerId {
-                    frames.removeFirst()
-                    _ = try? broker.send(frames, dontWait: false)
-                } else {
-                    frames.insert(workerId, at: 0)
-                    _ = try? broker.send(frames, dontWait: false)
-                }
-            }
-        }
-        let rate = try client(context: context, port: port, seconds: seconds, bytes: bytes, depth: depth, warmup: true)
-        stop.set()
-        workerDone.wait()
-        brokerDone.wait()
-        return rate
     }
 
-    static func echo(seconds: Double, bytes: Int, depth: Int) throws -> Double {
+    static func echo(seconds: Double, bytes: Int, depth: Int, clients: Int = 1) throws -> BenchCount {
         let context = ZMQContext()
         defer { context.terminate() }
         let (server, port) = try boundRouter(context)
         nonisolated(unsafe) let serverSocket = server // handed over to the server thread
         let stop = StopFlag()
-        let serverDone = DispatchSemaphore(value: 0)
-        Thread.start {
-            defer { serverDone.signal() }
+        let serverDone = Thread.start {
             let server = serverSocket
             defer { server.close() }
             try? server.setOption(ZMQ_RCVTIMEO, 100)
@@ -79,25 +69,64 @@ enum RawBaseline {
                 _ = try? server.send(frames, dontWait: false)
             }
         }
-        let rate = try client(context: context, port: port, seconds: seconds, bytes: bytes, depth: depth, warmup: false)
-        stop.set()
-        serverDone.wait()
-        return rate
+        defer {
+            stop.set()
+            serverDone.wait()
+        }
+        return try concurrentClients(clients) {
+            try client(context: context, port: port, seconds: seconds, bytes: bytes, depth: depth)
+        }
     }
 
-    private static func boundRouter(_ context: ZMQContext) throws -> (ZMQSocket, Int) {
+    /// The broker's loop: from a client, `[client, op, id, json]` goes to the worker as
+    /// `[worker, client, op, id, json]`; from the worker, back with the client's identity first.
+    /// Closes the socket when `stop` is set.
+    static func runBroker(_ broker: ZMQSocket, until stop: StopFlag) {
+        defer { broker.close() }
+        try? broker.setOption(ZMQ_RCVTIMEO, 100)
+        var workerId: [UInt8]?
+        while !stop.isSet {
+            guard case .message(var frames)? = try? broker.receive(dontWait: false), frames.count >= 2 else { continue }
+            if frames.count == 2, frames[1] == workerHello { workerId = frames[0]; continue }
+            guard let workerId else { continue }
+            if frames[0] == workerId {
+                frames.removeFirst()
+            } else {
+                frames.insert(workerId, at: 0)
+            }
+            _ = try? broker.send(frames, dontWait: false)
+        }
+    }
+
+    static func boundRouter(_ context: ZMQContext, port: Int = 0) throws -> (ZMQSocket, Int) {
         let router = try ZMQSocket(context: context, type: .router)
+        try router.setOption(ZMQ_LINGER, 0)
         try router.setOption(ZMQ_SNDHWM, 100_000)
         try router.setOption(ZMQ_RCVHWM, 100_000)
-        try router.bind("tcp://127.0.0.1:0")
+        try router.bind("tcp://127.0.0.1:\(port)")
         return (router, try router.boundPort())
+    }
+
+    /// Runs `count` clients on threads of their own and adds up what they did.
+    private static func concurrentClients(_ count: Int, _ body: @escaping @Sendable () throws -> BenchCount) throws -> BenchCount {
+        if count == 1 { return try body() }
+        let results = Locked<[Result<BenchCount, any Error>]>([])
+        let done = (0..<count).map { _ in
+            Thread.start {
+                let result = Result { try body() }
+                results.withLock { $0.append(result) }
+            }
+        }
+        for thread in done { thread.wait() }
+        return try results.withLock { $0 }.reduce(BenchCount()) { sum, result in sum + (try result.get()) }
     }
 
     /// Sends `[op, id, json]` requests keeping `depth` in flight; answers are counted.
     private static func client(context: ZMQContext, port: Int, seconds: Double, bytes: Int, depth: Int,
-                               warmup: Bool) throws -> Double {
+                               requests: Int = .max) throws -> BenchCount {
         let socket = try ZMQSocket(context: context, type: .dealer)
         defer { socket.close() }
+        try socket.setOption(ZMQ_LINGER, 0)
         try socket.setOption(ZMQ_SNDHWM, 100_000)
         try socket.setOption(ZMQ_RCVHWM, 100_000)
         try socket.connect("tcp://127.0.0.1:\(port)")
@@ -120,23 +149,25 @@ enum RawBaseline {
         // Drain the answers still coming for the warm-up, which would otherwise add to the depth.
         while case .message? = try socket.receive(dontWait: false) {}
         try socket.setOption(ZMQ_RCVTIMEO, 1000)
-        let started = MonotonicClock.nowMs()
-        let deadline = started + Int64(seconds * 1000)
+        let started = MonotonicClock.nowNs()
+        let deadline = started + UInt64(seconds * 1e9)
         var done = 0
-        for _ in 0..<depth { try send() }
-        var inFlight = depth
+        var sent = min(depth, requests)
+        for _ in 0..<sent { try send() }
+        var inFlight = sent
         while inFlight > 0 {
             guard case .message? = try socket.receive(dontWait: false) else {
                 throw ZMQError(code: ETIMEDOUT, context: "raw baseline: an answer was lost")
             }
             done += 1
             inFlight -= 1
-            if MonotonicClock.nowMs() < deadline {
+            if sent < requests, MonotonicClock.nowNs() < deadline {
                 try send()
+                sent += 1
                 inFlight += 1
             }
         }
-        return Double(done) / (Double(MonotonicClock.nowMs() - started) / 1000)
+        return BenchCount(done: done, nanoseconds: MonotonicClock.nowNs() - started)
     }
 }
 
@@ -148,9 +179,23 @@ final class StopFlag: @unchecked Sendable {
     func set() { lock.withLock { value = true } }
 }
 
-/// Runs a blocking body on a thread of its own.
+/// A value behind a lock.
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = Lock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T { try lock.withLock { try body(&value) } }
+}
+
+/// Runs a blocking body on a thread of its own; the semaphore is signalled when it returns.
 enum Thread {
-    static func start(_ body: @escaping @Sendable () -> Void) {
-        DispatchQueue.global().async(execute: body)
+    @discardableResult
+    static func start(_ body: @escaping @Sendable () -> Void) -> DispatchSemaphore {
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            body()
+            done.signal()
+        }
+        return done
     }
 }
