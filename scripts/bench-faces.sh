@@ -20,8 +20,10 @@ cpp_bench=build/bindings/cpp/hulynet-bench-cpp
 [ -x "$cpp_bench" ] || cpp_bench=$(find build -name hulynet-bench-cpp -type f | head -1)
 run_face() {
   case $1 in
-    swift) .build/release/hulynet bench --no-baseline --only "cs sync" --containers 0 --fanout 0 --seconds "$seconds" ;;
-    c) build/bin/hulynet-bench-c "$seconds" ;;
+    swift) .build/release/hulynet bench --no-baseline --only "cs sync" --bytes 100 --runs 1 --clients 1 --no-processes \
+             --containers 0 --fanout 0 --seconds "$seconds" 2>/dev/null \
+             | awk -F'\t' '$1 == "cs sync [100 B]" { gsub(",", "", $2); print "cs sync\t" $2 }' ;;
+    c) HULYNET_BENCH_NO_BASELINE=1 build/bin/hulynet-bench-c "$seconds" ;;
     cpp) "$cpp_bench" "$seconds" ;;
     python) python3 bench/python_request_rate.py "$seconds" ;;
   esac
