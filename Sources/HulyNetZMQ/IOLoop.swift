@@ -27,6 +27,9 @@ public final class IOLoop: @unchecked Sendable {
     private let threadId = Atomic<UInt>(0)
 
     // Loop-thread state.
+    /// Work handed over on the loop thread itself: run at the end of the current turn, with no
+    /// lock and no wake-up.
+    private var localWork: [() -> Void] = []
     private var sockets: [(socket: ZMQSocket, handler: () -> Void)] = []
     /// The poll set is rebuilt only after a register or unregister, not on every wake-up.
     private var socketsChanged = true
@@ -77,6 +80,10 @@ public final class IOLoop: @unchecked Sendable {
     /// Like `execute`, for closures whose captured state is confined to the loop thread by design.
     @discardableResult
     public func executeUnchecked(_ work: @escaping () -> Void) -> Bool {
+        if inLoop {
+            localWork.append(work)
+            return true
+        }
         let needWake: Bool? = mailboxLock.withLock {
             if mailbox.stopped { return nil }
             mailbox.work.append(work)
@@ -164,7 +171,7 @@ public final class IOLoop: @unchecked Sendable {
                 for entry in polled { poller.add(entry.socket) }
             }
             do {
-                _ = try poller.poll(timeoutMs: nextTimeout())
+                _ = try poller.poll(timeoutMs: localWork.isEmpty ? nextTimeout() : 0)
             } catch {
                 // A socket was closed without being unregistered first: drop it and carry on.
                 sockets.removeAll { $0.socket.handle == nil }
@@ -176,9 +183,11 @@ public final class IOLoop: @unchecked Sendable {
                 if entry.socket.handle != nil { entry.handler() }
             }
             runDueTimers()
+            runLocalWork()
         }
         mailboxLock.withLock { mailbox.stopped = true }
         drainMailbox()
+        while !localWork.isEmpty { runLocalWork() }
         sockets.removeAll()
         timers.removeAll()
     }
@@ -191,6 +200,15 @@ public final class IOLoop: @unchecked Sendable {
             mailbox.wakePending = false
             swap(&work, &mailbox.work)
         }
+        for item in work { item() }
+    }
+
+    /// Runs the local work queued so far; what that work queues runs in the next turn, after
+    /// the sockets have been served.
+    private func runLocalWork() {
+        guard !localWork.isEmpty else { return }
+        var work: [() -> Void] = []
+        swap(&work, &localWork)
         for item in work { item() }
     }
 
@@ -219,6 +237,20 @@ public final class IOLoop: @unchecked Sendable {
             timers[index].due = now + timers[index].intervalMs
         }
         for body in due { body() }
+    }
+}
+
+/// A task that prefers this executor (`withTaskExecutorPreference(loop)`) runs its code on the
+/// loop thread: its calls to the loop's sockets and the answers' continuations then cross no
+/// thread. That code must not block, since the loop's sockets wait while it runs.
+extension IOLoop: TaskExecutor {
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        if !executeUnchecked({ job.runSynchronously(on: executor) }) {
+            // The loop has stopped: the task goes on elsewhere rather than never.
+            globalConcurrentExecutor.enqueue(job)
+        }
     }
 }
 

@@ -42,12 +42,14 @@ final class BenchNetwork: @unchecked Sendable {
 }
 
 /// Runs `call` from `tasks` concurrent tasks until `seconds` have passed; counts the calls.
-func measureCalls(tasks: Int, seconds: Double, _ call: @escaping @Sendable (Int) async throws -> Void) async throws -> BenchCount {
+/// With `executor` the tasks run there (a client's I/O thread) rather than on the global pool.
+func measureCalls(tasks: Int, seconds: Double, on executor: (any TaskExecutor)? = nil,
+                  _ call: @escaping @Sendable (Int) async throws -> Void) async throws -> BenchCount {
     let started = MonotonicClock.nowNs()
     let deadline = started + UInt64(seconds * 1e9)
     let done = try await withThrowingTaskGroup(of: Int.self) { group in
         for task in 0..<tasks {
-            group.addTask {
+            group.addTask(executorPreference: executor) {
                 var done = 0
                 while MonotonicClock.nowNs() < deadline {
                     try await call(task)
@@ -96,14 +98,22 @@ final class InProcessNetwork: @unchecked Sendable {
         let uuid = network.reference.uuid
         let clients = [network.client] + moreClients
         let (routed, direct) = (self.routed, self.direct)
-        func rate(_ name: String, _ baseline: String, tasks: Int, _ call: @escaping @Sendable (Int) async throws -> Void) -> BenchCase {
+        let onClient = network.client.executor
+        func rate(_ name: String, _ baseline: String, tasks: Int, on executor: (any TaskExecutor)? = nil,
+                  _ call: @escaping @Sendable (Int) async throws -> Void) -> BenchCase {
             BenchCase(name: name, bytes: bytes, unit: "requests/s", baseline: "\(baseline) [\(bytes) B]") {
-                BenchSample(value: try await measureCalls(tasks: tasks, seconds: seconds, call).perSecond)
+                BenchSample(value: try await measureCalls(tasks: tasks, seconds: seconds, on: executor, call).perSecond)
             }
         }
         var cases = [
             rate("cs sync", "raw relay sync", tasks: 1) { _ in _ = try await clients[0].request(uuid, operation: "echo", data: data) },
             rate("cs \(depth) in flight", "raw relay \(depth) in flight", tasks: depth) { _ in
+                _ = try await clients[0].request(uuid, operation: "echo", data: data)
+            },
+            rate("cs sync, on the client's executor", "raw relay sync", tasks: 1, on: onClient) { _ in
+                _ = try await clients[0].request(uuid, operation: "echo", data: data)
+            },
+            rate("cs \(depth) in flight, on the client's executor", "raw relay \(depth) in flight", tasks: depth, on: onClient) { _ in
                 _ = try await clients[0].request(uuid, operation: "echo", data: data)
             },
         ]
@@ -120,6 +130,13 @@ final class InProcessNetwork: @unchecked Sendable {
             },
             rate("direct connection sync", "raw echo sync", tasks: 1) { _ in _ = try await direct.request("echo", data) },
             rate("direct connection \(depth) in flight", "raw echo \(depth) in flight", tasks: depth) { _ in
+                _ = try await direct.request("echo", data)
+            },
+            rate("direct connection sync, on the client's executor", "raw echo sync", tasks: 1, on: onClient) { _ in
+                _ = try await direct.request("echo", data)
+            },
+            rate("direct connection \(depth) in flight, on the client's executor", "raw echo \(depth) in flight",
+                 tasks: depth, on: onClient) { _ in
                 _ = try await direct.request("echo", data)
             },
         ]

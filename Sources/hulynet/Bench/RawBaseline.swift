@@ -22,6 +22,8 @@ enum RawBaseline {
                       requests: Int = .max) throws -> BenchCount {
         let context = ZMQContext()
         defer { context.terminate() }
+        let brokerContext = ZMQContext()
+        defer { brokerContext.terminate() }
         let stop = StopFlag()
         var threads: [DispatchSemaphore] = []
         defer {
@@ -32,7 +34,7 @@ enum RawBaseline {
         if let brokerPort {
             port = brokerPort
         } else {
-            let (broker, bound) = try boundRouter(context)
+            let (broker, bound) = try boundRouter(brokerContext)
             port = bound
             nonisolated(unsafe) let brokerSocket = broker // handed over to the broker thread
             threads.append(Thread.start { runBroker(brokerSocket, until: stop) })
