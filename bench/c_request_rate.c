@@ -261,9 +261,12 @@ static double raw_relay_rate(double seconds, const char *body, int depth) {
     pthread_t worker, broker;
     size_t endpoint_size = sizeof r.endpoint;
 
+    /* The broker has a context (an I/O thread) of its own, as the coordinator has: in production
+     * it is a process of its own. */
     r.context = zmq_ctx_new();
-    if (!r.context) { fprintf(stderr, "raw relay: zmq_ctx_new: %s\n", zmq_strerror(errno)); exit(1); }
-    r.broker = zmq_socket(r.context, ZMQ_ROUTER);
+    void *broker_context = zmq_ctx_new();
+    if (!r.context || !broker_context) { fprintf(stderr, "raw relay: zmq_ctx_new: %s\n", zmq_strerror(errno)); exit(1); }
+    r.broker = zmq_socket(broker_context, ZMQ_ROUTER);
     if (!r.broker) snprintf(why, sizeof why, "broker socket: %s", zmq_strerror(errno));
     else if (tune_socket(r.broker, RELAY_POLL_MS) != 0 || zmq_bind(r.broker, "tcp://127.0.0.1:0") != 0
              || zmq_getsockopt(r.broker, ZMQ_LAST_ENDPOINT, r.endpoint, &endpoint_size) != 0)
@@ -289,6 +292,7 @@ static double raw_relay_rate(double seconds, const char *body, int depth) {
     if (started >= 1) pthread_join(broker, NULL);
     else if (r.broker) zmq_close(r.broker);
     while (zmq_ctx_term(r.context) != 0 && errno == EINTR) {}
+    while (zmq_ctx_term(broker_context) != 0 && errno == EINTR) {}
     pthread_mutex_destroy(&r.lock);
     if (failed || r.error[0]) {
         if (why[0]) fprintf(stderr, "raw relay, %d in flight: %s\n", depth, why);

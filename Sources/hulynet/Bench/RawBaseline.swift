@@ -9,7 +9,9 @@ import HulyNetZMQ
 /// - relay: client DEALER -> broker ROUTER -> worker DEALER and back, the hops of a request
 ///   through the coordinator (clients and agents both dial the coordinator's one ROUTER): the
 ///   broker reads the client's `[op, id, json]` and passes it to the worker with the client's
-///   identity in front; the worker answers with the same frames.
+///   identity in front; the worker answers with the same frames. The broker has a ZeroMQ context
+///   (an I/O thread) of its own, as the coordinator has; client and worker share one, as the
+///   bench's client and agent do.
 /// - echo: client DEALER -> ROUTER that answers itself, the hop of a connection to an agent.
 enum RawBaseline {
     /// The first frame a worker sends, so that the broker learns its identity.
