@@ -188,6 +188,10 @@ public final class ZMQSocket {
         return true
     }
 
+    /// Every one-byte frame, shared: op frames and other one-byte frames are received with no
+    /// allocation.
+    private static let singleByteFrames: [[UInt8]] = (0...255).map { [UInt8($0)] }
+
     /// Receives one multipart message, or nil when none is waiting (only with `dontWait`).
     /// Messages with more than `maxFrames` frames or `maxBytes` bytes are read to the end and
     /// reported as `.oversize` rather than kept in memory.
@@ -216,8 +220,11 @@ public final class ZMQSocket {
                 oversize = true
             }
             if !oversize {
-                let data = zmq_msg_data(&message)!
-                frames.append([UInt8](UnsafeRawBufferPointer(start: data, count: size)))
+                switch size {
+                case 0: frames.append([])
+                case 1: frames.append(Self.singleByteFrames[Int(zmq_msg_data(&message)!.load(as: UInt8.self))])
+                default: frames.append([UInt8](UnsafeRawBufferPointer(start: zmq_msg_data(&message)!, count: size)))
+                }
             }
             if zmq_msg_more(&message) == 0 { break }
         }
