@@ -3,7 +3,9 @@
  * `hulynet bench`: a server, an agent serving an echo kind written in C, and a client, in one
  * process on 127.0.0.1. Each figure comes with its ratio to a raw ZeroMQ relay measured first in
  * the same run (the same relay as `hulynet bench`'s, RawBaseline.relay in Sources/hulynet).
- * Prints one line per case: "<case>\t<requests/s>[\t<ratio to its baseline>]".
+ * Prints one line per case: "<case>\t<requests/s>[\t<ratio to its baseline>]". Each `cs` shape
+ * runs with the kind's callbacks on a thread of their own (the default) and again inline on the
+ * agent's I/O thread (", inline kind"; hulynet_agent_set_request_mode).
  *
  *   c_request_rate [seconds-per-case] [bytes] [depth]
  *   c_request_rate --broker [port]
@@ -433,31 +435,40 @@ int main(int argc, char **argv) {
     data[bytes - 1] = '"';
     data[bytes] = 0;
 
-    /* Synchronous: one request at a time. */
-    long count = 0;
-    double begin = now_s(), end = begin + seconds;
-    while (now_s() < end) {
-        char *out;
-        CHECK(hulynet_client_request(client, uuid, "echo", data, 0, &out));
-        hulynet_free(out);
-        count++;
-    }
-    double rate = (double)count / (now_s() - begin);
-    if (baseline) printf("cs sync\t%.0f\t%.0f %% of raw relay sync\n", rate, 100 * rate / raw_sync);
-    else printf("cs sync\t%.0f\n", rate);
+    /* Each shape twice: the kind's callbacks on a thread of their own (the default), then inline
+     * on the agent's I/O thread (hulynet_agent_set_request_mode). */
+    for (int mode = 0; mode < 2; mode++) {
+        const char *suffix = mode ? ", inline kind" : "";
+        CHECK(hulynet_agent_set_request_mode(agent, "echo", mode ? HULYNET_REQUESTS_INLINE : HULYNET_REQUESTS_ON_CALLBACK_THREAD));
 
-    pipeline p = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, client, uuid, data, 0, 0, depth, 0};
-    begin = now_s();
-    p.deadline = begin + seconds;
-    for (int i = 0; i < depth; i++) issue(&p);
-    pthread_mutex_lock(&p.lock);
-    while (p.in_flight > 0) pthread_cond_wait(&p.done_cond, &p.lock);
-    pthread_mutex_unlock(&p.lock);
-    if (p.failed) { fprintf(stderr, "a pipelined request failed: %s\n", hulynet_last_error()); return 1; }
-    rate = (double)p.completed / (now_s() - begin);
-    if (baseline)
-        printf("cs %d in flight\t%.0f\t%.0f %% of raw relay %d in flight\n", depth, rate, 100 * rate / raw_pipelined, depth);
-    else printf("cs %d in flight\t%.0f\n", depth, rate);
+        /* Synchronous: one request at a time. */
+        long count = 0;
+        double begin = now_s(), end = begin + seconds;
+        while (now_s() < end) {
+            char *out;
+            CHECK(hulynet_client_request(client, uuid, "echo", data, 0, &out));
+            hulynet_free(out);
+            count++;
+        }
+        double rate = (double)count / (now_s() - begin);
+        if (baseline) printf("cs sync%s\t%.0f\t%.0f %% of raw relay sync\n", suffix, rate, 100 * rate / raw_sync);
+        else printf("cs sync%s\t%.0f\n", suffix, rate);
+
+        pipeline p = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, client, uuid, data, 0, 0, depth, 0};
+        begin = now_s();
+        p.deadline = begin + seconds;
+        for (int i = 0; i < depth; i++) issue(&p);
+        pthread_mutex_lock(&p.lock);
+        while (p.in_flight > 0) pthread_cond_wait(&p.done_cond, &p.lock);
+        pthread_mutex_unlock(&p.lock);
+        if (p.failed) { fprintf(stderr, "a pipelined request failed: %s\n", hulynet_last_error()); return 1; }
+        rate = (double)p.completed / (now_s() - begin);
+        if (baseline)
+            printf("cs %d in flight%s\t%.0f\t%.0f %% of raw relay %d in flight\n", depth, suffix, rate,
+                   100 * rate / raw_pipelined, depth);
+        else printf("cs %d in flight%s\t%.0f\n", depth, suffix, rate);
+        fflush(stdout);
+    }
 
     free(data);
     hulynet_reference_destroy(ref);

@@ -288,6 +288,15 @@ HULYNET_API int hulynet_agent_add_stateless(hulynet_agent *agent, const char *uu
 /** The container handle of a stateless container added with hulynet_agent_add_stateless, for
  *  hulynet_container_emit; NULL when the agent has no such container. Owned by the agent. */
 HULYNET_API hulynet_container *hulynet_agent_stateless_container(hulynet_agent *agent, const char *uuid);
+#define HULYNET_REQUESTS_ON_CALLBACK_THREAD 0 /* the default: see hulynet_agent_set_request_mode */
+#define HULYNET_REQUESTS_INLINE 1
+/** Where `kind`'s request callbacks run, from the next request on.
+ *  HULYNET_REQUESTS_ON_CALLBACK_THREAD (the default): on a library thread of their own, so that a
+ *  slow callback delays only itself. HULYNET_REQUESTS_INLINE: on the agent's client I/O thread,
+ *  with no thread crossed per request, which is faster for callbacks that answer at once; such a
+ *  callback must return quickly, since the client's other traffic waits while it runs.
+ *  HULYNET_ENOTFOUND when the agent has no such kind. */
+HULYNET_API int hulynet_agent_set_request_mode(hulynet_agent *agent, const char *kind, int mode);
 /** Opens the agent's endpoint on 0.0.0.0:`port` (0 picks one), advertised as
  *  `advertised_host`, and registers the agent with the client's network (again after every
  *  coordinator restart). An agent is served by at most one client. */

@@ -2,6 +2,7 @@ import CHulyNet
 import HulyNet
 import HulyNetCore
 import HulyNetZMQ
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -20,6 +21,15 @@ struct CKind: @unchecked Sendable {
     let connect: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Void)?
     let disconnect: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Void)?
     let terminate: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?
+    /// HULYNET_REQUESTS_INLINE: request callbacks run on the I/O thread that received them.
+    let runsInline = RequestMode()
+}
+
+/// A kind's request mode, set after the kind table was copied (hulynet_agent_set_request_mode).
+final class RequestMode: Sendable {
+    private let inline = Atomic<Bool>(false)
+    var isInline: Bool { inline.load(ordering: .relaxed) }
+    func set(inline value: Bool) { inline.store(value, ordering: .relaxed) }
 }
 
 /// A container whose behaviour is a C kind's callbacks. Its handle (`hulynet_container *`) lives
@@ -51,11 +61,16 @@ final class CContainer: CallbackContainer, @unchecked Sendable {
     private var currentUser: UnsafeMutableRawPointer? { lock.withLock { user } }
 
     /// Calls the C request callback on a library thread other than the client's I/O thread, so
-    /// that a slow callback delays only itself; the C code answers through hulynet_request_reply
-    /// / _fail, inside the callback or later from any thread.
+    /// that a slow callback delays only itself, unless the kind asked for inline requests; the C
+    /// code answers through hulynet_request_reply / _fail, inside the callback or later from any
+    /// thread.
     func request(operation: String, data: JSONValue, client: ClientUUID?,
                  reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
-        Task { self.invoke(operation: operation, data: data, client: client, reply: reply) }
+        if kind.runsInline.isInline {
+            invoke(operation: operation, data: data, client: client, reply: reply)
+        } else {
+            Task { self.invoke(operation: operation, data: data, client: client, reply: reply) }
+        }
     }
 
     private func invoke(operation: String, data: JSONValue, client: ClientUUID?,
@@ -283,6 +298,21 @@ public func hulynet_agent_add_stateless(_ handle: OpaquePointer?, _ uuid: Unsafe
         _ = container.register()
         agent.addStateless(container)
         agent.agent.addStatelessContainer(uuid: uuid, kind: kindName, container: container)
+    }
+}
+
+@_cdecl("hulynet_agent_set_request_mode")
+public func hulynet_agent_set_request_mode(_ handle: OpaquePointer?, _ kind: UnsafePointer<CChar>?, _ mode: Int32) -> Int32 {
+    cCall {
+        let agent = try Handles.get(handle, CAgent.self, "agent")
+        let kindName = try cString(kind, "kind")
+        guard mode == HULYNET_REQUESTS_ON_CALLBACK_THREAD || mode == HULYNET_REQUESTS_INLINE else {
+            throw CFailure.invalid("mode \(mode) is neither HULYNET_REQUESTS_ON_CALLBACK_THREAD nor HULYNET_REQUESTS_INLINE")
+        }
+        guard let found = agent.kinds[kindName] else {
+            throw CFailure(status: HULYNET_ENOTFOUND, message: "the agent has no container kind \(kindName)")
+        }
+        found.runsInline.set(inline: mode == HULYNET_REQUESTS_INLINE)
     }
 }
 

@@ -210,6 +210,12 @@ static void echo_request(void *container_user, hulynet_request *request, const c
                                             &delivered);
         snprintf(answer, sizeof answer, "{\"status\":%d,\"delivered\":%d}", status, delivered);
         hulynet_request_reply(request, answer);
+    } else if (strcmp(operation, "on_connect_thread") == 0) {
+        pthread_mutex_lock(&kind->lock);
+        const char *same = !kind->connect_thread_set ? "null"
+                           : pthread_equal(kind->connect_thread, pthread_self()) ? "true" : "false";
+        pthread_mutex_unlock(&kind->lock);
+        hulynet_request_reply(request, same);
     } else if (strcmp(operation, "park") == 0) {
         pthread_mutex_lock(&kind->lock);
         if (kind->parked == NULL) {
@@ -228,6 +234,8 @@ static void echo_connect(void *container_user, const char *client_id) {
     echo_container *state = container_user;
     pthread_mutex_lock(&state->kind->lock);
     state->kind->connects++;
+    state->kind->connect_thread = pthread_self();
+    state->kind->connect_thread_set = 1;
     copy_text(state->kind->last_connected, sizeof state->kind->last_connected, client_id);
     pthread_mutex_unlock(&state->kind->lock);
 }

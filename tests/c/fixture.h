@@ -38,6 +38,8 @@ int fx_int(pthread_mutex_t *lock, const int *field);
  *   emit       hulynet_container_emit(container, caller, data) and answers {"status":S,"delivered":N}
  *   emit_all   the same to every connected client (client_id NULL)
  *   park       keeps the request in `parked` without answering (the test answers it)
+ *   on_connect_thread answers true when it runs on the thread of the last connect callback
+ *              (the agent's I/O thread), false otherwise, null before any connect
  *   anything else fails with "unknown operation ..."
  */
 #define FX_TEXT 1024
@@ -59,6 +61,8 @@ typedef struct echo_kind {
     char last_client[128]; /* client_id of the last request; "(null)" when NULL */
     char last_connected[128];
     char last_disconnected[128];
+    pthread_t connect_thread; /* of the last connect callback, when connect_thread_set */
+    int connect_thread_set;
 } echo_kind;
 
 /* A container's state (container_user). `owned` ones were allocated by start, freed by terminate. */

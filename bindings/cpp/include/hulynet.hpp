@@ -860,6 +860,15 @@ public:
         detail::container_access::attach(*object, hulynet_agent_stateless_container(handle, id.c_str()));
     }
 
+    /** Runs `kind`'s request handlers on the agent's I/O thread from the next request on (or, with
+     *  false, on a library thread of their own, the default). Faster for handlers that answer at
+     *  once; such a handler must return quickly, since the client's other traffic waits meanwhile. */
+    void set_inline_requests(std::string_view kind, bool inline_requests = true) {
+        detail::check(hulynet_agent_set_request_mode(live(), detail::text(kind, "kind").c_str(),
+                                                     inline_requests ? HULYNET_REQUESTS_INLINE
+                                                                     : HULYNET_REQUESTS_ON_CALLBACK_THREAD));
+    }
+
     /** Stops the agent's containers (their C++ objects are destroyed), unregisters it, frees it
      *  and releases its factories; idempotent. Blocks while it unregisters: do not call it (or
      *  destroy an Agent) from inside a callback. */

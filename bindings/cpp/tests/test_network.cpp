@@ -214,3 +214,14 @@ TEST(several_agents_and_kinds) {
 }
 
 HULYNET_TEST_MAIN
+
+TEST(inline_requests) {
+    Network net;
+    hulynet::Reference ref = net.client.get("echo");
+    REQUIRE(static_cast<bool>(ref));
+    net.agent.set_inline_requests("echo");
+    CHECK_EQ(ref.request("echo", "[1]"), std::string("[1]"));
+    net.agent.set_inline_requests("echo", false);
+    CHECK_EQ(ref.request("echo", "[2]"), std::string("[2]"));
+    CHECK_THROWS_CODE(net.agent.set_inline_requests("no-such-kind"), HULYNET_ENOTFOUND, "no container kind");
+}

@@ -113,6 +113,10 @@ class ServerStatsC(Structure):
                 ("malformed", c_int64)]
 
 
+# hulynet_agent_set_request_mode's modes.
+REQUESTS_ON_CALLBACK_THREAD = 0
+REQUESTS_INLINE = 1
+
 LOG_FN = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
 RESULT_FN = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
 EVENT_FN = CFUNCTYPE(None, c_void_p, c_char_p)
@@ -196,6 +200,7 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_agent_create", [c_char_p, POINTER(ContainerKindC), c_size_t, POINTER(AgentP)], c_int, _check_status),
     ("hulynet_agent_uuid", [AgentP], c_char_p),
     ("hulynet_agent_add_stateless", [AgentP, c_char_p, c_char_p, c_void_p], c_int, _check_status),
+    ("hulynet_agent_set_request_mode", [AgentP, c_char_p, c_int], c_int, _check_status),
     ("hulynet_agent_stateless_container", [AgentP, c_char_p], ContainerP),
     ("hulynet_client_serve_agent", [ClientP, AgentP, c_char_p, c_int, c_int64], c_int, _check_status),
     ("hulynet_client_register_agent", [ClientP, AgentP, c_int64], c_int, _check_status),

@@ -312,3 +312,33 @@ def test_any_teardown_order_leaves_networking_working(order, recorder):
             item.close()
     with hulynet.Server(timeouts=TIMEOUTS) as server, hulynet.Client("127.0.0.1", server.port) as client:
         client.wait(timeout=5)
+
+
+class ThreadProbe(hulynet.Container):
+    """Answers whether request() runs on the thread of the last connect() (the agent's I/O thread)."""
+
+    kind = "thread-probe"
+    inline_requests = True
+    connect_thread = None
+
+    def connect(self, client_id):
+        type(self).connect_thread = threading.get_ident()
+
+    def request(self, operation, data, client_id):
+        return threading.get_ident() == type(self).connect_thread
+
+
+def test_inline_requests_run_on_the_agents_io_thread(make_client, make_agent):
+    host, user = make_client(), make_client()
+    agent = make_agent([ThreadProbe])
+    host.serve_agent(agent)
+    with user.get("thread-probe") as reference, reference.connect() as connection:
+        wait_for(lambda: ThreadProbe.connect_thread is not None, message="connect")
+        assert connection.request("where") is True  # the class attribute asked for inline requests
+        assert reference.request("where") is True  # through the coordinator as well
+        agent.set_inline_requests("thread-probe", False)
+        assert connection.request("where") is False
+        agent.set_inline_requests("thread-probe")
+        assert connection.request("where") is True
+    with pytest.raises(hulynet.NotFound):
+        agent.set_inline_requests("no-such-kind")
