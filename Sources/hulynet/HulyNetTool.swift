@@ -237,16 +237,3 @@ struct ProcessEnvironment {
         return String(cString: value)
     }
 }
-
-/// The process's resident memory, from /proc/self/statm.
-func residentBytes() -> Int {
-    guard let file = fopen("/proc/self/statm", "r") else { return 0 }
-    defer { fclose(file) }
-    var size = 0, resident = 0
-    guard withUnsafeMutablePointer(to: &size, { sizePointer in
-        withUnsafeMutablePointer(to: &resident) { residentPointer in
-            withVaList([sizePointer, residentPointer]) { vfscanf(file, "%ld %ld", $0) }
-        }
-    }) == 2 else { return 0 }
-    return resident * Int(sysconf(Int32(_SC_PAGESIZE)))
-}

@@ -255,7 +255,7 @@ final class RPCServer {
                 }
                 return
             }
-            request(peer: peer, identity: identity, reqId: frames[2], payload: frames[3])
+            request(peer: peer, identity: identity, reqId: frames[2], payload: frames[3], now: now)
         case .response, .responseError:
             let key = FrameKey(frames.count >= 3 ? frames[2] : [])
             guard frames.count >= 4, let call = calls.removeValue(forKey: key) else { return }
@@ -308,7 +308,7 @@ final class RPCServer {
         if isNew { delegate?.rpcServer(self, clientConnected: clientId) }
     }
 
-    private func request(peer: Peer?, identity: [UInt8], reqId: [UInt8], payload: [UInt8]) {
+    private func request(peer: Peer?, identity: [UInt8], reqId: [UInt8], payload: [UInt8], now: Int64) {
         guard let peer else {
             // Requests are possible only after hello.
             send([identity, RPCOp.retry.frame, reqId, Array("1".utf8)])
@@ -340,7 +340,7 @@ final class RPCServer {
         let paramsRange = elements.count >= 2 ? elements[1] : payload.endIndex..<payload.endIndex
         let token = nextToken
         nextToken &+= 1
-        pending[token] = (peer, reqId, MonotonicClock.nowMs() + timeouts.requestMs)
+        pending[token] = (peer, reqId, now + timeouts.requestMs)
         delegate?.rpcServer(self, request: IncomingRequest(client: peer.clientId, token: token, method: method,
                                                           payload: payload, paramsRange: paramsRange))
     }

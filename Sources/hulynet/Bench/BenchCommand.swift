@@ -194,19 +194,10 @@ struct Bench: AsyncParsableCommand {
                 try await onCoordinatorProcess(logger: logger) { server, network in
                     let client = network.client
                     let residentBefore = server.residentBytes()
-                    let next = Counter()
-                    let started = MonotonicClock.nowNs()
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        for _ in 0..<depth {
-                            group.addTask {
-                                while let index = next.take(below: containers) {
-                                    _ = try await client.get(kind: "echo", options: GetOptions(uuid: "bench-\(index)"))
-                                }
-                            }
-                        }
-                        try await group.waitForAll()
+                    let starts = try await forEachIndex(below: containers, concurrency: depth) { index in
+                        _ = try await client.get(kind: "echo", options: GetOptions(uuid: "bench-\(index)"))
                     }
-                    let elapsed = Double(MonotonicClock.nowNs() - started) / 1e9
+                    let elapsed = Double(starts.nanoseconds) / 1e9
                     let perRecord = Double(server.residentBytes() - residentBefore) / Double(containers)
                     let listed = try await client.list(kind: "echo").count
                     guard listed == containers + 1 else { throw BenchError("get-or-start: \(listed) containers listed, expected \(containers + 1)") }
@@ -287,19 +278,9 @@ struct BenchLoad: AsyncParsableCommand {
             let network = try await BenchNetwork(port: port, logger: logger)
             let (client, uuid) = (network.client, network.reference.uuid)
             let data = JSONValue.string(String(repeating: "x", count: 98))
-            let next = Counter()
-            let started = MonotonicClock.nowNs()
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for _ in 0..<depth {
-                    group.addTask {
-                        while next.take(below: requests) != nil {
-                            _ = try await client.request(uuid, operation: "echo", data: data, timeoutMs: 120_000)
-                        }
-                    }
-                }
-                try await group.waitForAll()
+            count = try await forEachIndex(below: requests, concurrency: depth) { _ in
+                _ = try await client.request(uuid, operation: "echo", data: data, timeoutMs: 120_000)
             }
-            count = BenchCount(done: requests, nanoseconds: MonotonicClock.nowNs() - started)
             await network.close()
         }
         print("\(count.done) requests in \(format(Double(count.nanoseconds) / 1e9, decimals: 2)) s")

@@ -63,6 +63,22 @@ func measureCalls(tasks: Int, seconds: Double, on executor: (any TaskExecutor)? 
     return BenchCount(done: done, nanoseconds: MonotonicClock.nowNs() - started)
 }
 
+/// Runs `body` once for each index below `count`, `concurrency` at a time; counts them all.
+func forEachIndex(below count: Int, concurrency: Int,
+                  _ body: @escaping @Sendable (Int) async throws -> Void) async throws -> BenchCount {
+    let next = Counter()
+    let started = MonotonicClock.nowNs()
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for _ in 0..<concurrency {
+            group.addTask {
+                while let index = next.take(below: count) { try await body(index) }
+            }
+        }
+        try await group.waitForAll()
+    }
+    return BenchCount(done: count, nanoseconds: MonotonicClock.nowNs() - started)
+}
+
 /// Everything in this process, each role with its own I/O thread: the coordinator, the agent's
 /// client, the client (and `clients - 1` more for the many-clients case), a routed and a direct
 /// connection to echo containers, and, on first use, `fanout` listening clients.
