@@ -12,6 +12,16 @@
 #include "check.h"
 #include "hulynet.h"
 
+/* Checks that `call` succeeds and leaves the JSON text `expected` in `out`, then frees `out` and
+ * sets it to NULL. A macro, so that a failure names the caller's line. */
+#define CHECK_ANSWER(call, out, expected) \
+    do {                                  \
+        CHECK_OK(call);                   \
+        CHECK_STR_EQ(out, expected);      \
+        hulynet_free(out);                \
+        (out) = NULL;                     \
+    } while (0)
+
 /* Short timeouts: alive 1000 ms, unused container 300 ms, ping 200 ms, request 3000 ms. */
 hulynet_timeouts fx_timeouts(void);
 

@@ -68,15 +68,9 @@ static void test_requests(void) {
     if (reference == NULL) goto done;
 
     /* Answered at once, from inside the callback. */
-    CHECK_OK(hulynet_reference_request(reference, "echo", "{\"now\":true}", 2000, &out));
-    CHECK_STR_EQ(out, "{\"now\":true}");
-    hulynet_free(out);
-    out = NULL;
+    CHECK_ANSWER(hulynet_reference_request(reference, "echo", "{\"now\":true}", 2000, &out), out, "{\"now\":true}");
     /* Answered later, from a thread of the container's own. */
-    CHECK_OK(hulynet_reference_request(reference, "later", "[\"later\",2]", 2000, &out));
-    CHECK_STR_EQ(out, "[\"later\",2]");
-    hulynet_free(out);
-    out = NULL;
+    CHECK_ANSWER(hulynet_reference_request(reference, "later", "[\"later\",2]", 2000, &out), out, "[\"later\",2]");
 
     /* hulynet_request_fail: the client sees HULYNET_EREMOTE and the message. */
     out = (char *)&net;
@@ -101,10 +95,7 @@ static void test_requests(void) {
     pthread_mutex_lock(&net.kind.lock);
     net.kind.probe_client = net.user;
     pthread_mutex_unlock(&net.kind.lock);
-    CHECK_OK(hulynet_reference_request(reference, "blocking", NULL, 2000, &out));
-    CHECK_STR_EQ(out, "{\"status\":-1}");
-    hulynet_free(out);
-    out = NULL;
+    CHECK_ANSWER(hulynet_reference_request(reference, "blocking", NULL, 2000, &out), out, "{\"status\":-1}");
     CHECK_INT_EQ(fx_int(&net.kind.lock, &net.kind.blocking_status), HULYNET_EINVAL);
 
     /* A request never answered: the caller's timeout ends its wait; a late answer is harmless. */
@@ -147,33 +138,18 @@ static void test_request_mode(void) {
     if (connection == NULL) goto done;
     CHECK_EVENTUALLY(fx_int(&net.kind.lock, &net.kind.connect_thread_set) == 1, 2000);
 
-    CHECK_OK(hulynet_connection_request(connection, "on_connect_thread", NULL, 2000, &out));
-    CHECK_STR_EQ(out, "false");
-    hulynet_free(out);
-    out = NULL;
+    CHECK_ANSWER(hulynet_connection_request(connection, "on_connect_thread", NULL, 2000, &out), out, "false");
 
     CHECK_OK(hulynet_agent_set_request_mode(net.agent, "echo", HULYNET_REQUESTS_INLINE));
-    CHECK_OK(hulynet_connection_request(connection, "on_connect_thread", NULL, 2000, &out));
-    CHECK_STR_EQ(out, "true");
-    hulynet_free(out);
-    out = NULL;
+    CHECK_ANSWER(hulynet_connection_request(connection, "on_connect_thread", NULL, 2000, &out), out, "true");
     /* Through the coordinator too, and answers from other threads still work. */
-    CHECK_OK(hulynet_reference_request(reference, "on_connect_thread", NULL, 2000, &out));
-    CHECK_STR_EQ(out, "true");
-    hulynet_free(out);
-    out = NULL;
-    CHECK_OK(hulynet_reference_request(reference, "later", "[1]", 2000, &out));
-    CHECK_STR_EQ(out, "[1]");
-    hulynet_free(out);
-    out = NULL;
+    CHECK_ANSWER(hulynet_reference_request(reference, "on_connect_thread", NULL, 2000, &out), out, "true");
+    CHECK_ANSWER(hulynet_reference_request(reference, "later", "[1]", 2000, &out), out, "[1]");
     /* Inside an inline callback a blocking call is refused, as in any callback. */
     pthread_mutex_lock(&net.kind.lock);
     net.kind.probe_client = net.user;
     pthread_mutex_unlock(&net.kind.lock);
-    CHECK_OK(hulynet_reference_request(reference, "blocking", NULL, 2000, &out));
-    CHECK_STR_EQ(out, "{\"status\":-1}");
-    hulynet_free(out);
-    out = NULL;
+    CHECK_ANSWER(hulynet_reference_request(reference, "blocking", NULL, 2000, &out), out, "{\"status\":-1}");
 
     CHECK_OK(hulynet_agent_set_request_mode(net.agent, "echo", HULYNET_REQUESTS_ON_CALLBACK_THREAD));
     CHECK_OK(hulynet_connection_request(connection, "on_connect_thread", NULL, 2000, &out));
@@ -378,10 +354,7 @@ static void test_register_agent(void) {
     CHECK_OK(hulynet_client_get(user, "endpointless", NULL, 3000, &reference));
     if (reference == NULL) goto done;
     CHECK_CONTAINS(hulynet_reference_endpoint(reference), "\"kind\":2");
-    CHECK_OK(hulynet_reference_request(reference, "echo", "\"through the coordinator\"", 2000, &out));
-    CHECK_STR_EQ(out, "\"through the coordinator\"");
-    hulynet_free(out);
-    out = NULL;
+    CHECK_ANSWER(hulynet_reference_request(reference, "echo", "\"through the coordinator\"", 2000, &out), out, "\"through the coordinator\"");
     CHECK_OK(hulynet_client_request(user, hulynet_reference_uuid(reference), "later", "7", 2000, &out));
     CHECK_STR_EQ(out, "7");
 

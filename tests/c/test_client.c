@@ -90,10 +90,7 @@ static void test_id_agents_kinds_list(void) {
     CHECK_OK(hulynet_client_kinds(net.user, 2000, &kinds));
     CHECK_STR_EQ(kinds, "[\"echo\"]");
 
-    CHECK_OK(hulynet_client_list(net.user, NULL, 2000, &list));
-    CHECK_STR_EQ(list, "[]");
-    hulynet_free(list);
-    list = NULL;
+    CHECK_ANSWER(hulynet_client_list(net.user, NULL, 2000, &list), list, "[]");
 
     CHECK_OK(hulynet_client_get(net.user, "echo", NULL, 3000, &reference));
     CHECK_OK(hulynet_client_list(net.user, NULL, 2000, &list));
@@ -154,24 +151,15 @@ static void test_get(void) {
     CHECK_STR_EQ(net.kind.last_uuid, "c-fixed-uuid-1");
 
     /* A request through the coordinator. */
-    CHECK_OK(hulynet_client_request(net.user, "c-fixed-uuid-1", "echo", "{\"a\":[1,2,\"three\"]}", 2000, &out));
-    CHECK_STR_EQ(out, "{\"a\":[1,2,\"three\"]}");
-    hulynet_free(out);
-    out = NULL;
-    CHECK_OK(hulynet_client_request(net.user, "c-fixed-uuid-1", "echo", NULL, 2000, &out));
-    CHECK_STR_EQ(out, "null");
-    hulynet_free(out);
-    out = NULL;
+    CHECK_ANSWER(hulynet_client_request(net.user, "c-fixed-uuid-1", "echo", "{\"a\":[1,2,\"three\"]}", 2000, &out), out, "{\"a\":[1,2,\"three\"]}");
+    CHECK_ANSWER(hulynet_client_request(net.user, "c-fixed-uuid-1", "echo", NULL, 2000, &out), out, "null");
     CHECK_OK(hulynet_client_request(net.user, "c-fixed-uuid-1", "whoami", NULL, 2000, &out));
     CHECK_CONTAINS(out, "\"client\":null"); /* no client id through the coordinator */
     CHECK_CONTAINS(out, "\"uuid\":\"c-fixed-uuid-1\"");
     hulynet_free(out);
     out = NULL;
     /* timeout_ms <= 0: the default. */
-    CHECK_OK(hulynet_client_request(net.user, "c-fixed-uuid-1", "echo", "true", 0, &out));
-    CHECK_STR_EQ(out, "true");
-    hulynet_free(out);
-    out = NULL;
+    CHECK_ANSWER(hulynet_client_request(net.user, "c-fixed-uuid-1", "echo", "true", 0, &out), out, "true");
 
     /* An unknown uuid: an error that says not found. */
     out = (char *)&net;

@@ -39,10 +39,7 @@ static void test_reference(void) {
     CHECK_OK(hulynet_client_list(net.user, "echo", 2000, &list));
     CHECK_CONTAINS(list, uuid);
 
-    CHECK_OK(hulynet_reference_request(reference, "echo", "{\"r\":\"\\u00e9t\\u00e9 \\\"q\\\"\"}", 2000, &out));
-    CHECK_STR_EQ(out, "{\"r\":\"\xc3\xa9t\xc3\xa9 \\\"q\\\"\"}");
-    hulynet_free(out);
-    out = NULL;
+    CHECK_ANSWER(hulynet_reference_request(reference, "echo", "{\"r\":\"\\u00e9t\\u00e9 \\\"q\\\"\"}", 2000, &out), out, "{\"r\":\"\xc3\xa9t\xc3\xa9 \\\"q\\\"\"}");
     CHECK_OK(hulynet_reference_request(reference, "echo", NULL, -1, &out)); /* NULL data: null; default timeout */
     CHECK_STR_EQ(out, "null");
     hulynet_free(out);
@@ -83,14 +80,8 @@ static void test_connection(void) {
     CHECK_CONTAINS(out, hulynet_client_id(net.user));
     hulynet_free(out);
     out = NULL;
-    CHECK_OK(hulynet_connection_request(connection, "echo", "[1,{\"b\":false}]", 2000, &out));
-    CHECK_STR_EQ(out, "[1,{\"b\":false}]");
-    hulynet_free(out);
-    out = NULL;
-    CHECK_OK(hulynet_connection_request(connection, "later", "\"slow\"", 0, &out));
-    CHECK_STR_EQ(out, "\"slow\"");
-    hulynet_free(out);
-    out = NULL;
+    CHECK_ANSWER(hulynet_connection_request(connection, "echo", "[1,{\"b\":false}]", 2000, &out), out, "[1,{\"b\":false}]");
+    CHECK_ANSWER(hulynet_connection_request(connection, "later", "\"slow\"", 0, &out), out, "\"slow\"");
     CHECK_STATUS(hulynet_connection_request(connection, "fail", NULL, 2000, &out), HULYNET_EREMOTE);
     CHECK_CONTAINS(hulynet_last_error(), "deliberate failure");
 
