@@ -555,19 +555,25 @@ static void probe_init(callback_probe *probe) {
     probe->status_async = probe->status_connect = 1;
 }
 
-static void probe_listener(void *user, const char *json) {
-    callback_probe *probe = user;
-    char *out = NULL;
+/* True for the probe's first callback only, unless it is told to destroy its client, which
+ * this first call then does. */
+static int probe_first_call(callback_probe *probe) {
     int first;
-    (void)json;
     pthread_mutex_lock(&probe->lock);
     first = probe->calls++ == 0;
     pthread_mutex_unlock(&probe->lock);
-    if (!first) return;
-    if (probe->destroy_client) {
+    if (first && probe->destroy_client) {
         hulynet_client_destroy(probe->client);
-        return;
+        return 0;
     }
+    return first;
+}
+
+static void probe_listener(void *user, const char *json) {
+    callback_probe *probe = user;
+    char *out = NULL;
+    (void)json;
+    if (!probe_first_call(probe)) return;
     probe->status_kinds = hulynet_client_kinds(probe->client, 500, &out);
     hulynet_free(out);
     probe->status_wait = hulynet_client_wait(probe->client, 500);
@@ -578,16 +584,8 @@ static void probe_event_handler(void *user, const char *json) {
     callback_probe *probe = user;
     char *out = NULL;
     hulynet_connection *connection = NULL;
-    int first;
     (void)json;
-    pthread_mutex_lock(&probe->lock);
-    first = probe->calls++ == 0;
-    pthread_mutex_unlock(&probe->lock);
-    if (!first) return;
-    if (probe->destroy_client) {
-        hulynet_client_destroy(probe->client);
-        return;
-    }
+    if (!probe_first_call(probe)) return;
     probe->status_request = hulynet_connection_request(probe->connection, "echo", "1", 500, &out);
     hulynet_free(out);
     out = NULL;
