@@ -137,20 +137,19 @@ public final class IOLoop: @unchecked Sendable {
     /// Runs `body` every `intervalMs` milliseconds, first after one interval.
     @discardableResult
     public func every(milliseconds intervalMs: Int, _ body: @escaping () -> Void) -> TimerID {
-        let id = nextTimerId
-        nextTimerId += 1
-        let interval = Int64(max(1, intervalMs))
-        timers.append(Timer(id: id, intervalMs: interval, repeats: true, due: MonotonicClock.nowMs() + interval, body: body))
-        return TimerID(raw: id)
+        addTimer(afterMs: Int64(max(1, intervalMs)), repeats: true, body)
     }
 
     /// Runs `body` once, after `delayMs` milliseconds.
     @discardableResult
     public func after(milliseconds delayMs: Int, _ body: @escaping () -> Void) -> TimerID {
+        addTimer(afterMs: Int64(max(0, delayMs)), repeats: false, body)
+    }
+
+    private func addTimer(afterMs delay: Int64, repeats: Bool, _ body: @escaping () -> Void) -> TimerID {
         let id = nextTimerId
         nextTimerId += 1
-        let delay = Int64(max(0, delayMs))
-        timers.append(Timer(id: id, intervalMs: delay, repeats: false, due: MonotonicClock.nowMs() + delay, body: body))
+        timers.append(Timer(id: id, intervalMs: delay, repeats: repeats, due: MonotonicClock.nowMs() + delay, body: body))
         return TimerID(raw: id)
     }
 
