@@ -199,7 +199,7 @@ public final class Agent: @unchecked Sendable {
 
     /// A request for one of this agent's containers.
     public func request(_ target: ContainerUUID, operation: String, data: JSONValue, client: ClientUUID? = nil) async throws -> JSONValue {
-        guard let container = container(target) else { throw ContainerError("Container \(target) not found") }
+        guard let container = container(target) else { throw RemoteError("Container \(target) not found", code: .containerNotFound) }
         return try await container.request(operation: operation, data: data, client: client)
     }
 
@@ -208,7 +208,7 @@ public final class Agent: @unchecked Sendable {
     func request(_ target: ContainerUUID, operation: String, data: JSONValue, client: ClientUUID?,
                  reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
         guard let container = container(target) else {
-            reply(.failure(ContainerError("Container \(target) not found")))
+            reply(.failure(RemoteError("Container \(target) not found", code: .containerNotFound)))
             return
         }
         dispatchRequest(to: container, operation: operation, data: data, client: client, reply: reply)

@@ -10,7 +10,7 @@ private func replier(_ rpc: RPCServer, _ token: RequestToken, loop: IOLoop) -> @
         let send = {
             switch result {
             case .success(let value): rpc.reply(token, value)
-            case .failure(let error): rpc.fail(token, "\(error)")
+            case .failure(let error): rpc.fail(token, RemoteError(error))
             }
         }
         if loop.inLoop { send() } else { loop.executeUnchecked(send) }
@@ -52,12 +52,12 @@ final class AgentEndpointServer: RPCServerDelegate {
 
     func rpcServer(_ server: RPCServer, ping client: ClientUUID) {}
 
-    func rpcServer(_ server: RPCServer, callAnswered id: CallID, result: Result<[UInt8], RPCRemoteError>) {}
+    func rpcServer(_ server: RPCServer, callAnswered id: CallID, result: Result<[UInt8], RemoteError>) {}
 
     func rpcServer(_ server: RPCServer, request: IncomingRequest) {
         let params: JSONValue
         do { params = try request.params() } catch {
-            rpc.fail(request.token, "invalid params: \(error.message)")
+            rpc.fail(request.token, RemoteError("invalid params: \(error.message)", code: .invalid))
             return
         }
         let client = request.client
@@ -80,7 +80,7 @@ final class AgentEndpointServer: RPCServerDelegate {
             rpc.reply(request.token, .number(Double(connected)))
         case Method.disconnect:
             guard let uuid = params.member("uuid")?.stringValue, let container = agent.container(uuid) else {
-                rpc.fail(request.token, "Container not found")
+                rpc.fail(request.token, RemoteError("Container \(params.member("uuid")?.stringValue ?? "?") not found", code: .containerNotFound))
                 return
             }
             container.disconnect(client: client)
@@ -89,13 +89,13 @@ final class AgentEndpointServer: RPCServerDelegate {
         case Method.sendContainer:
             guard case .array(let items) = params, items.count >= 2, let target = items[0].stringValue,
                   let operation = items[1].stringValue else {
-                rpc.fail(request.token, "cs: params must be [target, operation, data]")
+                rpc.fail(request.token, RemoteError("cs: params must be [target, operation, data]", code: .invalid))
                 return
             }
             agent.request(target, operation: operation, data: items.count > 2 ? items[2] : .null, client: client,
                           reply: replier(rpc, request.token, loop: loop))
         default:
-            rpc.fail(request.token, "Unknown method \(request.method)")
+            rpc.fail(request.token, RemoteError("Unknown method \(request.method)", code: .invalid))
         }
     }
 
@@ -152,12 +152,12 @@ final class DirectContainerServer: RPCServerDelegate, @unchecked Sendable {
 
     func rpcServer(_ server: RPCServer, ping client: ClientUUID) {}
 
-    func rpcServer(_ server: RPCServer, callAnswered id: CallID, result: Result<[UInt8], RPCRemoteError>) {}
+    func rpcServer(_ server: RPCServer, callAnswered id: CallID, result: Result<[UInt8], RemoteError>) {}
 
     func rpcServer(_ server: RPCServer, request: IncomingRequest) {
         let data: JSONValue
         do { data = try request.params() } catch {
-            rpc.fail(request.token, "invalid params: \(error.message)")
+            rpc.fail(request.token, RemoteError("invalid params: \(error.message)", code: .invalid))
             return
         }
         dispatchRequest(to: container, operation: request.method, data: data, client: request.client,

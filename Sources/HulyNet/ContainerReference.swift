@@ -2,47 +2,94 @@ import HulyNetCore
 import HulyNetZMQ
 
 /// A client's hold on a container: while it is held the network keeps the container running.
-/// After a coordinator restart the client acquires it again and this object keeps working.
+///
+/// It follows its container: after a coordinator restart the client acquires it again, and when
+/// the container's agent dies or leaves the client gets it again on a live agent (the same uuid
+/// for a uuid get; the same kind, labels and extra otherwise). Requests made meanwhile wait and
+/// go again, each within its own timeout; connections reopen where the container went, with
+/// their event handlers; `onMoved` tells the holder.
 public final class ContainerReference: @unchecked Sendable {
     public let kind: ContainerKind
     public let options: GetOptions
+    let id: ReferenceID
     private let client: NetworkClient
     private let lock = Lock()
     private var _uuid: ContainerUUID
     private var _endpoint: String
     private var released = false
-    private var connections: [ContainerConnection] = []
+    private var movedHandler: (@Sendable (ContainerUUID, String) -> Void)?
+    // Loop-thread state.
+    private var connections: [ObjectIdentifier: ContainerConnection] = [:]
 
-    init(client: NetworkClient, uuid: ContainerUUID, endpoint: String, kind: ContainerKind, options: GetOptions) {
+    init(client: NetworkClient, id: ReferenceID, uuid: ContainerUUID, endpoint: String, kind: ContainerKind,
+         options: GetOptions) {
         self.client = client
+        self.id = id
         _uuid = uuid
         _endpoint = endpoint
         self.kind = kind
         self.options = options
     }
 
+    /// The container's uuid (a new one after a move, unless it was asked for by uuid).
     public var uuid: ContainerUUID { lock.withLock { _uuid } }
     /// The container's endpoint reference (JSON text).
     public var endpoint: String { lock.withLock { _endpoint } }
 
+    /// Sets the function told when the container moved (its new uuid and endpoint), on the
+    /// client's I/O thread: keep it short. Replaces the previous one.
+    public func onMoved(_ handler: @escaping @Sendable (_ uuid: ContainerUUID, _ endpoint: String) -> Void) {
+        lock.withLock { movedHandler = handler }
+    }
+
     /// A request through the coordinator.
     public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
-        try await client.request(uuid, operation: operation, data: data, timeoutMs: timeoutMs)
+        let result: Result<JSONValue, NetworkError> = await withCheckedContinuation { continuation in
+            request(operation, data, timeoutMs: timeoutMs) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
     }
 
     /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.
     public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil,
                         completion: @escaping @Sendable (Result<JSONValue, NetworkError>) -> Void) {
-        client.request(uuid, operation: operation, data: data, timeoutMs: timeoutMs, completion: completion)
+        call(connection: nil, operation: operation, data: data, timeoutMs: timeoutMs, completion: completion)
+    }
+
+    func call(connection: ContainerConnection?, operation: String, data: JSONValue, timeoutMs: Int64?,
+              completion: @escaping @Sendable (Result<JSONValue, NetworkError>) -> Void) {
+        let queued = client.loop.executeUnchecked { [self, client] in
+            client.startReferenceCall(self, connection: connection, operation: operation, data: data, timeoutMs: timeoutMs) {
+                completion(decodeAnswer($0, of: operation))
+            }
+        }
+        if !queued { completion(.failure(.closed)) }
     }
 
     /// A connection through the container's agent (routed) or to the container itself (direct),
-    /// as its endpoint says; it receives the container's events.
+    /// as its endpoint says; it receives the container's events, and follows the container.
     public func connect(timeoutMs: Int64? = nil) async throws(NetworkError) -> ContainerConnection {
-        let connection = ContainerConnection(client: client, uuid: uuid)
-        try await connection.open(endpoint: endpoint, timeoutMs: timeoutMs)
-        lock.withLock { connections.append(connection) }
+        let connection = ContainerConnection(client: client, reference: self)
+        let _: Bool = try await client.onLoop { [self] done in
+            do throws(NetworkError) {
+                try connection.open(uuid: uuid, endpoint: endpoint)
+                connections[ObjectIdentifier(connection)] = connection
+                done(.success(true))
+            } catch {
+                done(.failure(error))
+            }
+        }
+        do {
+            try await connection.connectRouted(timeoutMs: timeoutMs)
+        } catch {
+            await connection.close()
+            throw error
+        }
         return connection
+    }
+
+    func connectionClosed(_ connection: ContainerConnection) {
+        connections.removeValue(forKey: ObjectIdentifier(connection))
     }
 
     /// Gives the container back; once nobody holds it, it stops after the unused timeout. Idempotent.
@@ -56,37 +103,37 @@ public final class ContainerReference: @unchecked Sendable {
         _ = try await client.call(Method.releaseContainer, .object(["uuid": .string(uuid)]), timeoutMs: timeoutMs)
     }
 
-    /// After a new coordinator: get the same container again and follow its endpoint.
-    func reacquire() async {
-        var again = options
-        again.uuid = uuid
-        guard let (newUuid, newEndpoint) = try? await client.getContainer(kind: kind, options: again, restoring: true) else { return }
-        let (changed, conns) = lock.withLock { () -> (Bool, [ContainerConnection]) in
-            let changed = newEndpoint != _endpoint || newUuid != _uuid
-            _uuid = newUuid
-            _endpoint = newEndpoint
-            return (changed, connections)
+    /// The network now runs the container here: reopen connections there, tell the holder.
+    /// Loop thread.
+    func moved(uuid: ContainerUUID, endpoint: String) {
+        let handler = lock.withLock { () -> (@Sendable (ContainerUUID, String) -> Void)? in
+            _uuid = uuid
+            _endpoint = endpoint
+            return movedHandler
         }
-        if changed {
-            for connection in conns { try? await connection.reopen(uuid: newUuid, endpoint: newEndpoint) }
-        }
+        for connection in connections.values { connection.reopen(uuid: uuid, endpoint: endpoint) }
+        handler?(uuid, endpoint)
     }
 }
 
-/// A connection to one container: requests, and the events it sends to this client.
+/// A connection to one container: requests, and the events it sends to this client. It follows
+/// its reference's container when it moves.
 public final class ContainerConnection: @unchecked Sendable {
     private let client: NetworkClient
+    let reference: ContainerReference
     private let lock = Lock()
     private var _uuid: ContainerUUID
     private var handler: (@Sendable (JSONValue) -> Void)?
     private var buffered: [JSONValue] = []
     // Loop-thread state.
-    private var endpointClient: EndpointClient?
+    private(set) var endpointClient: EndpointClient?
     private var closed = false
+    var isClosed: Bool { closed }
 
-    init(client: NetworkClient, uuid: ContainerUUID) {
+    init(client: NetworkClient, reference: ContainerReference) {
         self.client = client
-        _uuid = uuid
+        self.reference = reference
+        _uuid = reference.uuid
     }
 
     public var uuid: ContainerUUID { lock.withLock { _uuid } }
@@ -122,46 +169,53 @@ public final class ContainerConnection: @unchecked Sendable {
         handler?(event)
     }
 
-    func open(endpoint: String, timeoutMs: Int64? = nil) async throws(NetworkError) {
+    /// Attaches to the endpoint's connection (opening it if needed). Loop thread.
+    func open(uuid: ContainerUUID, endpoint: String) throws(NetworkError) {
         let ref: EndpointRef
         do { ref = try EndpointRef(parsing: endpoint) } catch { throw NetworkError.invalid("container \(uuid): \(error.message)") }
         guard ref.kind != .noConnection else {
             throw NetworkError.invalid("container \(uuid) has no connection endpoint: use request through the network")
         }
-        let uuid = self.uuid
-        let direct = ref.kind == .direct
-        let _: Bool = try await client.onLoop { [self, client] done in
-            do throws(NetworkError) {
-                let endpointClient = try client.endpointClient(host: ref.host, port: ref.port, direct: direct)
-                self.endpointClient = endpointClient
-                endpointClient.attach(self, uuid: uuid)
-                done(.success(true))
-            } catch {
-                done(.failure(error))
-            }
-        }
-        if !direct {
-            // The answer is the number of containers connected; the reference's agents always
-            // answer 0, so it cannot tell a missing container apart and is not checked.
-            _ = try await send(Method.connect, .object(["uuid": .string(uuid)]), timeoutMs: timeoutMs)
-        }
+        let endpointClient = try client.endpointClient(host: ref.host, port: ref.port, direct: ref.kind == .direct)
+        lock.withLock { _uuid = uuid }
+        self.endpointClient = endpointClient
+        endpointClient.attach(self, uuid: uuid)
     }
 
-    func reopen(uuid newUuid: ContainerUUID, endpoint: String) async throws(NetworkError) {
-        let _: Bool = try await client.onLoop { [self] done in
-            endpointClient?.detach(self)
-            endpointClient = nil
-            done(.success(true))
+    /// On a routed connection, `cc`: the agent sends this client the container's events.
+    func connectRouted(timeoutMs: Int64? = nil) async throws(NetworkError) {
+        let uuid = self.uuid
+        let direct: Bool = try await client.onLoop { [self] done in
+            guard let endpointClient, !closed else { done(.failure(.closed)); return }
+            done(.success(endpointClient.direct))
         }
-        lock.withLock { _uuid = newUuid }
-        try await open(endpoint: endpoint)
+        guard !direct else { return }
+        // The answer is the number of containers connected; the reference's agents always answer
+        // 0, so it cannot tell a missing container apart and is not checked.
+        _ = try await send(Method.connect, .object(["uuid": .string(uuid)]), timeoutMs: timeoutMs)
+    }
+
+    /// The container moved: attach where it is now and connect there. Loop thread.
+    func reopen(uuid newUuid: ContainerUUID, endpoint: String) {
+        guard !closed else { return }
+        endpointClient?.detach(self)
+        endpointClient = nil
+        do {
+            try open(uuid: newUuid, endpoint: endpoint)
+        } catch {
+            client.logger.warning("connection to container \(newUuid) cannot reopen: \(error)")
+            return
+        }
+        if let endpointClient, !endpointClient.direct {
+            endpointClient.rpc.request(method: Method.connect, params: .object(["uuid": .string(newUuid)])) { _ in }
+        }
     }
 
     private func send(_ method: String, _ params: JSONValue, timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
         let payload = JSONValue.array([.string(method), params]).serialized()
-        let bytes: [UInt8] = try await client.onLoop { [self] done in
+        let bytes: [UInt8] = try await client.onLoop { [self, client] done in
             guard let endpointClient, !closed else { done(.failure(.closed)); return }
-            endpointClient.rpc.request(payload: payload, timeoutMs: timeoutMs, completion: done)
+            endpointClient.rpc.request(payload: payload, timeoutMs: timeoutMs) { done($0.mapError(client.networkError)) }
         }
         do { return try JSONValue.parse(bytes) } catch { throw NetworkError.invalid("answer is not JSON: \(error.message)") }
     }
@@ -177,18 +231,7 @@ public final class ContainerConnection: @unchecked Sendable {
     /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.
     public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil,
                         completion: @escaping @Sendable (Result<JSONValue, NetworkError>) -> Void) {
-        let uuid = self.uuid
-        let queued = client.loop.executeUnchecked { [self] in
-            guard let endpointClient, !closed else { completion(.failure(.closed)); return }
-            // Direct: [operation, data] to the container itself; routed: cs through the agent.
-            let message: JSONValue = endpointClient.direct
-                ? .array([.string(operation), data])
-                : .array([.string(Method.sendContainer), .array([.string(uuid), .string(operation), data])])
-            endpointClient.rpc.request(payload: message.serialized(), timeoutMs: timeoutMs) { result in
-                completion(decodeAnswer(result, of: operation))
-            }
-        }
-        if !queued { completion(.failure(.closed)) }
+        reference.call(connection: self, operation: operation, data: data, timeoutMs: timeoutMs, completion: completion)
     }
 
     /// Disconnects from the container; idempotent.
@@ -199,10 +242,12 @@ public final class ContainerConnection: @unchecked Sendable {
         }
         guard let direct else { return }
         if !direct { _ = try? await send(Method.disconnect, .object(["uuid": .string(uuid)]), timeoutMs: 2000) }
-        let _: Bool? = try? await client.onLoop { [self] done in
+        let _: Bool? = try? await client.onLoop { [self, client] done in
             closed = true
+            client.endCalls(of: self)
             endpointClient?.detach(self)
             endpointClient = nil
+            reference.connectionClosed(self)
             done(.success(true))
         }
     }
@@ -235,13 +280,15 @@ final class EndpointClient: RPCClientDelegate {
         rpc.close()
     }
 
-    func rpcClient(_ client: RPCClient, connectedTo serverId: String, isFirst: Bool, restarted: Bool) -> Bool {
-        guard restarted, !direct else { return false }
-        // A restarted agent endpoint forgot our connections: connect them again.
-        for (_, user) in users {
-            rpc.request(method: Method.connect, params: .object(["uuid": .string(user.uuid)])) { _ in }
+    func rpcClient(_ client: RPCClient, connectedTo serverId: String, isFirst: Bool, restarted: Bool) {
+        guard restarted else { return }
+        // A restarted endpoint forgot our connections: connect them again, then resend.
+        if !direct {
+            for (_, user) in users {
+                client.request(method: Method.connect, params: .object(["uuid": .string(user.uuid)])) { _ in }
+            }
         }
-        return false
+        client.resendPending()
     }
 
     func rpcClient(_ client: RPCClient, event payload: [UInt8]) {
@@ -256,6 +303,6 @@ final class EndpointClient: RPCClientDelegate {
     }
 
     func rpcClient(_ client: RPCClient, request method: String, params: JSONValue, reqId: [UInt8]) {
-        client.respond(reqId, .failure(RPCRemoteError("no requests are served on a container connection")))
+        client.respond(reqId, .failure(RemoteError("no requests are served on a container connection", code: .invalid)))
     }
 }

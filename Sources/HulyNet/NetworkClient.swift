@@ -34,14 +34,26 @@ public final class NetworkClient: @unchecked Sendable {
     var logger: Logger { options.logger }
 
     // Loop-thread state.
-    private var rpc: RPCClient!
+    private(set) var rpc: RPCClient!
+    /// The client's own rules above the connection: restores, references that follow their
+    /// container, claims of stateless containers.
+    let machine: NetworkClientMachine
+    var outputs: [NetworkClientOutput] = []
+    private var runningMachine = false
+    private var machineTimer: IOLoop.TimerID?
     private var agents: [AgentUUID: Agent] = [:]
     private var agentServers: [AgentUUID: AgentEndpointServer] = [:]
     private var listeners: [Int: @Sendable (NetworkEvent) -> Void] = [:]
     private var nextListener = 0
-    private var references: [ObjectIdentifier: ContainerReference] = [:]
+    private(set) var references: [ReferenceID: ContainerReference] = [:]
+    private var nextReference: ReferenceID = 0
+    /// Requests made through references, until answered.
+    var referenceCalls: [ReferenceCallID: ReferenceCall] = [:]
     /// Connections to agent endpoints and direct container endpoints, by "host:port".
     private var endpointClients: [String: EndpointClient] = [:]
+    /// Answers of requests the coordinator forwarded to this client's agents, by origin, so
+    /// that a resend runs once.
+    var recentAnswers = RecentAnswers<[UInt8]>()
     private var isClosed = false
     /// Calls waiting on the loop, to fail when the client closes.
     private var outstanding: [ObjectIdentifier: () -> Void] = [:]
@@ -55,6 +67,7 @@ public final class NetworkClient: @unchecked Sendable {
         self.host = host
         self.port = port
         self.options = options
+        machine = NetworkClientMachine(timeouts: options.timeouts)
         loop = IOLoop(name: "hulynet-client")
         loop.start()
         let error: ZMQError? = loop.sync { [self] () -> ZMQError? in
@@ -62,6 +75,10 @@ public final class NetworkClient: @unchecked Sendable {
                 rpc = try RPCClient(loop: loop, clientId: clientId, host: host, port: port, timeouts: options.timeouts,
                                     aliveTimeoutSeconds: options.aliveTimeoutSeconds, logger: options.logger)
                 rpc.delegate = self
+                machineTimer = loop.every(milliseconds: Int(options.timeouts.tickMs)) { [unowned self] in
+                    machine.tick(now: MonotonicClock.nowMs(), into: &outputs)
+                    runMachine()
+                }
                 return nil
             } catch { return error }
         } ?? ZMQError(code: 0, context: "loop stopped")
@@ -102,25 +119,30 @@ public final class NetworkClient: @unchecked Sendable {
         return try result.get()
     }
 
-    func call(_ method: String, _ params: JSONValue, timeoutMs: Int64? = nil, restoring: Bool = false) async throws(NetworkError) -> JSONValue {
+    func call(_ method: String, _ params: JSONValue, timeoutMs: Int64? = nil, restores: Bool = false) async throws(NetworkError) -> JSONValue {
         let result: Result<JSONValue, NetworkError> = await withCheckedContinuation { continuation in
-            call(method, params, timeoutMs: timeoutMs, restoring: restoring) { continuation.resume(returning: $0) }
+            call(method, params, timeoutMs: timeoutMs, restores: restores) { continuation.resume(returning: $0) }
         }
         return try result.get()
     }
 
     /// Sends a request to the coordinator; `completion` runs once, on the client's I/O thread (or
     /// on the calling thread when the client is closed).
-    func call(_ method: String, _ params: JSONValue, timeoutMs: Int64? = nil, restoring: Bool = false,
+    func call(_ method: String, _ params: JSONValue, timeoutMs: Int64? = nil, restores: Bool = false,
               completion: @escaping (Result<JSONValue, NetworkError>) -> Void) {
         let payload = JSONValue.array([.string(method), params]).serialized()
         let queued = loop.executeUnchecked { [self] in
             guard !isClosed else { completion(.failure(.closed)); return }
-            rpc.request(payload: payload, timeoutMs: timeoutMs, restoring: restoring) { result in
-                completion(decodeAnswer(result, of: method))
+            rpc.request(payload: payload, timeoutMs: timeoutMs, restores: restores) { [self] result in
+                completion(decodeAnswer(result.mapError(networkError), of: method))
             }
         }
         if !queued { completion(.failure(.closed)) }
+    }
+
+    /// A failure of a request to the coordinator as callers see it.
+    func networkError(_ failure: RPCFailure) -> NetworkError {
+        NetworkError(failure, peer: "\(host):\(port)")
     }
 
     // MARK: - Public API
@@ -170,7 +192,8 @@ public final class NetworkClient: @unchecked Sendable {
                         ContainerRecord.init(json:))
     }
 
-    /// A request to a container through the coordinator.
+    /// A request to a container through the coordinator. (A request through a reference follows
+    /// the container when it moves; this one names a uuid and does not.)
     public func request(_ target: ContainerUUID, operation: String, data: JSONValue = .null,
                         timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
         try await call(Method.sendContainer, .array([.string(target), .string(operation), data]), timeoutMs: timeoutMs)
@@ -186,20 +209,21 @@ public final class NetworkClient: @unchecked Sendable {
 
     /// Get-or-start a container; retried until an agent offering `kind` appears, for at most
     /// `timeoutMs` in all (default `options.getTimeoutMs`). The reference holds the container
-    /// until released.
+    /// until released, and follows it when it moves to another agent.
     public func get(kind: ContainerKind, options getOptions: GetOptions = GetOptions(),
                     timeoutMs: Int64? = nil) async throws(NetworkError) -> ContainerReference {
         let (uuid, endpoint) = try await getContainer(kind: kind, options: getOptions, timeoutMs: timeoutMs)
-        let reference = ContainerReference(client: self, uuid: uuid, endpoint: endpoint, kind: kind, options: getOptions)
-        let _: Bool = try await onLoop { [self] done in
-            references[ObjectIdentifier(reference)] = reference
-            done(.success(true))
+        return try await onLoop { [self] done in
+            nextReference += 1
+            let reference = ContainerReference(client: self, id: nextReference, uuid: uuid, endpoint: endpoint,
+                                               kind: kind, options: getOptions)
+            references[reference.id] = reference
+            machine.referenceAdded(reference.id, kind: kind, options: getOptions, uuid: uuid, endpoint: endpoint)
+            done(.success(reference))
         }
-        return reference
     }
 
-    func getContainer(kind: ContainerKind, options getOptions: GetOptions, timeoutMs: Int64? = nil,
-                      restoring: Bool = false) async throws(NetworkError) -> (ContainerUUID, String) {
+    func getContainer(kind: ContainerKind, options getOptions: GetOptions, timeoutMs: Int64? = nil) async throws(NetworkError) -> (ContainerUUID, String) {
         let deadline = MonotonicClock.nowMs() + (timeoutMs ?? options.getTimeoutMs)
         var delayMs: Int64 = 50
         while true {
@@ -207,20 +231,25 @@ public final class NetworkClient: @unchecked Sendable {
                 let left = deadline - MonotonicClock.nowMs()
                 guard left > 0 else { throw NetworkError.timeout("no container of kind \(kind) within \(timeoutMs ?? options.getTimeoutMs) ms") }
                 let answer = try await call(Method.getContainer, .object(["kind": .string(kind), "request": getOptions.json]),
-                                            timeoutMs: min(left, options.timeouts.requestMs), restoring: restoring)
-                guard case .array(let pair) = answer, pair.count >= 2, let uuid = pair[0].stringValue,
-                      let endpoint = pair[1].stringValue else {
-                    throw NetworkError.invalid("gg answered \(answer)")
-                }
-                return (uuid, endpoint)
+                                            timeoutMs: min(left, options.timeouts.requestMs))
+                return try Self.getAnswer(answer)
             } catch {
                 let left = deadline - MonotonicClock.nowMs()
-                guard case .remote(let message) = error, message.hasPrefix("No suitable agents"), left > 0 else { throw error }
+                guard error.code == .noAgent, left > 0 else { throw error }
                 // No agent offers the kind yet: retry when one registers, or after a growing delay.
                 await waitForAgent(offering: kind, atMostMs: Int(min(delayMs, left)))
                 delayMs = min(delayMs * 2, 1000)
             }
         }
+    }
+
+    /// `[uuid, endpoint]`, the answer to `gg`.
+    static func getAnswer(_ answer: JSONValue) throws(NetworkError) -> (ContainerUUID, String) {
+        guard case .array(let pair) = answer, pair.count >= 2, let uuid = pair[0].stringValue,
+              let endpoint = pair[1].stringValue else {
+            throw NetworkError.invalid("gg answered \(answer)")
+        }
+        return (uuid, endpoint)
     }
 
     /// Returns when an event says an agent offering `kind` registered, or after `atMostMs`.
@@ -270,7 +299,15 @@ public final class NetworkClient: @unchecked Sendable {
         let started = MonotonicClock.nowMs()
         let total = timeoutMs ?? options.timeouts.requestMs
         try await waitForConnection(timeoutMs: total)
-        try await registerNow(agent, timeoutMs: max(1, total - (MonotonicClock.nowMs() - started)))
+        let result: Result<Set<ContainerUUID>, NetworkError> = await withCheckedContinuation { continuation in
+            let queued = loop.executeUnchecked { [self] in
+                sendRegistration(agent, timeoutMs: max(1, total - (MonotonicClock.nowMs() - started)), restores: false) {
+                    continuation.resume(returning: $0)
+                }
+            }
+            if !queued { continuation.resume(returning: .failure(.closed)) }
+        }
+        _ = try result.get()
     }
 
     /// Opens the agent's endpoint on `bindHost:port` (port 0 picks one), advertised to clients as
@@ -292,7 +329,6 @@ public final class NetworkClient: @unchecked Sendable {
         try await register(agent, timeoutMs: timeoutMs)
     }
 
-    /// Unregisters an agent and stops its endpoint and containers.
     /// Unregisters an agent and stops its endpoint and containers. They stop even when the
     /// network cannot be told (the error is thrown after).
     public func unregister(_ agent: Agent, timeoutMs: Int64? = nil) async throws(NetworkError) {
@@ -304,6 +340,7 @@ public final class NetworkClient: @unchecked Sendable {
         }
         let _: Bool? = try? await onLoop { [self] done in
             agents.removeValue(forKey: agent.uuid)
+            machine.agentUnregistered(agent.uuid)
             agentServers.removeValue(forKey: agent.uuid)?.close()
             done(.success(true))
         }
@@ -311,13 +348,26 @@ public final class NetworkClient: @unchecked Sendable {
         if let failure { throw failure }
     }
 
-    private func registerNow(_ agent: Agent, timeoutMs: Int64? = nil, restoring: Bool = false) async throws(NetworkError) {
-        let answer = try await call(Method.registerAgent, agent.registration().json, timeoutMs: timeoutMs, restoring: restoring)
-        let rejected = answer.arrayValue?.compactMap(\.stringValue) ?? []
-        agent.accepted(except: rejected)
-        // A stateless container another agent owns stays here on standby, to be claimed when
-        // that agent goes; any other container the network refuses is stopped.
-        for uuid in rejected where !agent.isStateless(uuid) { await agent.terminate(uuid) }
+    /// Sends `ar` with the agent's registration as it is now. The network answers the uuids of
+    /// containers another agent owns: a stateless one stays here on standby, to be claimed when
+    /// that agent goes; any other is stopped. Loop thread.
+    private func sendRegistration(_ agent: Agent, timeoutMs: Int64? = nil, restores: Bool,
+                                  completion: @escaping (Result<Set<ContainerUUID>, NetworkError>) -> Void) {
+        let payload = JSONValue.array([.string(Method.registerAgent), agent.registration().json]).serialized()
+        rpc.request(payload: payload, timeoutMs: timeoutMs, restores: restores) { [self] result in
+            let answer = decodeAnswer(result.mapError(networkError), of: Method.registerAgent)
+            guard case .success(let value) = answer else {
+                if case .failure(let error) = answer { completion(.failure(error)) }
+                return
+            }
+            let rejected = value.arrayValue?.compactMap(\.stringValue) ?? []
+            agent.accepted(except: rejected)
+            let standby = Set(rejected.filter(agent.isStateless))
+            if agents[agent.uuid] != nil { machine.agentRegistered(agent.uuid, standby: standby) }
+            let refused = rejected.filter { !standby.contains($0) }
+            if !refused.isEmpty { Task { for uuid in refused { await agent.terminate(uuid) } } }
+            completion(.success(standby))
+        }
     }
 
     /// Releases every reference, closes connections, unregisters agents and disconnects; idempotent.
@@ -344,7 +394,10 @@ public final class NetworkClient: @unchecked Sendable {
         }
         loop.sync { [self] in
             isClosed = true
+            if let machineTimer { loop.cancel(machineTimer) }
             // References and agents point back at this client: let go of them.
+            for id in Array(references.keys) { machine.referenceReleased(id, into: &outputs) }
+            runMachine()
             references.removeAll()
             agents.removeAll()
             listeners.removeAll()
@@ -361,10 +414,145 @@ public final class NetworkClient: @unchecked Sendable {
         loop.stop()
     }
 
+    // MARK: - The machine's outputs (loop thread)
+
+    /// Carries out what the machine asked, including what that adds.
+    func runMachine() {
+        guard !runningMachine else { return }
+        runningMachine = true
+        defer { runningMachine = false }
+        var index = 0
+        while index < outputs.count {
+            let output = outputs[index]
+            index += 1
+            carryOut(output)
+        }
+        outputs.removeAll(keepingCapacity: true)
+    }
+
+    private func carryOut(_ output: NetworkClientOutput) {
+        switch output {
+        case .register(let agentId, let restores):
+            guard let agent = agents[agentId] else {
+                machine.registered(agentId, restores: restores, result: .failure(.closed), into: &outputs)
+                return
+            }
+            sendRegistration(agent, restores: restores) { [self] result in
+                machine.registered(agentId, restores: restores, result: result.mapError { .remote(RemoteError("\($0)")) },
+                                   into: &outputs)
+                runMachine()
+            }
+        case .get(let id, let kind, let getOptions, let restores, let attempt):
+            var params: [String: JSONValue] = ["kind": .string(kind), "request": getOptions.json]
+            if restores { params["restore"] = true }
+            let payload = JSONValue.array([.string(Method.getContainer), .object(params)]).serialized()
+            rpc.request(payload: payload, restores: restores) { [self] result in
+                let answer = result.flatMap { bytes -> Result<(ContainerUUID, String), RPCFailure> in
+                    guard let value = try? JSONValue.parse(bytes), let pair = try? Self.getAnswer(value) else {
+                        return .failure(.remote(RemoteError("gg answered \(String(decoding: bytes.prefix(200), as: UTF8.self))", code: .invalid)))
+                    }
+                    return .success(pair)
+                }
+                machine.gotten(id, attempt: attempt, result: answer, now: MonotonicClock.nowMs(), into: &outputs)
+                runMachine()
+            }
+        case .release(let uuid):
+            rpc.request(method: Method.releaseContainer, params: .object(["uuid": .string(uuid)])) { _ in }
+        case .resendPending:
+            rpc.resendPending()
+        case .moved(let id, let uuid, let endpoint):
+            // Requests out on its connections go again where it is now (the machine sends them
+            // next): drop those attempts first, so that closing the old endpoint does not fail them.
+            for (callId, call) in referenceCalls where call.reference.id == id && call.connection != nil {
+                call.attempt?.cancel()
+                referenceCalls[callId]?.attempt = nil
+            }
+            references[id]?.moved(uuid: uuid, endpoint: endpoint)
+        case .send(let callId, let timeoutMs):
+            sendReferenceCall(callId, timeoutMs: timeoutMs)
+        case .fail(let callId, let failure):
+            guard let call = referenceCalls.removeValue(forKey: callId) else { return }
+            call.attempt?.cancel()
+            call.completion(.failure(networkError(failure)))
+        case .wake(let delay):
+            loop.after(milliseconds: delay) { [weak self] in
+                guard let self, !isClosed else { return }
+                machine.tick(now: MonotonicClock.nowMs(), into: &outputs)
+                runMachine()
+            }
+        case .log(let level, let message):
+            logger.log(level: level.swiftLogLevel, "\(message)")
+        }
+    }
+
+    // MARK: - Requests through references (loop thread)
+
+    /// Starts a request through a reference: through the coordinator, or over `connection`.
+    func startReferenceCall(_ reference: ContainerReference, connection: ContainerConnection?, operation: String,
+                            data: JSONValue, timeoutMs: Int64?,
+                            completion: @escaping (Result<[UInt8], NetworkError>) -> Void) {
+        guard !isClosed else { completion(.failure(.closed)); return }
+        let callId = machine.startCall(reference: reference.id, timeoutMs: timeoutMs ?? options.timeouts.requestMs,
+                                       viaConnection: connection != nil, now: MonotonicClock.nowMs(), into: &outputs)
+        referenceCalls[callId] = ReferenceCall(reference: reference, connection: connection, operation: operation,
+                                               data: data, completion: completion)
+        runMachine()
+    }
+
+    private func sendReferenceCall(_ callId: ReferenceCallID, timeoutMs: Int64) {
+        guard let call = referenceCalls[callId] else { return }
+        call.attempt?.cancel()
+        let completion: RPCClient.Completion = { [self] result in
+            switch result {
+            case .success(let payload):
+                guard let call = referenceCalls.removeValue(forKey: callId) else { return }
+                machine.callSucceeded(callId)
+                call.completion(.success(payload))
+            case .failure(let failure):
+                referenceCalls[callId]?.attempt = nil
+                machine.callFailed(callId, failure, now: MonotonicClock.nowMs(), into: &outputs)
+                runMachine()
+            }
+        }
+        let uuid = call.reference.uuid
+        if let connection = call.connection {
+            guard let endpointClient = connection.endpointClient else {
+                let failure: RPCFailure = connection.isClosed
+                    ? .closed : .remote(RemoteError("container \(uuid) has no connection endpoint", code: .invalid))
+                machine.callFailed(callId, failure, now: MonotonicClock.nowMs(), into: &outputs)
+                return
+            }
+            // Direct: [operation, data] to the container itself; routed: cs through the agent.
+            let message: JSONValue = endpointClient.direct
+                ? .array([.string(call.operation), call.data])
+                : .array([.string(Method.sendContainer), .array([.string(uuid), .string(call.operation), call.data])])
+            let key = endpointClient.rpc.request(payload: message.serialized(), timeoutMs: timeoutMs, completion: completion)
+            referenceCalls[callId]?.attempt = Attempt(rpc: endpointClient.rpc, key: key)
+        } else {
+            let message: JSONValue = .array([.string(Method.sendContainer), .array([.string(uuid), .string(call.operation), call.data])])
+            let key = rpc.request(payload: message.serialized(), timeoutMs: timeoutMs, completion: completion)
+            referenceCalls[callId]?.attempt = Attempt(rpc: rpc, key: key)
+        }
+    }
+
+    /// A connection closes: its requests end.
+    func endCalls(of connection: ContainerConnection) {
+        for (callId, call) in referenceCalls where call.connection === connection {
+            referenceCalls.removeValue(forKey: callId)
+            call.attempt?.cancel()
+            machine.callCancelled(callId)
+            call.completion(.failure(.closed))
+        }
+    }
+
     // MARK: - References and connections (loop thread)
 
     func forget(_ reference: ContainerReference) {
-        loop.executeUnchecked { [self] in references.removeValue(forKey: ObjectIdentifier(reference)) }
+        loop.executeUnchecked { [self] in
+            references.removeValue(forKey: reference.id)
+            machine.referenceReleased(reference.id, into: &outputs)
+            runMachine()
+        }
     }
 
     /// The connection to an agent's or a container's endpoint, shared by its users.
@@ -392,25 +580,38 @@ public final class NetworkClient: @unchecked Sendable {
     }
 }
 
+/// A request made through a reference, kept until answered so that it can go again. Loop thread.
+struct ReferenceCall {
+    let reference: ContainerReference
+    /// Over this connection; through the coordinator when nil.
+    let connection: ContainerConnection?
+    let operation: String
+    let data: JSONValue
+    let completion: (Result<[UInt8], NetworkError>) -> Void
+    /// The attempt out now, to drop when the call goes again elsewhere.
+    var attempt: Attempt?
+
+    init(reference: ContainerReference, connection: ContainerConnection?, operation: String, data: JSONValue,
+         completion: @escaping (Result<[UInt8], NetworkError>) -> Void) {
+        self.reference = reference
+        self.connection = connection
+        self.operation = operation
+        self.data = data
+        self.completion = completion
+    }
+}
+
+/// One attempt of a reference's request on one RPC connection.
+struct Attempt {
+    let rpc: RPCClient
+    let key: RPCRequestKey
+    func cancel() { rpc.cancel(key) }
+}
+
 extension NetworkClient: RPCClientDelegate {
-    func rpcClient(_ client: RPCClient, connectedTo serverId: String, isFirst: Bool, restarted: Bool) -> Bool {
-        guard restarted else { return false }
-        let agentsNow = Array(agents.values)
-        let refs = Array(references.values)
-        guard !agentsNow.isEmpty || !refs.isEmpty else { return false }
-        logger.info("network \(serverId) does not know this client: registering agents and references again")
-        // Requests left pending wait until the new coordinator knows our agents and containers;
-        // sent before, a request for a held container would find it missing.
-        let loop = self.loop
-        nonisolated(unsafe) let rpc = client
-        Task { [self] in
-            for agent in agentsNow { try? await registerNow(agent, restoring: true) }
-            for reference in refs { await reference.reacquire() }
-            loop.executeUnchecked { rpc.resendPending() }
-        }
-        // A container whose agent does not come back must not hold everything else for long.
-        loop.after(milliseconds: Int(options.timeouts.aliveMs)) { rpc.resendPending() }
-        return true
+    func rpcClient(_ client: RPCClient, connectedTo serverId: String, isFirst: Bool, restarted: Bool) {
+        machine.connected(restarted: restarted, now: MonotonicClock.nowMs(), into: &outputs)
+        runMachine()
     }
 
     func rpcClient(_ client: RPCClient, event payload: [UInt8]) {
@@ -419,59 +620,79 @@ extension NetworkClient: RPCClientDelegate {
             return
         }
         for listener in listeners.values { listener(event) }
-        // Highly available containers: when the owner of one of ours goes, claim it again.
-        if event.containers.contains(where: { $0.event == .removed }) {
-            for agent in agents.values where agent.hasStateless {
-                let claim = event.containers.contains { $0.event == .removed && agent.isStateless($0.container.uuid) }
-                if claim { Task { [self] in try? await registerNow(agent) } }
-            }
-        }
+        machine.networkEvent(event, now: MonotonicClock.nowMs(), into: &outputs)
+        runMachine()
     }
 
     func rpcClient(_ client: RPCClient, request method: String, params: JSONValue, reqId: [UInt8]) {
         guard case .array(let items) = params, let agentId = items.first?.stringValue, let agent = agents[agentId] else {
-            client.respond(reqId, .failure(RPCRemoteError("Agent \(params[0]?.stringValue ?? "?") not found")))
+            client.respond(reqId, .failure(RemoteError("Agent \(params[0]?.stringValue ?? "?") not found", code: .agentGone)))
             return
         }
         let args = items.count > 1 ? (items[1].arrayValue ?? []) : []
-        let loop = self.loop
-        nonisolated(unsafe) let rpc = client
         if method == Method.sendContainer {
-            // The hot path: straight to the container, answered at once when it answers at once.
             guard args.count >= 2, let target = args[0].stringValue, let operation = args[1].stringValue else {
-                client.respond(reqId, .failure(RPCRemoteError("cs: params must be [target, operation, data]")))
+                client.respond(reqId, .failure(RemoteError("cs: params must be [target, operation, data]", code: .invalid)))
                 return
             }
-            agent.request(target, operation: operation, data: args.count > 2 ? args[2] : .null, client: nil) { result in
-                let answer: Result<[UInt8], RPCRemoteError> = result.map { $0.serialized() }.mapError { RPCRemoteError("\($0)") }
-                if loop.inLoop { rpc.respond(reqId, answer) } else { loop.executeUnchecked { rpc.respond(reqId, answer) } }
-            }
+            forwardedRequest(agent: agent, target: target, operation: operation, data: args.count > 2 ? args[2] : .null,
+                             origin: RequestOrigin(json: items.count > 2 ? items[2] : nil), reqId: reqId)
             return
         }
+        let loop = self.loop
+        nonisolated(unsafe) let rpc = client
         Task {
-            let result: Result<[UInt8], RPCRemoteError>
+            let result: Result<[UInt8], RemoteError>
             do {
                 let value: JSONValue
                 switch method {
                 case Method.getContainer:
-                    guard let kind = args.first?.stringValue else { throw ContainerError("gg: kind missing") }
+                    guard let kind = args.first?.stringValue else { throw RemoteError("gg: kind missing", code: .invalid) }
                     let options = try GetOptions(json: args.count > 1 ? args[1] : .null)
                     let (uuid, endpoint) = try await agent.get(kind: kind, options: options)
                     value = .array([.string(uuid), .string(endpoint)])
                 case Method.listContainers:
                     value = .array(agent.list(kind: args.first?.stringValue).map(\.json))
                 case Method.terminate:
-                    guard let uuid = args.first?.stringValue else { throw ContainerError("ct: uuid missing") }
+                    guard let uuid = args.first?.stringValue else { throw RemoteError("ct: uuid missing", code: .invalid) }
                     await agent.terminate(uuid)
                     value = ""
                 default:
-                    throw ContainerError("Unknown method \(method)")
+                    throw RemoteError("Unknown method \(method)", code: .invalid)
                 }
                 result = .success(value.serialized())
             } catch {
-                result = .failure(RPCRemoteError("\(error)"))
+                result = .failure(RemoteError(error))
             }
             loop.executeUnchecked { rpc.respond(reqId, result) }
+        }
+    }
+
+    /// `cs` from the coordinator for one of this client's agents: straight to the container,
+    /// answered at once when it answers at once. A request the coordinator says it forwarded
+    /// before (a client resent it to a new coordinator) runs once: a resend joins the first run,
+    /// or gets its answer again.
+    private func forwardedRequest(agent: Agent, target: ContainerUUID, operation: String, data: JSONValue,
+                                  origin: RequestOrigin?, reqId: [UInt8]) {
+        if let origin {
+            switch recentAnswers.admit(origin, waiter: reqId, now: MonotonicClock.nowMs()) {
+            case .run: break
+            case .joined: return
+            case .answered(let result):
+                rpc.respond(reqId, result)
+                return
+            }
+        }
+        let loop = self.loop
+        agent.request(target, operation: operation, data: data, client: nil) { [weak self] result in
+            let answer: Result<[UInt8], RemoteError> = result.map { $0.serialized() }.mapError { RemoteError($0) }
+            let respond = { [weak self] in
+                guard let self else { return }
+                rpc.respond(reqId, answer)
+                guard let origin else { return }
+                for waiter in recentAnswers.finish(origin, answer, now: MonotonicClock.nowMs()) { rpc.respond(waiter, answer) }
+            }
+            if loop.inLoop { respond() } else { loop.executeUnchecked(respond) }
         }
     }
 }

@@ -116,7 +116,7 @@ final class CoordinatorShell: RPCServerDelegate {
     init(loop: IOLoop, configuration: NetworkServer.Configuration, context: ZMQContext) throws {
         self.loop = loop
         logger = configuration.logger
-        coordinator = Coordinator(timeouts: configuration.timeouts)
+        coordinator = Coordinator(timeouts: configuration.timeouts, startedAt: MonotonicClock.nowMs())
         rpc = try RPCServer(loop: loop, host: configuration.host, port: configuration.port,
                             timeouts: configuration.timeouts, logger: configuration.logger, context: context)
         rpc.inFlightLimit = configuration.inFlightLimit
@@ -148,11 +148,12 @@ final class CoordinatorShell: RPCServerDelegate {
             rpc.reply(token, value)
         case .replyRaw(let token, let payload):
             rpc.replyRaw(token, payload)
-        case .fail(let token, let message):
-            rpc.fail(token, message)
+        case .fail(let token, let error):
+            rpc.fail(token, error)
         case .call(let client, let id, let payload):
             if !rpc.call(client, id: id, payload: payload) {
-                coordinator.callFailed(id, message: "client \(client) is not connected", now: MonotonicClock.nowMs(), into: &directives)
+                coordinator.callFailed(id, RemoteError("client \(client) is not connected", code: .agentGone),
+                                       now: MonotonicClock.nowMs(), into: &directives)
             }
         case .broadcast(let event):
             rpc.broadcast(payload: event.json.serialized())
@@ -181,17 +182,17 @@ final class CoordinatorShell: RPCServerDelegate {
             // pass the bytes on (the agent checks the rest).
             guard let first = JSONScanner.firstArrayElement(request.payload, in: request.paramsRange),
                   let target = JSONScanner.stringValue(request.payload, in: first) else {
-                rpc.fail(request.token, "cs: params must be [target, operation, data]")
+                rpc.fail(request.token, RemoteError("cs: params must be [target, operation, data]", code: .invalid))
                 return
             }
             coordinator.forward(client: request.client, token: request.token, target: target, rawParams: request.rawParams,
-                                now: now, into: &directives)
+                                origin: request.requestId.frameText, now: now, into: &directives)
         } else {
             let params: JSONValue
             do {
                 params = try request.params()
             } catch {
-                rpc.fail(request.token, "invalid params: \(error.message)")
+                rpc.fail(request.token, RemoteError("invalid params: \(error.message)", code: .invalid))
                 return
             }
             coordinator.handle(client: request.client, token: request.token, method: request.method,
@@ -200,13 +201,13 @@ final class CoordinatorShell: RPCServerDelegate {
         run()
     }
 
-    func rpcServer(_ server: RPCServer, callAnswered id: CallID, result: Result<[UInt8], RPCRemoteError>) {
+    func rpcServer(_ server: RPCServer, callAnswered id: CallID, result: Result<[UInt8], RemoteError>) {
         let now = MonotonicClock.nowMs()
         switch result {
         case .success(let payload):
             coordinator.callSucceeded(id, payload: payload, now: now, into: &directives)
         case .failure(let error):
-            coordinator.callFailed(id, message: error.message, now: now, into: &directives)
+            coordinator.callFailed(id, error, now: now, into: &directives)
         }
         run()
     }
@@ -230,8 +231,9 @@ extension LogLevel {
 public enum NetworkError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The address could not be bound (in use, not local, malformed).
     case bindFailed(String)
-    /// The other side answered the request with an error.
-    case remote(String)
+    /// The other side answered the request with an error: a container's own, or the network's
+    /// (with its code).
+    case remote(RemoteError)
     /// No answer within the time allowed.
     case timeout(String)
     /// The object was closed before or while the call ran.
@@ -242,10 +244,29 @@ public enum NetworkError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .bindFailed(let text): "cannot bind \(text)"
-        case .remote(let text): text
+        case .remote(let error): error.message
         case .timeout(let text): "timed out: \(text)"
         case .closed: "closed"
         case .invalid(let text): text
+        }
+    }
+
+    /// The network's own failure this is, if it is one.
+    public var code: NetworkErrorCode? {
+        switch self {
+        case .remote(let error): error.code
+        case .timeout: .timeout
+        case .invalid: .invalid
+        case .bindFailed, .closed: nil
+        }
+    }
+
+    /// A request's failure on a connection to `peer` ("host:port").
+    init(_ failure: RPCFailure, peer: String) {
+        switch failure {
+        case .remote(let error): self = .remote(error)
+        case .timeout(let text): self = .timeout("\(text) from \(peer)")
+        case .closed: self = .closed
         }
     }
 }

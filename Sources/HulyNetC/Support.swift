@@ -30,21 +30,15 @@ struct CFailure: Error {
     init(_ error: NetworkError) {
         switch error {
         case .bindFailed(let text): self.init(status: HULYNET_EBIND, message: "cannot bind \(text)")
-        case .remote(let text):
-            self.init(status: CFailure.isNetworkNotFound(text) ? HULYNET_ENOTFOUND : HULYNET_EREMOTE, message: text)
+        case .remote(let error):
+            // The network's own "not found" (by its code, or the reference's text), as opposed to
+            // a container's error that happens to say so.
+            let notFound = error.code == .containerNotFound || error.code == .noAgent
+            self.init(status: notFound ? HULYNET_ENOTFOUND : HULYNET_EREMOTE, message: error.message)
         case .timeout(let text): self.init(status: HULYNET_ETIMEOUT, message: "timed out: \(text)")
         case .closed: self = .closed
         case .invalid(let text): self.init(status: HULYNET_EINVAL, message: text)
         }
-    }
-
-    /// The coordinator's own answers for a missing container or kind, as opposed to a
-    /// container's error that happens to say "not found".
-    static func isNetworkNotFound(_ text: String) -> Bool {
-        if text.hasPrefix("No suitable agents found for container ") { return true }
-        guard text.hasPrefix("Container "), text.hasSuffix(" not found") else { return false }
-        let name = text.dropFirst("Container ".count).dropLast(" not found".count)
-        return !name.isEmpty && !name.contains(" ")
     }
 
     init(_ error: any Error) {

@@ -11,7 +11,7 @@ public enum CoordinatorDirective: Sendable, Equatable {
     /// Answer a client's request with JSON text passed through as it came.
     case replyRaw(RequestToken, [UInt8])
     /// Answer a client's request with responseError.
-    case fail(RequestToken, String)
+    case fail(RequestToken, RemoteError)
     /// Send a request (`payload` is the JSON text `[method, params]`) to a client; its answer
     /// comes back through `callSucceeded` or `callFailed` with the same id.
     case call(to: ClientUUID, id: CallID, payload: [UInt8])
@@ -67,6 +67,21 @@ public final class Coordinator {
         var waiters: [Waiter]
     }
 
+    /// A request held while the coordinator settles after its start (see `isSettling`).
+    struct ParkedGet {
+        let client: ClientUUID
+        let token: RequestToken
+        let kind: ContainerKind
+        let options: GetOptions
+    }
+
+    struct ParkedForward {
+        let client: ClientUUID
+        let token: RequestToken
+        let rawParams: [UInt8]
+        let origin: String?
+    }
+
     enum CallPurpose {
         case forward(RequestToken)
         case start(Int)
@@ -95,10 +110,23 @@ public final class Coordinator {
     private var queuedAgentOrder: [AgentUUID] = []
     private var queuedContainerEvents: [ContainerUUID: NetworkEvent.ContainerChange] = [:]
     private var queuedContainerOrder: [ContainerUUID] = []
+    /// Until then the coordinator is settling: it has just started, and the agents and clients
+    /// of an earlier run come back. Meanwhile a restoring get of a container nobody registered
+    /// yet, and a request for one, wait for its agent instead of starting a second copy or
+    /// failing.
+    private let settleUntil: Int64
+    private var parkedGets: [ContainerUUID: [ParkedGet]] = [:]
+    private var parkedForwards: [ContainerUUID: [ParkedForward]] = [:]
 
-    public init(timeouts: Timeouts = .reference) {
+    /// `startedAt`: the time of the coordinator's start, from which it settles for an alive
+    /// timeout and a ping interval (agents of an earlier run reconnect within that); nil: no
+    /// settling (a coordinator nobody used before, as in tests).
+    public init(timeouts: Timeouts = .reference, startedAt: Int64? = nil) {
         self.timeouts = timeouts
+        settleUntil = startedAt.map { $0 + timeouts.aliveMs + timeouts.pingIntervalMs } ?? .min
     }
+
+    func isSettling(now: Int64) -> Bool { now < settleUntil }
 
     // MARK: - Read-only views
 
@@ -147,12 +175,14 @@ public final class Coordinator {
         }
         // Requests a gone client was answering can never be answered.
         for (id, call) in calls where call.client == client {
-            failCall(id, message: "client \(client) is gone", now: now, into: &out)
+            failCall(id, RemoteError("client \(client) is gone", code: .agentGone), now: now, into: &out)
         }
-        // Its place in starts under way is given up.
+        // Its place in starts under way, and what it parked, is given up.
         for (id, start) in starts {
             starts[id]?.waiters = start.waiters.filter { $0.client != client }
         }
+        for (uuid, parked) in parkedGets { parkedGets[uuid] = parked.filter { $0.client != client } }
+        for (uuid, parked) in parkedForwards { parkedForwards[uuid] = parked.filter { $0.client != client } }
     }
 
     /// A client pinged: it and the agents it registered are alive.
@@ -173,12 +203,16 @@ public final class Coordinator {
                 let registration = try AgentRegistration(json: params)
                 let terminate = register(registration, owner: client, now: now, into: &out)
                 out.append(.reply(token, .array(terminate.map { .string($0) })))
+                // What waited for its containers goes now, after the agent has its answer.
+                for uuid in agents[registration.uuid]?.containers ?? [] where parkedGets[uuid] != nil || parkedForwards[uuid] != nil {
+                    unpark(uuid, now: now, into: &out)
+                }
             } catch {
-                out.append(.fail(token, error.message))
+                out.append(.fail(token, RemoteError(error.message, code: .invalid)))
             }
         case Method.unregisterAgent:
             guard let uuid = params.member("uuid")?.stringValue else {
-                out.append(.fail(token, "au: 'uuid' must be a string"))
+                out.append(.fail(token, RemoteError("au: 'uuid' must be a string", code: .invalid)))
                 return
             }
             if agents[uuid] != nil {
@@ -195,18 +229,22 @@ public final class Coordinator {
             out.append(.reply(token, .array(containerList(kind: kind).map(\.json))))
         case Method.getContainer:
             guard let kind = params.member("kind")?.stringValue else {
-                out.append(.fail(token, "gg: 'kind' must be a string"))
+                out.append(.fail(token, RemoteError("gg: 'kind' must be a string", code: .invalid)))
                 return
             }
             do {
                 let options = try GetOptions(json: params.member("request") ?? .null)
-                getOrStart(client: client, token: token, kind: kind, options: options, now: now, into: &out)
+                // hulynet's clients mark the gets that restore a reference after a coordinator
+                // restart (a TypeScript coordinator ignores the field).
+                let restores = params.member("restore")?.boolValue == true
+                getOrStart(client: client, token: token, kind: kind, options: options, restores: restores,
+                           now: now, into: &out)
             } catch {
-                out.append(.fail(token, error.message))
+                out.append(.fail(token, RemoteError(error.message, code: .invalid)))
             }
         case Method.releaseContainer:
             guard let uuid = params.member("uuid")?.stringValue else {
-                out.append(.fail(token, "cr: 'uuid' must be a string"))
+                out.append(.fail(token, RemoteError("cr: 'uuid' must be a string", code: .invalid)))
                 return
             }
             release(client: client, uuid: uuid, now: now)
@@ -214,30 +252,45 @@ public final class Coordinator {
         case Method.sendContainer:
             // Reached only when the shell did not take the raw path; same rules.
             guard case .array(let items) = params, items.count >= 2, let target = items[0].stringValue else {
-                out.append(.fail(token, "cs: params must be [target, operation, data]"))
+                out.append(.fail(token, RemoteError("cs: params must be [target, operation, data]", code: .invalid)))
                 return
             }
-            forward(client: client, token: token, target: target, rawParams: params.serialized(), now: now, into: &out)
+            forward(client: client, token: token, target: target, rawParams: params.serialized(), origin: nil,
+                    now: now, into: &out)
         default:
-            out.append(.fail(token, "Unknown method \(method)"))
+            out.append(.fail(token, RemoteError("Unknown method \(method)", code: .invalid)))
         }
     }
 
     /// `cs`: a request for a container, passed to its agent without decoding `rawParams`
-    /// (the JSON text `[target, operation, data]` as the client sent it).
+    /// (the JSON text `[target, operation, data]` as the client sent it). `origin` (the client's
+    /// own request id) goes with it, so that the agent runs a resend of it only once.
     public func forward(client: ClientUUID, token: RequestToken, target: ContainerUUID, rawParams: [UInt8],
-                        now: Int64, into out: inout [CoordinatorDirective]) {
+                        origin: String?, now: Int64, into out: inout [CoordinatorDirective]) {
         guard let container = containers[target], let agent = agents[container.record.agentId] else {
-            out.append(.fail(token, "Container \(target) not found"))
+            if isSettling(now: now) {
+                // Just started: the agent of a container its clients know may not be back yet.
+                parkedForwards[target, default: []].append(ParkedForward(client: client, token: token,
+                                                                         rawParams: rawParams, origin: origin))
+                return
+            }
+            out.append(.fail(token, RemoteError("Container \(target) not found", code: .containerNotFound)))
             return
         }
-        // ["cs", ["<agentId>", <rawParams>]]
+        // ["cs", ["<agentId>", <rawParams>, {"client": "<client>", "request": "<origin>"}]]
         var payload: [UInt8] = []
-        payload.reserveCapacity(rawParams.count + agent.id.utf8.count + 16)
+        payload.reserveCapacity(rawParams.count + agent.id.utf8.count + client.utf8.count + (origin?.utf8.count ?? 0) + 48)
         payload.append(contentsOf: #"["cs",["#.utf8)
         JSONValue.string(agent.id).write(to: &payload)
         payload.append(UInt8(ascii: ","))
         payload.append(contentsOf: rawParams)
+        if let origin {
+            payload.append(contentsOf: #",{"client":"#.utf8)
+            JSONValue.string(client).write(to: &payload)
+            payload.append(contentsOf: #","request":"#.utf8)
+            JSONValue.string(origin).write(to: &payload)
+            payload.append(UInt8(ascii: "}"))
+        }
         payload.append(contentsOf: "]]".utf8)
         let id = newCall(.forward(token), to: agent.owner, agentId: agent.id, now: now)
         out.append(.call(to: agent.owner, id: id, payload: payload))
@@ -258,21 +311,25 @@ public final class Coordinator {
         }
     }
 
-    public func callFailed(_ id: CallID, message: String, now: Int64, into out: inout [CoordinatorDirective]) {
-        failCall(id, message: message, now: now, into: &out)
+    /// A call failed: the agent's error (relayed to a forwarded request's caller as it is, code
+    /// included), or the coordinator's own (timeout, agent gone).
+    public func callFailed(_ id: CallID, _ error: RemoteError, now: Int64, into out: inout [CoordinatorDirective]) {
+        failCall(id, error, now: now, into: &out)
     }
 
-    private func failCall(_ id: CallID, message: String, now: Int64, into out: inout [CoordinatorDirective]) {
+    private func failCall(_ id: CallID, _ error: RemoteError, now: Int64, into out: inout [CoordinatorDirective]) {
         guard let call = calls.removeValue(forKey: id) else { return }
         switch call.purpose {
         case .forward(let token):
-            out.append(.fail(token, message))
+            out.append(.fail(token, error))
         case .start(let startId):
             guard let start = starts.removeValue(forKey: startId) else { return }
-            let text = "Failed to get endpoint for container \(start.kind): \(message)"
-            for waiter in start.waiters { out.append(.fail(waiter.token, text)) }
+            // The reference's wording; the code stays the agent's (a start that failed in the
+            // container's factory is the container's business).
+            let failure = RemoteError("Failed to get endpoint for container \(start.kind): \(error.message)", code: error.code)
+            for waiter in start.waiters { out.append(.fail(waiter.token, failure)) }
         case .terminate(let uuid):
-            out.append(.log(.warning, "terminate of container \(uuid) on agent \(call.agentId) failed: \(message)"))
+            out.append(.log(.warning, "terminate of container \(uuid) on agent \(call.agentId) failed: \(error.message)"))
         }
     }
 
@@ -298,8 +355,9 @@ public final class Coordinator {
                 terminate(uuid, now: now, into: &out)
             }
         }
+        if !isSettling(now: now), !parkedGets.isEmpty || !parkedForwards.isEmpty { unpark(now: now, into: &out) }
         for (id, call) in calls where call.deadline <= now {
-            failCall(id, message: "timed out after \(timeouts.requestMs) ms waiting for agent \(call.agentId)", now: now, into: &out)
+            failCall(id, RemoteError("timed out after \(timeouts.requestMs) ms waiting for agent \(call.agentId)", code: .timeout), now: now, into: &out)
         }
         flushEvents(into: &out)
     }
@@ -357,6 +415,7 @@ public final class Coordinator {
         }
         agents[registration.uuid] = agent
         clients[owner, default: ClientState()].agents.insert(registration.uuid)
+
         queueAgent(NetworkEvent.AgentChange(id: registration.uuid, kinds: registration.kinds,
                                             event: previous == nil ? .added : .updated))
         out.append(.log(.info, "agent \(registration.uuid) registered by client \(owner): kinds \(registration.kinds), \(agent.containers.count) containers"))
@@ -377,14 +436,31 @@ public final class Coordinator {
         queueAgent(NetworkEvent.AgentChange(id: id, kinds: agent.kinds, event: .removed))
         // Starts and requests under way on it can no longer finish.
         for (callId, call) in calls where call.agentId == id {
-            failCall(callId, message: "agent \(id) is gone", now: now, into: &out)
+            failCall(callId, RemoteError("agent \(id) is gone", code: .agentGone), now: now, into: &out)
         }
+    }
+
+    /// Answers what waited for this container (it registered, or the coordinator has settled).
+    private func unpark(_ uuid: ContainerUUID, now: Int64, into out: inout [CoordinatorDirective]) {
+        for get in parkedGets.removeValue(forKey: uuid) ?? [] where clients[get.client] != nil {
+            getOrStart(client: get.client, token: get.token, kind: get.kind, options: get.options, now: now, into: &out)
+        }
+        for forward in parkedForwards.removeValue(forKey: uuid) ?? [] where clients[forward.client] != nil {
+            self.forward(client: forward.client, token: forward.token, target: uuid, rawParams: forward.rawParams,
+                         origin: forward.origin, now: now, into: &out)
+        }
+    }
+
+    private func unpark(now: Int64, into out: inout [CoordinatorDirective]) {
+        let uuids = Set(parkedGets.keys).union(parkedForwards.keys).sorted()
+        out.append(.log(.info, "settled: \(uuids.count) containers asked for by restoring clients were not registered again"))
+        for uuid in uuids { unpark(uuid, now: now, into: &out) }
     }
 
     // MARK: - Containers
 
     private func getOrStart(client: ClientUUID, token: RequestToken, kind: ContainerKind, options: GetOptions,
-                            now: Int64, into out: inout [CoordinatorDirective]) {
+                            restores: Bool = false, now: Int64, into out: inout [CoordinatorDirective]) {
         let waiter = Waiter(client: client, token: token)
         if let uuid = options.uuid {
             if containers[uuid] != nil {
@@ -396,6 +472,11 @@ public final class Coordinator {
                 starts[startId]?.waiters.append(waiter)
                 return
             }
+            if restores, isSettling(now: now) {
+                // It most likely still runs on an agent that has not registered again yet.
+                parkedGets[uuid, default: []].append(ParkedGet(client: client, token: token, kind: kind, options: options))
+                return
+            }
         } else if let startId = starts.first(where: {
             $0.value.kind == kind && $0.value.options.uuid == nil && options.labelsMatch($0.value.options.labels)
         })?.key {
@@ -404,7 +485,7 @@ public final class Coordinator {
         }
         let suitable = agentOrder.filter { agents[$0]?.kinds.contains(kind) == true }
         guard !suitable.isEmpty else {
-            out.append(.fail(token, "No suitable agents found for container \(kind)"))
+            out.append(.fail(token, RemoteError("No suitable agents found for container \(kind)", code: .noAgent)))
             return
         }
         let turn = roundRobin[kind, default: 0] &+ 1
@@ -422,12 +503,12 @@ public final class Coordinator {
         guard let start = starts.removeValue(forKey: startId) else { return }
         guard let value = try? JSONValue.parse(payload), case .array(let pair) = value, pair.count >= 2,
               let uuid = pair[0].stringValue, let endpoint = pair[1].stringValue else {
-            let text = "Failed to get endpoint for container \(start.kind): agent \(start.agentId) answered \(String(decoding: payload.prefix(200), as: UTF8.self))"
-            for waiter in start.waiters { out.append(.fail(waiter.token, text)) }
+            let failure = RemoteError("Failed to get endpoint for container \(start.kind): agent \(start.agentId) answered \(String(decoding: payload.prefix(200), as: UTF8.self))", code: .invalid)
+            for waiter in start.waiters { out.append(.fail(waiter.token, failure)) }
             return
         }
         guard agents[start.agentId] != nil else {
-            for waiter in start.waiters { out.append(.fail(waiter.token, "agent \(start.agentId) is gone")) }
+            for waiter in start.waiters { out.append(.fail(waiter.token, RemoteError("agent \(start.agentId) is gone", code: .agentGone))) }
             return
         }
         if let existing = containers[uuid] {

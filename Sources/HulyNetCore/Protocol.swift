@@ -57,16 +57,3 @@ extension Array where Element == UInt8 {
     @inlinable
     public var frameText: String { String(decoding: self, as: UTF8.self) }
 }
-
-/// A response error's payload: `{"message": text, "stack": text}`.
-public func errorPayload(_ message: String, stack: String = "") -> [UInt8] {
-    JSONValue.object(["message": .string(message), "stack": .string(stack)]).serialized()
-}
-
-/// The message of a response error's payload (the payload itself when it is not the usual shape).
-public func errorMessage(fromPayload payload: [UInt8]) -> String {
-    if let value = try? JSONValue.parse(payload), let message = value.member("message")?.stringValue {
-        return message
-    }
-    return String(decoding: payload, as: UTF8.self)
-}

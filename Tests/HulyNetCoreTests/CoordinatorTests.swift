@@ -77,7 +77,8 @@ private final class CoordHarness {
     func forward(_ client: ClientUUID, target: ContainerUUID, raw: [UInt8]) -> RequestToken {
         let token = nextToken
         nextToken += 1
-        coordinator.forward(client: client, token: token, target: target, rawParams: raw, now: now, into: &directives)
+        coordinator.forward(client: client, token: token, target: target, rawParams: raw, origin: nil, now: now,
+                            into: &directives)
         return token
     }
 
@@ -127,7 +128,7 @@ private final class CoordHarness {
     }
 
     func failure(_ token: RequestToken) -> String? {
-        for case .fail(let t, let message) in directives where t == token { return message }
+        for case .fail(let t, let error) in directives where t == token { return error.message }
         return nil
     }
 
@@ -154,7 +155,7 @@ private final class CoordHarness {
 
     func fail(_ call: CoordSentCall, _ message: String) {
         answered.insert(call.id)
-        coordinator.callFailed(call.id, message: message, now: now, into: &directives)
+        coordinator.callFailed(call.id, RemoteError(message), now: now, into: &directives)
     }
 
     /// Answers the agent's `gg` call with `[uuid, endpoint]`.
@@ -888,14 +889,14 @@ final class CoordinatorTests: XCTestCase {
         h.register("A1", by: "o1", kinds: ["k"], containers: [coordRecord("u1")])
         let token = h.forward("c", target: "u1", raw: Array(coordText: #"["u1","op",1]"#))
         h.fail(try XCTUnwrap(h.calls("cs").first), "operation op failed")
-        XCTAssertEqual(h.answers(token), [.fail(token, "operation op failed")])
+        XCTAssertEqual(h.answers(token), [.fail(token, RemoteError("operation op failed"))])
     }
 
     func testForwardToUnknownContainerFails() {
         let h = CoordHarness()
         h.register("A1", by: "o1", kinds: ["k"], containers: [coordRecord("u1")])
         let token = h.forward("c", target: "nope", raw: Array(coordText: #"["nope","op",1]"#))
-        XCTAssertEqual(h.answers(token), [.fail(token, "Container nope not found")])
+        XCTAssertEqual(h.answers(token), [.fail(token, RemoteError("Container nope not found", code: .containerNotFound))])
         XCTAssertEqual(h.calls.count, 0)
         XCTAssertEqual(h.coordinator.pendingCallCount, 0)
     }
@@ -1109,7 +1110,7 @@ final class CoordinatorTests: XCTestCase {
         h.register("A1", by: "o1", kinds: ["k"])
         for params: JSONValue in [[:], ["request": [:]], ["kind": nil], ["kind": 5], "k", nil] {
             let token = h.request("c", Method.getContainer, params)
-            XCTAssertEqual(h.answers(token), [.fail(token, "gg: 'kind' must be a string")], "params \(params)")
+            XCTAssertEqual(h.answers(token), [.fail(token, RemoteError("gg: 'kind' must be a string", code: .invalid))], "params \(params)")
         }
         XCTAssertEqual(h.calls.count, 0)
         XCTAssertEqual(h.coordinator.pendingCallCount, 0)
@@ -1166,7 +1167,7 @@ final class CoordinatorTests: XCTestCase {
         h.register("A1", by: "o1", kinds: ["k"])
         for params: JSONValue in [[:], ["uuid": nil], ["uuid": 1], nil] {
             let token = h.request("o1", Method.unregisterAgent, params)
-            XCTAssertEqual(h.answers(token), [.fail(token, "au: 'uuid' must be a string")], "params \(params)")
+            XCTAssertEqual(h.answers(token), [.fail(token, RemoteError("au: 'uuid' must be a string", code: .invalid))], "params \(params)")
         }
         XCTAssertEqual(h.coordinator.agentCount, 1)
     }
@@ -1177,7 +1178,7 @@ final class CoordinatorTests: XCTestCase {
         h.get("c", uuid: "u1")
         for params: JSONValue in [[:], ["uuid": nil], ["uuid": ["u1"]], "u1"] {
             let token = h.request("c", Method.releaseContainer, params)
-            XCTAssertEqual(h.answers(token), [.fail(token, "cr: 'uuid' must be a string")], "params \(params)")
+            XCTAssertEqual(h.answers(token), [.fail(token, RemoteError("cr: 'uuid' must be a string", code: .invalid))], "params \(params)")
         }
         XCTAssertEqual(h.coordinator.references(of: "u1"), ["c": 1])
     }
@@ -1197,7 +1198,7 @@ final class CoordinatorTests: XCTestCase {
         let h = CoordHarness()
         for method in ["zz", "", "GG", Method.terminate, Method.containerUpdate] {
             let token = h.request("c", method, [:])
-            XCTAssertEqual(h.answers(token), [.fail(token, "Unknown method \(method)")])
+            XCTAssertEqual(h.answers(token), [.fail(token, RemoteError("Unknown method \(method)", code: .invalid))])
         }
         XCTAssertEqual(h.calls.count, 0)
     }
@@ -1206,7 +1207,7 @@ final class CoordinatorTests: XCTestCase {
         let h = CoordHarness()
         var out: [CoordinatorDirective] = []
         h.coordinator.callSucceeded(424242, payload: Array(coordText: "1"), now: h.now, into: &out)
-        h.coordinator.callFailed(424243, message: "x", now: h.now, into: &out)
+        h.coordinator.callFailed(424243, RemoteError("x"), now: h.now, into: &out)
         XCTAssertEqual(out, [])
     }
 }

@@ -129,8 +129,11 @@ final class RawProtocolTests: IntegrationTestCase {
                     XCTFail("expected a request from the server, got \(message)", line: line)
                     throw NetworkError.invalid("unexpected message")
                 }
-                XCTAssertTrue(message[1].hasPrefix(peer.clientId + "-"), "reqId \(message[1]) is not clientId-counter", line: line)
-                XCTAssertNotNil(Int(message[1].dropFirst(peer.clientId.count + 1)), "reqId \(message[1])", line: line)
+                // "<clientId>-<run>-<counter>": the run part keeps ids unique across coordinator runs.
+                XCTAssertTrue(message[1].hasPrefix(peer.clientId + "-"), "reqId \(message[1]) does not start with the client id", line: line)
+                let parts = message[1].dropFirst(peer.clientId.count + 1).split(separator: "-")
+                XCTAssertEqual(parts.count, 2, "reqId \(message[1]) is not clientId-run-counter", line: line)
+                XCTAssertNotNil(parts.last.flatMap { Int($0) }, "reqId \(message[1])", line: line)
                 return (message[1], try JSONValue.parse(message[2]))
             }
             XCTFail("no request from the server", line: line)
@@ -155,7 +158,13 @@ final class RawProtocolTests: IntegrationTestCase {
         // cs: ["cs", [agentId, [target, operation, data]]] -> the answer, passed through.
         let requestTask = Task { try await client.request(containerId, operation: "op", data: ["k": 1]) }
         let cs = try await nextCall()
-        XCTAssertEqual(cs.payload, ["cs", [.string(agentId), [.string(containerId), "op", ["k": 1]]]])
+        // The params are the reference's two, then the request's origin (a TypeScript agent reads
+        // only the first two): the caller's client id and its own request id, for exactly-once.
+        XCTAssertEqual(cs.payload[0], "cs")
+        XCTAssertEqual(cs.payload[1]?[0], .string(agentId))
+        XCTAssertEqual(cs.payload[1]?[1], [.string(containerId), "op", ["k": 1]])
+        XCTAssertEqual(cs.payload[1]?[2]?["client"], .string(client.clientId))
+        XCTAssertEqual(cs.payload[1]?[2]?["request"]?.stringValue?.hasPrefix(client.clientId + "-"), true)
         // Only the client a call went to may answer it: another client's answer with its id is ignored.
         // The impostor's pong, sent after its answer on the same connection, shows the answer was read.
         let impostor = try makeRawPeer(port: server.port)
@@ -174,7 +183,7 @@ final class RawProtocolTests: IntegrationTestCase {
                 _ = try await client.request(containerId, operation: "op2")
                 return nil
             } catch {
-                if case .remote(let message)? = error as? NetworkError { return message }
+                if case .remote(let remote)? = error as? NetworkError { return remote.message }
                 return "\(error)"
             }
         }
@@ -202,7 +211,7 @@ final class RawProtocolTests: IntegrationTestCase {
                 _ = try await client.request(containerId, operation: "never answered")
                 return nil
             } catch {
-                if case .remote(let message)? = error as? NetworkError { return message }
+                if case .remote(let remote)? = error as? NetworkError { return remote.message }
                 return "\(error)"
             }
         }

@@ -50,11 +50,11 @@ func remoteErrorMessage<T>(file: StaticString = #filePath, line: UInt = #line,
         XCTFail("expected NetworkError.remote, got the answer \(value)", file: file, line: line)
         return nil
     } catch let error as NetworkError {
-        guard case .remote(let message) = error else {
+        guard case .remote(let remote) = error else {
             XCTFail("expected NetworkError.remote, got \(error)", file: file, line: line)
             return nil
         }
-        return message
+        return remote.message
     } catch {
         XCTFail("expected NetworkError.remote, got \(error)", file: file, line: line)
         return nil

@@ -3,23 +3,6 @@ import HulyNetCore
 import HulyNetZMQ
 import Logging
 
-/// A request a client sent to an `RPCServer`, handed to its delegate on the loop thread.
-struct IncomingRequest {
-    let client: ClientUUID
-    let token: RequestToken
-    let method: String
-    /// The whole `[method, params]` JSON text and where `params` lies in it.
-    let payload: [UInt8]
-    let paramsRange: Range<Int>
-
-    var rawParams: [UInt8] { Array(payload[paramsRange]) }
-
-    func params() throws(JSONError) -> JSONValue {
-        if paramsRange.isEmpty { return .null }
-        return try JSONValue.parse(payload[paramsRange])
-    }
-}
-
 /// What an `RPCServer` tells its owner, on the loop thread.
 protocol RPCServerDelegate: AnyObject {
     /// A client id said hello for the first time.
@@ -30,77 +13,42 @@ protocol RPCServerDelegate: AnyObject {
     /// Answer it with `reply`, `replyRaw` or `fail` and its token, now or later.
     func rpcServer(_ server: RPCServer, request: IncomingRequest)
     /// The answer to a request the server sent with `call`.
-    func rpcServer(_ server: RPCServer, callAnswered id: CallID, result: Result<[UInt8], RPCRemoteError>)
+    func rpcServer(_ server: RPCServer, callAnswered id: CallID, result: Result<[UInt8], RemoteError>)
 }
 
-/// An error answered by the other side of an RPC connection (responseError), or a local failure
-/// standing for one (timeout, peer gone).
-public struct RPCRemoteError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
-/// The server side of the back-RPC protocol on a ROUTER socket: hello / ping / pong / askHello /
-/// retry / close, per-client alive timeouts, the in-flight limit, duplicate request ids,
-/// requests from the server to a client, and events.
+/// The server side of the back-RPC protocol on a ROUTER socket: the I/O shell of an
+/// `RPCServerMachine`, which holds every rule; this reads and writes the socket, runs the
+/// machine's timer and carries out what it asks.
 ///
 /// Lives on one `IOLoop`; every method must be called on that loop's thread.
 final class RPCServer {
     let loop: IOLoop
-    let serverId: String
     let logger: Logger
-    let timeouts: Timeouts
-    var inFlightLimit = defaultInFlightLimit
     var maxMessageBytes = defaultMaxMessageBytes
     weak var delegate: RPCServerDelegate?
 
+    let machine: RPCServerMachine
     private let socket: ZMQSocket
     private(set) var port: Int = 0
-
-    final class Peer {
-        let clientId: ClientUUID
-        var identity: [UInt8]
-        var lastSeen: Int64
-        var aliveMs: Int64
-        var inFlight: Set<FrameKey> = []
-        /// "<clientId>-", the start of the ids of the calls made to this client.
-        private(set) lazy var callIdPrefix: [UInt8] = Array("\(clientId)-".utf8)
-        init(clientId: ClientUUID, identity: [UInt8], lastSeen: Int64, aliveMs: Int64) {
-            self.clientId = clientId
-            self.identity = identity
-            self.lastSeen = lastSeen
-            self.aliveMs = aliveMs
-        }
-    }
-
-    private var peersByIdentity: [FrameKey: Peer] = [:]
-    private var peersByClient: [ClientUUID: Peer] = [:]
-    private var pending: [RequestToken: (peer: Peer, reqId: [UInt8], deadline: Int64)] = [:]
-    private var nextToken: RequestToken = 1
-    /// Calls this server made, by request id, with the peer that alone may answer them.
-    private var calls: [FrameKey: (peer: Peer, id: CallID)] = [:]
-    private var callCounter = 0
     private var tickTimer: IOLoop.TimerID?
+    /// The machine's outputs, reused from message to message.
+    private var outputs: [RPCServerOutput] = []
+    private var running = false
 
-    struct Stats: Sendable {
-        var requests = 0
-        var responses = 0
-        var hellos = 0
-        var pings = 0
-        var malformed = 0
+    var serverId: String { machine.serverId }
+    var stats: RPCServerMachine.Stats { machine.stats }
+    var clientCount: Int { machine.clientCount }
+    var inFlightLimit: Int {
+        get { machine.inFlightLimit }
+        set { machine.inFlightLimit = newValue }
     }
-    private(set) var stats = Stats()
-
-    var clientCount: Int { peersByClient.count }
 
     /// Binds `tcp://host:port` (port 0 picks a free one). Must run on the loop thread.
     init(loop: IOLoop, host: String, port: Int, timeouts: Timeouts, logger: Logger,
          context: ZMQContext = .shared) throws(ZMQError) {
         self.loop = loop
-        self.timeouts = timeouts
         self.logger = logger
-        self.serverId = makeUUID()
+        machine = RPCServerMachine(timeouts: timeouts)
         socket = try ZMQSocket(context: context, type: .router)
         try socket.setOption(ZMQ_ROUTER_MANDATORY, 1)
         try socket.setOption(ZMQ_TCP_KEEPALIVE, 1)
@@ -115,7 +63,10 @@ final class RPCServer {
         }
         self.port = try socket.boundPort()
         loop.register(socket) { [unowned self] in self.readAll() }
-        tickTimer = loop.every(milliseconds: Int(timeouts.tickMs)) { [unowned self] in self.checkAlive() }
+        tickTimer = loop.every(milliseconds: Int(timeouts.tickMs)) { [unowned self] in
+            machine.tick(now: MonotonicClock.nowMs(), into: &outputs)
+            run()
+        }
     }
 
     func close() {
@@ -123,73 +74,51 @@ final class RPCServer {
         tickTimer = nil
         loop.unregister(socket)
         socket.close()
-        // Requests the server made can no longer be answered.
-        let open = calls
-        calls.removeAll()
-        for (_, (_, id)) in open { delegate?.rpcServer(self, callAnswered: id, result: .failure(RPCRemoteError("server closed"))) }
+        machine.close(into: &outputs)
+        run()
     }
 
     var isClosed: Bool { socket.handle == nil }
 
-    // MARK: sending
-
-    private func send(_ frames: [[UInt8]]) {
-        guard socket.handle != nil else { return }
-        do {
-            if try !socket.send(frames) {
-                logger.warning("send queue full for a client: message dropped")
-            }
-        } catch let error {
-            if !error.isHostUnreachable { logger.warning("send failed: \(error)") }
-        }
-    }
+    // MARK: - What the owner sends
 
     /// Answers a request with JSON text.
     func replyRaw(_ token: RequestToken, _ payload: [UInt8]) {
-        guard let (peer, reqId, _) = pending.removeValue(forKey: token) else { return }
-        peer.inFlight.remove(FrameKey(reqId))
-        stats.responses += 1
-        send([peer.identity, RPCOp.response.frame, reqId, payload])
+        machine.reply(token, payload, into: &outputs)
+        run()
     }
 
     func reply(_ token: RequestToken, _ value: JSONValue) { replyRaw(token, value.serialized()) }
 
-    func fail(_ token: RequestToken, _ message: String) {
-        guard let (peer, reqId, _) = pending.removeValue(forKey: token) else { return }
-        peer.inFlight.remove(FrameKey(reqId))
-        send([peer.identity, RPCOp.responseError.frame, reqId, errorPayload(message)])
+    func fail(_ token: RequestToken, _ error: RemoteError) {
+        machine.fail(token, error, into: &outputs)
+        run()
     }
 
     /// Sends a request (`payload` = `[method, params]` JSON text) to a client. Returns false
     /// when the client is not connected; otherwise the answer comes to the delegate.
     @discardableResult
     func call(_ client: ClientUUID, id: CallID, payload: [UInt8]) -> Bool {
-        guard let peer = peersByClient[client] else { return false }
-        callCounter += 1
-        // The reference's shape, "<clientId>-<counter>".
-        var reqId = peer.callIdPrefix
-        reqId.append(contentsOf: String(callCounter).utf8)
-        calls[FrameKey(reqId)] = (peer, id)
-        send([peer.identity, RPCOp.request.frame, reqId, payload])
-        return true
+        let sent = machine.call(client, id: id, payload: payload, into: &outputs)
+        run()
+        return sent
     }
 
     /// Sends an event to one client.
     func event(_ client: ClientUUID, payload: [UInt8]) {
-        guard let peer = peersByClient[client] else { return }
-        send([peer.identity, RPCOp.event.frame, [], payload])
+        machine.event(client, payload: payload, into: &outputs)
+        run()
     }
 
     /// Sends an event to every connected client.
     func broadcast(payload: [UInt8]) {
-        for peer in peersByClient.values {
-            send([peer.identity, RPCOp.event.frame, [], payload])
-        }
+        machine.broadcast(payload: payload, into: &outputs)
+        run()
     }
 
-    func isConnected(_ client: ClientUUID) -> Bool { peersByClient[client] != nil }
+    func isConnected(_ client: ClientUUID) -> Bool { machine.isConnected(client) }
 
-    // MARK: receiving
+    // MARK: - The socket
 
     private func readAll() {
         // A bounded batch keeps timers and other sockets of the loop served under load.
@@ -204,165 +133,63 @@ final class RPCServer {
             guard let received else { return }
             switch received {
             case .message(let frames):
-                handle(frames)
+                guard frames.count >= 1 else { continue }
+                let identity = frames[0]
+                switch ClientMessage.decode(frames[1...]) {
+                case .success(let message):
+                    machine.receive(identity: identity, message, now: MonotonicClock.nowMs(), into: &outputs)
+                case .failure(let malformed):
+                    logger.debug("malformed message: \(malformed.detail)")
+                    machine.malformed(identity: identity, malformed, into: &outputs)
+                }
             case .oversize(let head, let total):
-                stats.malformed += 1
                 logger.warning("message of \(total) bytes exceeds the limit of \(maxMessageBytes): dropped")
-                if head.count >= 3, RPCOp(frame: head[1]) == .request {
-                    send([head[0], RPCOp.responseError.frame, head[2],
-                          errorPayload("message of \(total) bytes exceeds the limit of \(maxMessageBytes) bytes")])
-                }
+                guard head.count >= 1 else { continue }
+                let reqId = head.count >= 3 && RPCOp(frame: head[1]) == .request ? head[2] : nil
+                machine.oversize(identity: head[0], reqId: reqId, bytes: total, limit: maxMessageBytes, into: &outputs)
             }
+            run()
         }
     }
 
-    private func handle(_ frames: [[UInt8]]) {
-        guard frames.count >= 2, let op = RPCOp(frame: frames[1]) else {
-            stats.malformed += 1
-            logger.warning("malformed message (\(frames.count) frames, op \(frames.count > 1 ? frames[1].frameText.debugDescription : "missing")): dropped")
-            return
-        }
-        let identity = frames[0]
-        let now = MonotonicClock.nowMs()
-        let peer = peersByIdentity[FrameKey(identity)]
-        peer?.lastSeen = now
-        switch op {
-        case .hello:
-            guard frames.count >= 3, !frames[2].isEmpty else {
-                stats.malformed += 1
-                logger.warning("hello without a client id: dropped")
-                return
-            }
-            hello(identity: identity, clientId: frames[2].frameText, payload: frames.count > 3 ? frames[3] : [], now: now)
-        case .ping:
-            stats.pings += 1
-            send([identity, RPCOp.pong.frame, Array(serverId.utf8), []])
-            if let peer {
-                delegate?.rpcServer(self, ping: peer.clientId)
-            } else {
-                send([identity, RPCOp.askHello.frame, Array(serverId.utf8), []])
-            }
-        case .close:
-            if let peer { drop(peer, timedOut: false) }
-        case .request:
-            stats.requests += 1
-            guard frames.count >= 4 else {
-                stats.malformed += 1
-                if frames.count == 3 {
-                    send([identity, RPCOp.responseError.frame, frames[2], errorPayload("request without a payload")])
-                } else {
-                    logger.warning("request without a request id: dropped")
-                }
-                return
-            }
-            request(peer: peer, identity: identity, reqId: frames[2], payload: frames[3], now: now)
-        case .response, .responseError:
-            let key = FrameKey(frames.count >= 3 ? frames[2] : [])
-            guard frames.count >= 4, let call = calls.removeValue(forKey: key) else { return }
-            guard call.peer === peer else {
-                calls[key] = call // not the client the call went to: ignored
-                return
-            }
-            let id = call.id
-            stats.responses += 1
-            let result: Result<[UInt8], RPCRemoteError> = op == .response
-                ? .success(frames[3]) : .failure(RPCRemoteError(errorMessage(fromPayload: frames[3])))
-            delegate?.rpcServer(self, callAnswered: id, result: result)
-        case .event:
-            break // The reference server ignores client events too.
-        case .pong, .retry, .askHello:
-            stats.malformed += 1
-            logger.debug("server-side op \(op) from a client: ignored")
-        }
-    }
-
-    private func hello(identity: [UInt8], clientId: ClientUUID, payload: [UInt8], now: Int64) {
-        stats.hellos += 1
-        var aliveMs = timeouts.aliveMs
-        if let value = try? JSONValue.parse(payload), let seconds = value.member("aliveTimeout")?.doubleValue,
-           seconds.isFinite, seconds > 0 {
-            aliveMs = Int64(min(seconds, 86_400) * 1000)
-        }
-        let isNew: Bool
-        if let existing = peersByClient[clientId] {
-            // The same client on a new connection: move it, keeping its requests in flight.
-            if existing.identity != identity {
-                peersByIdentity.removeValue(forKey: FrameKey(existing.identity))
-                existing.identity = identity
-            }
-            existing.aliveMs = aliveMs
-            existing.lastSeen = now
-            peersByIdentity[FrameKey(identity)] = existing
-            isNew = false
-        } else {
-            if let stale = peersByIdentity[FrameKey(identity)] {
-                // One socket saying hello with another client id: the old id is gone.
-                drop(stale, timedOut: false)
-            }
-            let peer = Peer(clientId: clientId, identity: identity, lastSeen: now, aliveMs: aliveMs)
-            peersByIdentity[FrameKey(identity)] = peer
-            peersByClient[clientId] = peer
-            isNew = true
-        }
-        send([identity, RPCOp.hello.frame, Array(serverId.utf8), []])
-        if isNew { delegate?.rpcServer(self, clientConnected: clientId) }
-    }
-
-    private func request(peer: Peer?, identity: [UInt8], reqId: [UInt8], payload: [UInt8], now: Int64) {
-        guard let peer else {
-            // Requests are possible only after hello.
-            send([identity, RPCOp.retry.frame, reqId, Array("1".utf8)])
-            return
-        }
-        // One hash for the common case: inserted unless it is still being answered (never run twice).
-        let requestKey = FrameKey(reqId)
-        guard peer.inFlight.insert(requestKey).inserted else { return }
-        if peer.inFlight.count > inFlightLimit {
-            peer.inFlight.remove(requestKey)
-            send([identity, RPCOp.retry.frame, reqId, Array(String(peer.inFlight.count).utf8)])
-            return
-        }
-        let elements: [Range<Int>]
+    private func send(_ frames: [[UInt8]]) {
+        guard socket.handle != nil else { return }
         do {
-            elements = try JSONScanner.topLevelArrayElements(payload)
-        } catch {
-            peer.inFlight.remove(requestKey)
-            stats.malformed += 1
-            send([identity, RPCOp.responseError.frame, reqId, errorPayload("request payload is not valid JSON: \(error.message)")])
-            return
+            if try !socket.send(frames) {
+                logger.warning("send queue full for a client: message dropped")
+            }
+        } catch let error {
+            if !error.isHostUnreachable { logger.warning("send failed: \(error)") }
         }
-        guard elements.count >= 1, let method = JSONScanner.stringValue(payload, in: elements[0]) else {
-            peer.inFlight.remove(requestKey)
-            stats.malformed += 1
-            send([identity, RPCOp.responseError.frame, reqId, errorPayload("request payload must be [method, params]")])
-            return
-        }
-        let paramsRange = elements.count >= 2 ? elements[1] : payload.endIndex..<payload.endIndex
-        let token = nextToken
-        nextToken &+= 1
-        pending[token] = (peer, reqId, now + timeouts.requestMs)
-        delegate?.rpcServer(self, request: IncomingRequest(client: peer.clientId, token: token, method: method,
-                                                          payload: payload, paramsRange: paramsRange))
     }
 
-    private func drop(_ peer: Peer, timedOut: Bool) {
-        peersByIdentity.removeValue(forKey: FrameKey(peer.identity))
-        guard peersByClient[peer.clientId] === peer else { return }
-        peersByClient.removeValue(forKey: peer.clientId)
-        if timedOut {
-            logger.info("client \(peer.clientId) silent for more than \(peer.aliveMs) ms: dropped")
+    /// Carries out the machine's outputs, including those its owner's reactions add (the owner
+    /// calls back in while this runs: those calls only append, and this loop takes them).
+    private func run() {
+        guard !running else { return }
+        running = true
+        defer { running = false }
+        var index = 0
+        while index < outputs.count {
+            let output = outputs[index]
+            index += 1
+            switch output {
+            case .send(let frames):
+                send(frames)
+            case .clientConnected(let client):
+                delegate?.rpcServer(self, clientConnected: client)
+            case .clientGone(let client, let timedOut):
+                delegate?.rpcServer(self, clientGone: client, timedOut: timedOut)
+            case .ping(let client):
+                delegate?.rpcServer(self, ping: client)
+            case .request(let request):
+                delegate?.rpcServer(self, request: request)
+            case .callAnswered(let id, let result):
+                delegate?.rpcServer(self, callAnswered: id, result: result)
+            case .log(let level, let message):
+                logger.log(level: level.swiftLogLevel, "\(message)")
+            }
         }
-        delegate?.rpcServer(self, clientGone: peer.clientId, timedOut: timedOut)
-    }
-
-    private func checkAlive() {
-        let now = MonotonicClock.nowMs()
-        for peer in peersByClient.values where now - peer.lastSeen > peer.aliveMs {
-            drop(peer, timedOut: true)
-        }
-        // A handler that never answers must not hold a place of the in-flight limit forever.
-        for (token, entry) in pending where entry.deadline <= now {
-            fail(token, "timed out after \(timeouts.requestMs) ms without an answer")
-        }
+        outputs.removeAll(keepingCapacity: true)
     }
 }

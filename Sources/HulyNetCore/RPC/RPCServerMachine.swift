@@ -1,0 +1,335 @@
+/// A frame's bytes as a dictionary key (routing identities, request ids). `[UInt8]` hashes byte
+/// by byte; this hashes the whole buffer at once, which matters on the coordinator's hot path,
+/// where each forwarded request looks up several such keys.
+public struct FrameKey: Hashable, Sendable {
+    public let bytes: [UInt8]
+
+    @inlinable
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    @inlinable
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
+    @inlinable
+    public static func == (lhs: FrameKey, rhs: FrameKey) -> Bool { lhs.bytes == rhs.bytes }
+}
+
+/// A request a client sent, handed to the server's owner.
+public struct IncomingRequest: Sendable {
+    public let client: ClientUUID
+    public let token: RequestToken
+    /// The client's own id for it (unique for that client, kept when it resends).
+    public let requestId: [UInt8]
+    public let method: String
+    /// The whole `[method, params]` JSON text and where `params` lies in it.
+    public let payload: [UInt8]
+    public let paramsRange: Range<Int>
+
+    public init(client: ClientUUID, token: RequestToken, requestId: [UInt8], method: String, payload: [UInt8],
+                paramsRange: Range<Int>) {
+        self.client = client
+        self.token = token
+        self.requestId = requestId
+        self.method = method
+        self.payload = payload
+        self.paramsRange = paramsRange
+    }
+
+    public var rawParams: [UInt8] { Array(payload[paramsRange]) }
+
+    public func params() throws(JSONError) -> JSONValue {
+        if paramsRange.isEmpty { return .null }
+        return try JSONValue.parse(payload[paramsRange])
+    }
+}
+
+/// What an `RPCServerMachine` asks its shell to do, and tells its owner.
+public enum RPCServerOutput: Sendable {
+    /// Send these frames; the first is the peer's routing identity.
+    case send([[UInt8]])
+    /// A client id said hello for the first time.
+    case clientConnected(ClientUUID)
+    /// A client closed (`timedOut` false) or stayed silent past its alive timeout.
+    case clientGone(ClientUUID, timedOut: Bool)
+    case ping(ClientUUID)
+    /// Answer it with `reply` or `fail` and its token, now or later.
+    case request(IncomingRequest)
+    /// The answer to a request the server sent with `call`.
+    case callAnswered(CallID, Result<[UInt8], RemoteError>)
+    case log(LogLevel, String)
+}
+
+/// The server side of the back-RPC protocol, for every client of one ROUTER socket, without I/O
+/// or clocks: hello / ping / pong / askHello / retry / close, per-client alive timeouts, the
+/// in-flight limit, duplicate request ids, request deadlines, and the server's own calls to
+/// clients, whose ids are unique across server runs.
+///
+/// Not thread-safe: one thread (the socket's I/O loop) owns it.
+public final class RPCServerMachine {
+    public let serverId: String
+    public let timeouts: Timeouts
+    public var inFlightLimit: Int
+
+    final class Peer {
+        let clientId: ClientUUID
+        var identity: [UInt8]
+        var lastSeen: Int64
+        var aliveMs: Int64
+        var inFlight: Set<FrameKey> = []
+        /// "<clientId>-<run>-", the start of the ids of the calls made to this client.
+        let callIdPrefix: [UInt8]
+
+        init(clientId: ClientUUID, identity: [UInt8], lastSeen: Int64, aliveMs: Int64, run: String) {
+            self.clientId = clientId
+            self.identity = identity
+            self.lastSeen = lastSeen
+            self.aliveMs = aliveMs
+            callIdPrefix = Array("\(clientId)-\(run)-".utf8)
+        }
+    }
+
+    struct Pending {
+        let peer: Peer
+        let reqId: [UInt8]
+        let deadline: Int64
+    }
+
+    private var peersByIdentity: [FrameKey: Peer] = [:]
+    private var peersByClient: [ClientUUID: Peer] = [:]
+    private var pending: [RequestToken: Pending] = [:]
+    private var nextToken: RequestToken = 1
+    /// Calls this server made, by request id, with the peer that alone may answer them.
+    private var calls: [FrameKey: (peer: Peer, id: CallID)] = [:]
+    private var callCounter = 0
+    /// Part of every call id: a late answer to a call of an earlier run of this server (same
+    /// client, same counter) can never be taken for the answer to one of this run.
+    private let run: String
+    private let serverIdFrame: [UInt8]
+
+    public struct Stats: Sendable, Equatable {
+        public var requests = 0
+        public var responses = 0
+        public var hellos = 0
+        public var pings = 0
+        public var malformed = 0
+    }
+    public private(set) var stats = Stats()
+
+    public init(serverId: String = makeUUID(), timeouts: Timeouts, inFlightLimit: Int = defaultInFlightLimit) {
+        self.serverId = serverId
+        self.timeouts = timeouts
+        self.inFlightLimit = inFlightLimit
+        serverIdFrame = Array(serverId.utf8)
+        run = String(serverId.filter(\.isHexDigit).prefix(12))
+    }
+
+    public var clientCount: Int { peersByClient.count }
+    public var pendingCount: Int { pending.count }
+    public func isConnected(_ client: ClientUUID) -> Bool { peersByClient[client] != nil }
+
+    // MARK: - What a client sent
+
+    /// A message from the peer with this routing identity.
+    public func receive(identity: [UInt8], _ message: ClientMessage, now: Int64, into out: inout [RPCServerOutput]) {
+        let peer = peersByIdentity[FrameKey(identity)]
+        peer?.lastSeen = now
+        switch message {
+        case .hello(let clientId, let aliveTimeoutMs):
+            hello(identity: identity, clientId: clientId, aliveMs: aliveTimeoutMs ?? timeouts.aliveMs, now: now, into: &out)
+        case .ping:
+            stats.pings += 1
+            out.append(.send([identity, RPCOp.pong.frame, serverIdFrame, []]))
+            if let peer {
+                out.append(.ping(peer.clientId))
+            } else {
+                out.append(.send([identity, RPCOp.askHello.frame, serverIdFrame, []]))
+            }
+        case .close:
+            if let peer { drop(peer, timedOut: false, into: &out) }
+        case .request(let reqId, let payload):
+            stats.requests += 1
+            request(peer: peer, identity: identity, reqId: reqId, payload: payload, now: now, into: &out)
+        case .response(let reqId, let payload):
+            answer(from: peer, reqId: reqId, .success(payload), into: &out)
+        case .responseError(let reqId, let payload):
+            answer(from: peer, reqId: reqId, .failure(RemoteError(payload: payload)), into: &out)
+        case .event:
+            break // The reference server ignores client events too.
+        }
+    }
+
+    /// A message that is not one of the protocol's: counted, and a request whose id could be read
+    /// is answered with an error so that its sender does not wait.
+    public func malformed(identity: [UInt8], _ error: MalformedMessage, into out: inout [RPCServerOutput]) {
+        stats.malformed += 1
+        if let reqId = error.reqId {
+            out.append(.send([identity, RPCOp.responseError.frame, reqId,
+                              RemoteError(error.detail, code: .invalid).payload]))
+        }
+    }
+
+    /// A message over the size limit, refused before it was read whole.
+    public func oversize(identity: [UInt8], reqId: [UInt8]?, bytes: Int, limit: Int, into out: inout [RPCServerOutput]) {
+        stats.malformed += 1
+        if let reqId {
+            out.append(.send([identity, RPCOp.responseError.frame, reqId,
+                              RemoteError("message of \(bytes) bytes exceeds the limit of \(limit) bytes", code: .limit).payload]))
+        }
+    }
+
+    private func hello(identity: [UInt8], clientId: ClientUUID, aliveMs: Int64, now: Int64, into out: inout [RPCServerOutput]) {
+        stats.hellos += 1
+        let isNew: Bool
+        if let existing = peersByClient[clientId] {
+            // The same client on a new connection: move it, keeping its requests in flight.
+            if existing.identity != identity {
+                peersByIdentity.removeValue(forKey: FrameKey(existing.identity))
+                existing.identity = identity
+            }
+            existing.aliveMs = aliveMs
+            existing.lastSeen = now
+            peersByIdentity[FrameKey(identity)] = existing
+            isNew = false
+        } else {
+            if let stale = peersByIdentity[FrameKey(identity)] {
+                // One socket saying hello with another client id: the old id is gone.
+                drop(stale, timedOut: false, into: &out)
+            }
+            let peer = Peer(clientId: clientId, identity: identity, lastSeen: now, aliveMs: aliveMs, run: run)
+            peersByIdentity[FrameKey(identity)] = peer
+            peersByClient[clientId] = peer
+            isNew = true
+        }
+        out.append(.send([identity, RPCOp.hello.frame, serverIdFrame, []]))
+        if isNew { out.append(.clientConnected(clientId)) }
+    }
+
+    private func request(peer: Peer?, identity: [UInt8], reqId: [UInt8], payload: [UInt8], now: Int64,
+                         into out: inout [RPCServerOutput]) {
+        guard let peer else {
+            // Requests are possible only after hello.
+            out.append(.send([identity, RPCOp.retry.frame, reqId, Self.one]))
+            return
+        }
+        // One hash for the common case: inserted unless it is still being answered (never run twice).
+        let requestKey = FrameKey(reqId)
+        guard peer.inFlight.insert(requestKey).inserted else { return }
+        if peer.inFlight.count > inFlightLimit {
+            peer.inFlight.remove(requestKey)
+            out.append(.send([identity, RPCOp.retry.frame, reqId, Array(String(peer.inFlight.count).utf8)]))
+            return
+        }
+        let elements: [Range<Int>]
+        do {
+            elements = try JSONScanner.topLevelArrayElements(payload)
+        } catch {
+            peer.inFlight.remove(requestKey)
+            stats.malformed += 1
+            out.append(.send([identity, RPCOp.responseError.frame, reqId,
+                              RemoteError("request payload is not valid JSON: \(error.message)", code: .invalid).payload]))
+            return
+        }
+        guard elements.count >= 1, let method = JSONScanner.stringValue(payload, in: elements[0]) else {
+            peer.inFlight.remove(requestKey)
+            stats.malformed += 1
+            out.append(.send([identity, RPCOp.responseError.frame, reqId,
+                              RemoteError("request payload must be [method, params]", code: .invalid).payload]))
+            return
+        }
+        let paramsRange = elements.count >= 2 ? elements[1] : payload.endIndex..<payload.endIndex
+        let token = nextToken
+        nextToken &+= 1
+        pending[token] = Pending(peer: peer, reqId: reqId, deadline: now + timeouts.requestMs)
+        out.append(.request(IncomingRequest(client: peer.clientId, token: token, requestId: reqId, method: method,
+                                            payload: payload, paramsRange: paramsRange)))
+    }
+
+    private static let one: [UInt8] = Array("1".utf8)
+
+    private func answer(from peer: Peer?, reqId: [UInt8], _ result: Result<[UInt8], RemoteError>,
+                        into out: inout [RPCServerOutput]) {
+        let key = FrameKey(reqId)
+        // Only the client a call went to may answer it; anyone else's answer is ignored.
+        guard let call = calls[key], call.peer === peer else { return }
+        calls.removeValue(forKey: key)
+        stats.responses += 1
+        out.append(.callAnswered(call.id, result))
+    }
+
+    // MARK: - What the owner sends
+
+    /// Answers a request with JSON text.
+    public func reply(_ token: RequestToken, _ payload: [UInt8], into out: inout [RPCServerOutput]) {
+        guard let entry = pending.removeValue(forKey: token) else { return }
+        entry.peer.inFlight.remove(FrameKey(entry.reqId))
+        stats.responses += 1
+        out.append(.send([entry.peer.identity, RPCOp.response.frame, entry.reqId, payload]))
+    }
+
+    /// Answers a request with responseError.
+    public func fail(_ token: RequestToken, _ error: RemoteError, into out: inout [RPCServerOutput]) {
+        guard let entry = pending.removeValue(forKey: token) else { return }
+        entry.peer.inFlight.remove(FrameKey(entry.reqId))
+        out.append(.send([entry.peer.identity, RPCOp.responseError.frame, entry.reqId, error.payload]))
+    }
+
+    /// Sends a request (`payload` = `[method, params]` JSON text) to a client. Returns false when
+    /// the client is not connected; otherwise its answer comes as `callAnswered` with this id.
+    @discardableResult
+    public func call(_ client: ClientUUID, id: CallID, payload: [UInt8], into out: inout [RPCServerOutput]) -> Bool {
+        guard let peer = peersByClient[client] else { return false }
+        callCounter += 1
+        var reqId = peer.callIdPrefix
+        reqId.append(contentsOf: String(callCounter).utf8)
+        calls[FrameKey(reqId)] = (peer, id)
+        out.append(.send([peer.identity, RPCOp.request.frame, reqId, payload]))
+        return true
+    }
+
+    /// Sends an event to one client.
+    public func event(_ client: ClientUUID, payload: [UInt8], into out: inout [RPCServerOutput]) {
+        guard let peer = peersByClient[client] else { return }
+        out.append(.send([peer.identity, RPCOp.event.frame, [], payload]))
+    }
+
+    /// Sends an event to every connected client.
+    public func broadcast(payload: [UInt8], into out: inout [RPCServerOutput]) {
+        for peer in peersByClient.values {
+            out.append(.send([peer.identity, RPCOp.event.frame, [], payload]))
+        }
+    }
+
+    // MARK: - Time and the end
+
+    /// Drops clients silent past their alive timeout and fails requests past their deadline (a
+    /// handler that never answers must not hold a place of the in-flight limit forever).
+    public func tick(now: Int64, into out: inout [RPCServerOutput]) {
+        for peer in Array(peersByClient.values) where now - peer.lastSeen > peer.aliveMs {
+            drop(peer, timedOut: true, into: &out)
+        }
+        for (token, entry) in pending where entry.deadline <= now {
+            fail(token, RemoteError("timed out after \(timeouts.requestMs) ms without an answer", code: .timeout), into: &out)
+        }
+    }
+
+    /// The socket is closing: calls made can no longer be answered.
+    public func close(into out: inout [RPCServerOutput]) {
+        let open = calls
+        calls.removeAll()
+        for (_, call) in open {
+            out.append(.callAnswered(call.id, .failure(RemoteError("server closed", code: .agentGone))))
+        }
+    }
+
+    private func drop(_ peer: Peer, timedOut: Bool, into out: inout [RPCServerOutput]) {
+        peersByIdentity.removeValue(forKey: FrameKey(peer.identity))
+        guard peersByClient[peer.clientId] === peer else { return }
+        peersByClient.removeValue(forKey: peer.clientId)
+        if timedOut {
+            out.append(.log(.info, "client \(peer.clientId) silent for more than \(peer.aliveMs) ms: dropped"))
+        }
+        out.append(.clientGone(peer.clientId, timedOut: timedOut))
+    }
+}
