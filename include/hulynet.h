@@ -208,11 +208,20 @@ HULYNET_API void hulynet_client_destroy(hulynet_client *client);
  * Container references and connections
  * ============================================================================================ */
 
-/** The container's uuid / endpoint reference (JSON text), as they are now (after a coordinator
- *  restart the reference may hold a container again under another endpoint). Owned by the
- *  reference: every string returned stays valid until the reference is destroyed. */
+/** The container's uuid / endpoint reference (JSON text), as they are now. A reference follows
+ *  its container: when the container's agent dies or leaves, or after a coordinator restart, the
+ *  library gets it again on a live agent (the same uuid for a uuid get; the same kind, labels
+ *  and extra otherwise), so both may change. Requests made meanwhile wait and go again, each
+ *  within its own timeout; connections reopen where the container went, keeping their event
+ *  handlers. Owned by the reference: every string returned stays valid until the reference is
+ *  destroyed. */
 HULYNET_API const char *hulynet_reference_uuid(hulynet_reference *reference);
 HULYNET_API const char *hulynet_reference_endpoint(hulynet_reference *reference);
+/** Tells `fn(user, uuid, endpoint)` when the container moved (NULL: stop), on a library
+ *  thread; the strings are valid until it returns. Once this returns, the previous function is
+ *  not called again. */
+typedef void (*hulynet_moved_fn)(void *user, const char *uuid, const char *endpoint);
+HULYNET_API int hulynet_reference_set_moved_handler(hulynet_reference *reference, hulynet_moved_fn fn, void *user);
 /** A request through the coordinator. */
 HULYNET_API int hulynet_reference_request(hulynet_reference *reference, const char *operation,
                                           const char *data_json, int64_t timeout_ms, char **json_out);

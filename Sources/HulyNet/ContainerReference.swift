@@ -18,8 +18,8 @@ public final class ContainerReference: @unchecked Sendable {
     private var _endpoint: String
     private var released = false
     private var movedHandler: (@Sendable (ContainerUUID, String) -> Void)?
-    // Loop-thread state.
-    private var connections: [ObjectIdentifier: ContainerConnection] = [:]
+    // Loop-thread state. Weak: a connection its holder dropped is not kept alive by this.
+    private var connections: [ObjectIdentifier: WeakConnection] = [:]
 
     init(client: NetworkClient, id: ReferenceID, uuid: ContainerUUID, endpoint: String, kind: ContainerKind,
          options: GetOptions) {
@@ -37,9 +37,11 @@ public final class ContainerReference: @unchecked Sendable {
     public var endpoint: String { lock.withLock { _endpoint } }
 
     /// Sets the function told when the container moved (its new uuid and endpoint), on the
-    /// client's I/O thread: keep it short. Replaces the previous one.
+    /// client's I/O thread: keep it short. Once this returns, the previous one is not called again.
     public func onMoved(_ handler: @escaping @Sendable (_ uuid: ContainerUUID, _ endpoint: String) -> Void) {
-        lock.withLock { movedHandler = handler }
+        // Moves are told on the loop thread: swapping there means none is mid-delivery.
+        let swap = { [self] in lock.withLock { movedHandler = handler } }
+        if client.loop.sync(swap) == nil { swap() }
     }
 
     /// A request through the coordinator.
@@ -73,7 +75,7 @@ public final class ContainerReference: @unchecked Sendable {
         let _: Bool = try await client.onLoop { [self] done in
             do throws(NetworkError) {
                 try connection.open(uuid: uuid, endpoint: endpoint)
-                connections[ObjectIdentifier(connection)] = connection
+                connections[ObjectIdentifier(connection)] = WeakConnection(connection)
                 done(.success(true))
             } catch {
                 done(.failure(error))
@@ -111,9 +113,14 @@ public final class ContainerReference: @unchecked Sendable {
             _endpoint = endpoint
             return movedHandler
         }
-        for connection in connections.values { connection.reopen(uuid: uuid, endpoint: endpoint) }
+        for weak in connections.values { weak.connection?.reopen(uuid: uuid, endpoint: endpoint) }
         handler?(uuid, endpoint)
     }
+}
+
+struct WeakConnection {
+    weak var connection: ContainerConnection?
+    init(_ connection: ContainerConnection) { self.connection = connection }
 }
 
 /// A connection to one container: requests, and the events it sends to this client. It follows

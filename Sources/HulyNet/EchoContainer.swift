@@ -1,15 +1,22 @@
+import Dispatch
 import HulyNetCore
 import HulyNetZMQ
 
-/// The built-in container kind "echo": answers a request with its data; the operation
-/// "broadcast" also sends the data as an event to every connected client and answers the number
-/// of clients it reached. Used by the command-line tool, the demo and tests.
+/// The built-in container kind "echo": answers a request with its data. Operations:
+/// - "broadcast" also sends the data as an event to every connected client and answers the number
+///   of clients it reached;
+/// - "fail" answers an error with the data as its message;
+/// - "slow" with `{"ms": N, "key": K}` answers `{"key": K, "run": n}` after N ms (at most a
+///   minute), n being how many times a request with that key has run here, this one included;
+/// - "runs" answers those counts, `{K: n, ...}`.
+/// Used by the command-line tool, the demo and tests (the last two count what ran twice).
 public final class EchoContainer: ContainerType, CallbackContainer, @unchecked Sendable {
     public static let kind: ContainerKind = "echo"
     public let uuid: ContainerUUID
     private let lock = Lock()
     private var sinks: [ClientUUID: EventSink] = [:]
     private var terminated = false
+    private var runs: [String: Int] = [:]
 
     public init(uuid: ContainerUUID, options: GetOptions) async throws {
         self.uuid = uuid
@@ -25,6 +32,18 @@ public final class EchoContainer: ContainerType, CallbackContainer, @unchecked S
             reply(.success(.number(Double(targets.count))))
         case "fail":
             reply(.failure(ContainerError(data.stringValue ?? "failed on request")))
+        case "slow":
+            let key = data.member("key")?.stringValue ?? ""
+            let ms = min(max(data.member("ms")?.intValue ?? 0, 0), 60_000)
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(ms)) { [self] in
+                let run = lock.withLock { () -> Int in
+                    runs[key, default: 0] += 1
+                    return runs[key]!
+                }
+                reply(.success(["key": .string(key), "run": .number(Double(run))]))
+            }
+        case "runs":
+            reply(.success(.object(lock.withLock { runs.mapValues { .number(Double($0)) } })))
         default:
             reply(.success(data))
         }

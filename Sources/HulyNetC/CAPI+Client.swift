@@ -315,6 +315,24 @@ public func hulynet_reference_endpoint(_ handle: OpaquePointer?) -> UnsafePointe
     (try? Handles.get(handle, CReference.self, "reference"))?.endpoint
 }
 
+@_cdecl("hulynet_reference_set_moved_handler")
+public func hulynet_reference_set_moved_handler(_ handle: OpaquePointer?, _ fn: hulynet_moved_fn?,
+                                                _ user: UnsafeMutableRawPointer?) -> Int32 {
+    cCall {
+        let reference = try liveReference(handle)
+        guard let fn else {
+            reference.reference.onMoved { _, _ in }
+            return
+        }
+        let user = UserPointer(raw: user)
+        reference.reference.onMoved { uuid, endpoint in
+            uuid.withCString { uuidText in
+                endpoint.withCString { endpointText in CallbackThread.run { fn(user.raw, uuidText, endpointText) } }
+            }
+        }
+    }
+}
+
 @_cdecl("hulynet_reference_request")
 public func hulynet_reference_request(_ handle: OpaquePointer?, _ operation: UnsafePointer<CChar>?, _ dataJSON: UnsafePointer<CChar>?,
                                       _ timeoutMs: Int64, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {

@@ -75,13 +75,6 @@ public final class Coordinator {
         let options: GetOptions
     }
 
-    struct ParkedForward {
-        let client: ClientUUID
-        let token: RequestToken
-        let rawParams: [UInt8]
-        let origin: String?
-    }
-
     enum CallPurpose {
         case forward(RequestToken)
         case start(Int)
@@ -111,12 +104,12 @@ public final class Coordinator {
     private var queuedContainerEvents: [ContainerUUID: NetworkEvent.ContainerChange] = [:]
     private var queuedContainerOrder: [ContainerUUID] = []
     /// Until then the coordinator is settling: it has just started, and the agents and clients
-    /// of an earlier run come back. Meanwhile a restoring get of a container nobody registered
-    /// yet, and a request for one, wait for its agent instead of starting a second copy or
-    /// failing.
+    /// of an earlier run come back. Meanwhile a client's get that restores its reference to a
+    /// container nobody registered yet waits for the container's agent instead of starting a
+    /// second copy elsewhere. (A hulynet client holds its other requests until its references
+    /// are restored, so only these gets need to wait.)
     private let settleUntil: Int64
     private var parkedGets: [ContainerUUID: [ParkedGet]] = [:]
-    private var parkedForwards: [ContainerUUID: [ParkedForward]] = [:]
 
     /// `startedAt`: the time of the coordinator's start, from which it settles for an alive
     /// timeout and a ping interval (agents of an earlier run reconnect within that); nil: no
@@ -182,7 +175,6 @@ public final class Coordinator {
             starts[id]?.waiters = start.waiters.filter { $0.client != client }
         }
         for (uuid, parked) in parkedGets { parkedGets[uuid] = parked.filter { $0.client != client } }
-        for (uuid, parked) in parkedForwards { parkedForwards[uuid] = parked.filter { $0.client != client } }
     }
 
     /// A client pinged: it and the agents it registered are alive.
@@ -204,7 +196,7 @@ public final class Coordinator {
                 let terminate = register(registration, owner: client, now: now, into: &out)
                 out.append(.reply(token, .array(terminate.map { .string($0) })))
                 // What waited for its containers goes now, after the agent has its answer.
-                for uuid in agents[registration.uuid]?.containers ?? [] where parkedGets[uuid] != nil || parkedForwards[uuid] != nil {
+                for uuid in agents[registration.uuid]?.containers ?? [] where parkedGets[uuid] != nil {
                     unpark(uuid, now: now, into: &out)
                 }
             } catch {
@@ -268,12 +260,6 @@ public final class Coordinator {
     public func forward(client: ClientUUID, token: RequestToken, target: ContainerUUID, rawParams: [UInt8],
                         origin: String?, now: Int64, into out: inout [CoordinatorDirective]) {
         guard let container = containers[target], let agent = agents[container.record.agentId] else {
-            if isSettling(now: now) {
-                // Just started: the agent of a container its clients know may not be back yet.
-                parkedForwards[target, default: []].append(ParkedForward(client: client, token: token,
-                                                                         rawParams: rawParams, origin: origin))
-                return
-            }
             out.append(.fail(token, RemoteError("Container \(target) not found", code: .containerNotFound)))
             return
         }
@@ -355,7 +341,7 @@ public final class Coordinator {
                 terminate(uuid, now: now, into: &out)
             }
         }
-        if !isSettling(now: now), !parkedGets.isEmpty || !parkedForwards.isEmpty { unpark(now: now, into: &out) }
+        if !isSettling(now: now), !parkedGets.isEmpty { unpark(now: now, into: &out) }
         for (id, call) in calls where call.deadline <= now {
             failCall(id, RemoteError("timed out after \(timeouts.requestMs) ms waiting for agent \(call.agentId)", code: .timeout), now: now, into: &out)
         }
@@ -445,14 +431,10 @@ public final class Coordinator {
         for get in parkedGets.removeValue(forKey: uuid) ?? [] where clients[get.client] != nil {
             getOrStart(client: get.client, token: get.token, kind: get.kind, options: get.options, now: now, into: &out)
         }
-        for forward in parkedForwards.removeValue(forKey: uuid) ?? [] where clients[forward.client] != nil {
-            self.forward(client: forward.client, token: forward.token, target: uuid, rawParams: forward.rawParams,
-                         origin: forward.origin, now: now, into: &out)
-        }
     }
 
     private func unpark(now: Int64, into out: inout [CoordinatorDirective]) {
-        let uuids = Set(parkedGets.keys).union(parkedForwards.keys).sorted()
+        let uuids = parkedGets.keys.sorted()
         out.append(.log(.info, "settled: \(uuids.count) containers asked for by restoring clients were not registered again"))
         for uuid in uuids { unpark(uuid, now: now, into: &out) }
     }

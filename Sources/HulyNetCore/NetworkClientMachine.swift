@@ -56,6 +56,8 @@ public final class NetworkClientMachine {
         var getRestores = false
         var nextGetAt: Int64?
         var retryMs: Int64 = 0
+        /// Why the last get failed, to tell callers whose time ran out while it moved.
+        var lastGetFailure: RPCFailure?
     }
 
     struct Call {
@@ -146,6 +148,7 @@ public final class NetworkClientMachine {
             reference.moving = false
             reference.nextGetAt = nil
             reference.retryMs = 0
+            reference.lastGetFailure = nil
             reference.generation += 1
             references[id] = reference
             if changed {
@@ -157,6 +160,7 @@ public final class NetworkClientMachine {
             // Nothing to follow yet (no agent of the kind, say): try again, later and later; the
             // calls waiting meanwhile fail at their own deadlines.
             reference.moving = true
+            reference.lastGetFailure = failure
             reference.retryMs = reference.retryMs == 0 ? firstRetryMs : min(reference.retryMs * 2, maxRetryMs)
             reference.nextGetAt = now + reference.retryMs
             references[id] = reference
@@ -258,7 +262,7 @@ public final class NetworkClientMachine {
             let left = call.deadline - now
             guard left > 0 else {
                 calls.removeValue(forKey: callId)
-                out.append(.fail(callId, .timeout("container of kind \(reference.kind) moving: no answer within the request's time")))
+                out.append(.fail(callId, movingTooLong(reference)))
                 continue
             }
             call.sentAt = reference.generation
@@ -328,6 +332,16 @@ public final class NetworkClientMachine {
         }
     }
 
+    /// The failure of a call whose time ran out while its container moved: the network's
+    /// reason when it gave one (no agent offers the kind, say), else a timeout.
+    private func movingTooLong(_ reference: Reference) -> RPCFailure {
+        let what = "the \(reference.kind) container moved and no agent took it within the request's time"
+        if case .remote(let error)? = reference.lastGetFailure {
+            return .remote(RemoteError("\(error.message) (\(what))", code: error.code))
+        }
+        return .timeout(what)
+    }
+
     // MARK: - Time
 
     /// Gets due for another try, calls past their deadline while held, and a restore that took
@@ -340,8 +354,7 @@ public final class NetworkClientMachine {
         for callId in calls.keys.sorted() {
             guard let call = calls[callId], call.sentAt == nil, call.deadline <= now else { continue }
             calls.removeValue(forKey: callId)
-            let kind = references[call.reference]?.kind ?? "?"
-            out.append(.fail(callId, .timeout("the \(kind) container is moving and no agent took it within the request's time")))
+            out.append(.fail(callId, references[call.reference].map(movingTooLong) ?? .closed))
         }
         if let restore, restore.deadline <= now {
             self.restore = nil

@@ -14,7 +14,8 @@ struct HulyNetTool: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hulynet",
         abstract: "The Huly virtual network: a coordinator, agents and clients over ZeroMQ.",
-        subcommands: [Server.self, AgentCommand.self, Agents.self, Containers.self, Request.self, Demo.self, Bench.self, RawBroker.self, BenchLoad.self]
+        subcommands: [Server.self, AgentCommand.self, Agents.self, Containers.self, Request.self, CallCommand.self, Demo.self,
+                      Bench.self, RawBroker.self, BenchLoad.self]
     )
 }
 
@@ -119,6 +120,21 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("kind"), help: "A container kind to host (an echo container); repeatable.")
     var kinds: [String] = ["echo"]
 
+    @Option(help: "The agent's uuid (default: a new one).")
+    var uuid: String?
+
+    @Option(name: .customLong("stateless"),
+            help: "KIND:UUID, a highly available echo container this agent offers under a fixed uuid (another agent may offer it too; one runs it at a time); repeatable.")
+    var stateless: [String] = []
+
+    func validate() throws {
+        for item in stateless {
+            let parts = item.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { throw ValidationError("--stateless takes KIND:UUID, got '\(item)'") }
+        }
+        if let uuid, uuid.isEmpty { throw ValidationError("--uuid must not be empty") }
+    }
+
     func run() async throws {
         let (host, port) = try parseAddress(endpoint, defaultPort: 0)
         let client = try await network.connect()
@@ -129,9 +145,15 @@ struct AgentCommand: AsyncParsableCommand {
                 return StartedContainer(uuid: uuid, container: try await EchoContainer(uuid: uuid, options: options))
             }
         }
-        let agent = Agent(factories: factories)
+        let agent = Agent(uuid: uuid ?? makeUUID(), factories: factories)
+        for item in stateless {
+            let parts = item.split(separator: ":", maxSplits: 1).map(String.init)
+            agent.addStatelessContainer(uuid: parts[1], kind: parts[0],
+                                        container: try await EchoContainer(uuid: parts[1], options: GetOptions(uuid: parts[1])))
+        }
         try await client.serve(agent, advertisedHost: host, port: port)
         print("agent \(agent.uuid) serving \(kinds.joined(separator: ", ")) at \(agent.endpoint ?? "-")")
+        fflush(nil) // read through a pipe or a file by supervisors and tests
         _ = await waitForTermination()
         await client.close()
     }

@@ -124,6 +124,7 @@ REFERENCE_FN = CFUNCTYPE(None, c_void_p, c_int, ReferenceP, c_char_p)
 START_FN = CFUNCTYPE(c_int, c_void_p, ContainerP, c_char_p, c_char_p, POINTER(c_void_p))
 REQUEST_FN = CFUNCTYPE(None, c_void_p, RequestP, c_char_p, c_char_p, c_char_p)
 CLIENT_FN = CFUNCTYPE(None, c_void_p, c_char_p)
+MOVED_FN = CFUNCTYPE(None, c_void_p, c_char_p, c_char_p)
 TERMINATE_FN = CFUNCTYPE(None, c_void_p)
 
 
@@ -186,6 +187,7 @@ FUNCTIONS: Sequence[tuple] = [
 
     ("hulynet_reference_uuid", [ReferenceP], c_char_p),
     ("hulynet_reference_endpoint", [ReferenceP], c_char_p),
+    ("hulynet_reference_set_moved_handler", [ReferenceP, MOVED_FN, c_void_p], c_int, _check_status),
     ("hulynet_reference_request", [ReferenceP, c_char_p, c_char_p, c_int64, _OUT_TEXT], c_int, _check_status),
     ("hulynet_reference_connect", [ReferenceP, c_int64, POINTER(ConnectionP)], c_int, _check_status),
     ("hulynet_reference_release", [ReferenceP, c_int64], c_int, _check_status),
