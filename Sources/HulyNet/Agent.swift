@@ -22,6 +22,8 @@ public final class Agent: @unchecked Sendable {
         var lastVisit: Double
         /// The container's own endpoint server, for direct connections.
         var directServer: DirectContainerServer?
+        /// Offered by this agent under a fixed uuid (`addStatelessContainer`), not started for a get.
+        var offered = false
     }
 
     private var hosted: [ContainerUUID: Hosted] = [:]
@@ -76,7 +78,7 @@ public final class Agent: @unchecked Sendable {
         lock.withLock {
             let endpoint = EndpointRef.container(uuid, onAgent: endpointRef ?? .agentWithoutConnection(self.uuid)).encoded
             stateless[uuid] = Hosted(uuid: uuid, kind: kind, container: container, endpoint: endpoint,
-                                     labels: nil, extra: nil, lastVisit: Double(MonotonicClock.nowMs()))
+                                     labels: nil, extra: nil, lastVisit: Double(MonotonicClock.nowMs()), offered: true)
         }
     }
 
@@ -181,6 +183,27 @@ public final class Agent: @unchecked Sendable {
         guard let record else { return }
         record.directServer?.stop()
         await record.container.terminate()
+    }
+
+    /// The network gave this agent's containers to other agents: forgets the ones started for
+    /// gets and returns them, to stop with `stop`; the stateless ones it offers go back on
+    /// standby, to be offered again.
+    func abandonContainers() -> [Hosted] {
+        lock.withLock {
+            var abandoned: [Hosted] = []
+            for (uuid, record) in hosted {
+                if record.offered { stateless[uuid] = record } else { abandoned.append(record) }
+            }
+            hosted.removeAll()
+            return abandoned
+        }
+    }
+
+    static func stop(_ containers: [Hosted]) async {
+        for record in containers {
+            record.directServer?.stop()
+            await record.container.terminate()
+        }
     }
 
     /// Stops every container (the agent is closing).

@@ -287,8 +287,8 @@ final class EndpointClient: RPCClientDelegate {
         rpc.close()
     }
 
-    func rpcClient(_ client: RPCClient, connectedTo serverId: String, isFirst: Bool, restarted: Bool) {
-        guard restarted else { return }
+    func rpcClient(_ client: RPCClient, connectedTo serverId: String, _ greeting: Greeting) {
+        guard greeting.mustRestore else { return }
         // A restarted endpoint forgot our connections: connect them again, then resend.
         if !direct {
             for (_, user) in users {

@@ -8,7 +8,8 @@ import HulyNetZMQ
 /// - "fail" answers an error with the data as its message;
 /// - "slow" with `{"ms": N, "key": K}` answers `{"key": K, "run": n}` after N ms (at most a
 ///   minute), n being how many times a request with that key has run here, this one included;
-/// - "runs" answers those counts, `{K: n, ...}`.
+/// - "runs" answers those counts and how many slow requests are running: `{"done": {K: n, ...},
+///   "running": m}`.
 /// Used by the command-line tool, the demo and tests (the last two count what ran twice).
 public final class EchoContainer: ContainerType, CallbackContainer, @unchecked Sendable {
     public static let kind: ContainerKind = "echo"
@@ -17,6 +18,7 @@ public final class EchoContainer: ContainerType, CallbackContainer, @unchecked S
     private var sinks: [ClientUUID: EventSink] = [:]
     private var terminated = false
     private var runs: [String: Int] = [:]
+    private var running = 0
 
     public init(uuid: ContainerUUID, options: GetOptions) async throws {
         self.uuid = uuid
@@ -35,15 +37,19 @@ public final class EchoContainer: ContainerType, CallbackContainer, @unchecked S
         case "slow":
             let key = data.member("key")?.stringValue ?? ""
             let ms = min(max(data.member("ms")?.intValue ?? 0, 0), 60_000)
+            lock.withLock { running += 1 }
             DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(ms)) { [self] in
                 let run = lock.withLock { () -> Int in
+                    running -= 1
                     runs[key, default: 0] += 1
                     return runs[key]!
                 }
                 reply(.success(["key": .string(key), "run": .number(Double(run))]))
             }
         case "runs":
-            reply(.success(.object(lock.withLock { runs.mapValues { .number(Double($0)) } })))
+            reply(.success(lock.withLock {
+                ["done": .object(runs.mapValues { .number(Double($0)) }), "running": .number(Double(running))]
+            }))
         default:
             reply(.success(data))
         }

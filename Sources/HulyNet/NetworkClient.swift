@@ -460,6 +460,13 @@ public final class NetworkClient: @unchecked Sendable {
             rpc.request(method: Method.releaseContainer, params: .object(["uuid": .string(uuid)])) { _ in }
         case .resendPending:
             rpc.resendPending()
+        case .abandonContainers(let agentId):
+            guard let agent = agents[agentId] else { return }
+            let abandoned = agent.abandonContainers()
+            if !abandoned.isEmpty {
+                logger.warning("the network dropped this client (silent too long) and gave agent \(agentId)'s \(abandoned.count) containers to others: stopping them here")
+                Task { await Agent.stop(abandoned) }
+            }
         case .moved(let id, let uuid, let endpoint):
             // Requests out on its connections go again where it is now (the machine sends them
             // next): drop those attempts first, so that closing the old endpoint does not fail them.
@@ -609,8 +616,8 @@ struct Attempt {
 }
 
 extension NetworkClient: RPCClientDelegate {
-    func rpcClient(_ client: RPCClient, connectedTo serverId: String, isFirst: Bool, restarted: Bool) {
-        machine.connected(restarted: restarted, now: MonotonicClock.nowMs(), into: &outputs)
+    func rpcClient(_ client: RPCClient, connectedTo serverId: String, _ greeting: Greeting) {
+        machine.connected(greeting, now: MonotonicClock.nowMs(), into: &outputs)
         runMachine()
     }
 

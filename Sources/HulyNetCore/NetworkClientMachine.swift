@@ -15,6 +15,9 @@ public enum NetworkClientOutput: Sendable, Equatable {
     case release(ContainerUUID)
     /// The requests held for a restore may go now.
     case resendPending
+    /// Stop the agent's containers (not its stateless ones) before it registers again: the
+    /// network dropped this client and gave them to other agents; their holders have followed.
+    case abandonContainers(AgentUUID)
     /// The reference now names this container at this endpoint (tell its holder; reopen its
     /// connections there).
     case moved(ReferenceID, uuid: ContainerUUID, endpoint: String)
@@ -273,11 +276,16 @@ public final class NetworkClientMachine {
 
     // MARK: - The network
 
-    /// The RPC connection was greeted. After a coordinator restart (or one that forgot this
-    /// client) agents are registered again and references acquired again, while other requests
-    /// wait (bounded by the alive timeout); then `resendPending`.
-    public func connected(restarted: Bool, now: Int64, into out: inout [NetworkClientOutput]) {
-        guard restarted else { return }
+    /// The RPC connection was greeted. After a coordinator restart, or one that forgot this
+    /// client, agents are registered again and references acquired again, while other requests
+    /// wait (bounded by the alive timeout); then `resendPending`. A coordinator that forgot this
+    /// client gave its agents' containers to others: those copies stop first, so that no
+    /// container runs twice.
+    public func connected(_ greeting: Greeting, now: Int64, into out: inout [NetworkClientOutput]) {
+        guard greeting.mustRestore else { return }
+        if greeting == .forgotten {
+            for agent in agents.keys.sorted() { out.append(.abandonContainers(agent)) }
+        }
         let steps = agents.count + references.count
         guard steps > 0 else {
             out.append(.resendPending)

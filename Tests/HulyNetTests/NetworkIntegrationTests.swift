@@ -837,3 +837,81 @@ final class CallbackContainerTests: IntegrationTestCase {
         try await reference.release()
     }
 }
+
+// MARK: - References that follow their container
+
+final class FailoverIntegrationTests: IntegrationTestCase {
+    /// Two agents of a kind; the one running a referenced container leaves. The reference gets
+    /// it again on the other (same uuid for a uuid get; same labels otherwise), a call made while
+    /// it moves waits and succeeds, the connection reopens there with its event handler, and the
+    /// holder is told once.
+    func testReferenceFollowsItsContainerWhenItsAgentLeaves() async throws {
+        let server = try await startServer()
+        let recorderA = makeRecorder(), recorderB = makeRecorder()
+        let hostA = try await makeClient(port: server.port), hostB = try await makeClient(port: server.port)
+        let agentA = Agent(factories: ["probe": recorderA.factory()])
+        let agentB = Agent(factories: ["probe": recorderB.factory()])
+        try await hostA.serve(agentA)
+        let client = try await makeClient(port: server.port)
+        let byUuid = try await client.get(kind: "probe", options: GetOptions(uuid: "follow-" + makeUUID()))
+        let byLabel = try await client.get(kind: "probe", options: GetOptions(labels: ["tenant-1"], extra: ["x": 1]))
+        try await hostB.serve(agentB)
+        XCTAssertEqual(recorderA.started.sorted(), [byUuid.uuid, byLabel.uuid].sorted(), "both run on agent A")
+        let oldLabelled = byLabel.uuid
+        let moves = EventLog.Moves()
+        byUuid.onMoved { uuid, endpoint in moves.append(uuid, endpoint) }
+        byLabel.onMoved { uuid, endpoint in moves.append(uuid, endpoint) }
+        let connection = try await byUuid.connect()
+        let inbox = Inbox()
+        connection.onEvent { inbox.append($0) }
+
+        // A's client closes: its agent is unregistered and its containers removed.
+        await hostA.close()
+        let duringMove = Task { try await byUuid.request("echo", "sent while moving") }
+        let answered = try await withBound(5, "a request made while the container moves") { try await duringMove.value }
+        XCTAssertEqual(answered, "sent while moving")
+        await eventually("both references were told they moved") { moves.count == 2 }
+        XCTAssertEqual(recorderB.started.count, 2, "agent B runs both now")
+        XCTAssertTrue(recorderB.started.contains(byUuid.uuid), "a uuid reference keeps its uuid")
+        XCTAssertNotEqual(byLabel.uuid, oldLabelled, "a labelled reference holds a new container of the same labels")
+        let relisted = try await client.list(kind: "probe").first { $0.uuid == byLabel.uuid }
+        XCTAssertEqual(relisted?.labels, ["tenant-1"])
+        XCTAssertEqual(relisted?.extra, ["x": 1])
+        XCTAssertEqual(EndpointRef.agentId(of: byUuid.endpoint), agentB.uuid)
+        let labelledAnswer = try await byLabel.request("echo", 2)
+        XCTAssertEqual(labelledAnswer, 2)
+
+        // The same connection object works there, events included.
+        let overConnection = try await connection.request("echo", "over the reopened connection")
+        XCTAssertEqual(overConnection, "over the reopened connection")
+        let reached = try await connection.request("broadcast", ["after": "move"])
+        XCTAssertEqual(reached, 1)
+        await eventually("the event reached the same handler") { inbox.all == [["after": "move"]] }
+    }
+
+    /// A client the network dropped for silence comes back: the containers its agent ran were
+    /// given to others meanwhile, so its copies stop instead of registering again (no container
+    /// runs twice), and their holders follow them.
+    func testAgentDroppedForSilenceStopsItsCopiesAndHoldersFollow() async throws {
+        let server = try await startServer()
+        let recorder = makeRecorder()
+        // An alive timeout (100 ms) shorter than its ping interval (200 ms): dropped between pings.
+        let flaky = try NetworkClient(host: "127.0.0.1", port: server.port,
+                                      options: .init(timeouts: testTimeouts, aliveTimeoutSeconds: 0.1, getTimeoutMs: 10_000,
+                                                     logger: testLogger("test.flaky")))
+        cleanup.add(flaky)
+        let agent = Agent(factories: ["probe": recorder.factory()])
+        try await flaky.serve(agent)
+        let client = try await makeClient(port: server.port)
+        let reference = try await client.get(kind: "probe", options: GetOptions(labels: ["l"]))
+        let first = reference.uuid
+        await eventually("the first copy is stopped once the network dropped its agent", timeout: 5) {
+            recorder.terminated.contains(first)
+        }
+        await eventually("the reference follows to a new copy", timeout: 5) { reference.uuid != first }
+        let answer = try await reference.request("echo", 1)
+        XCTAssertEqual(answer, 1)
+        let listed = try await client.list(kind: "probe")
+        XCTAssertFalse(listed.contains { $0.uuid == first }, "the dropped copy is not registered again")
+    }
+}

@@ -242,6 +242,20 @@ final class EventLog: @unchecked Sendable {
     }
 }
 
+extension EventLog {
+    /// Collects what `onMoved` handlers are told.
+    final class Moves: @unchecked Sendable {
+        private let lock = NSLock()
+        private var moves: [(uuid: ContainerUUID, endpoint: String)] = []
+        func append(_ uuid: ContainerUUID, _ endpoint: String) { lock.withLock { moves.append((uuid, endpoint)) } }
+        var count: Int { lock.withLock { moves.count } }
+    }
+}
+
+extension EndpointRef {
+    static func agentId(of endpoint: String) -> AgentUUID? { try? EndpointRef(parsing: endpoint).agentId }
+}
+
 /// Collects the events a container connection receives.
 final class Inbox: @unchecked Sendable {
     private let lock = NSLock()

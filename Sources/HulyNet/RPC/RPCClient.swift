@@ -5,10 +5,9 @@ import Logging
 
 /// What an `RPCClient` tells its owner, on the loop thread.
 protocol RPCClientDelegate: AnyObject {
-    /// The server answered hello. `restarted`: it is not the server this client last talked to,
-    /// or that server forgot this client; the requests left pending are held until the owner
-    /// has restored its state and calls `resendPending()`.
-    func rpcClient(_ client: RPCClient, connectedTo serverId: String, isFirst: Bool, restarted: Bool)
+    /// The server answered hello. When `greeting.mustRestore`, the requests left pending are held
+    /// until the owner has restored its state and calls `resendPending()`.
+    func rpcClient(_ client: RPCClient, connectedTo serverId: String, _ greeting: Greeting)
     func rpcClient(_ client: RPCClient, event payload: [UInt8])
     /// A request from the server; answer with `respond`.
     func rpcClient(_ client: RPCClient, request method: String, params: JSONValue, reqId: [UInt8])
@@ -173,11 +172,11 @@ final class RPCClient {
             switch output {
             case .send(let frames):
                 send(frames)
-            case .connected(let serverId, let isFirst, let restarted):
+            case .connected(let serverId, let greeting):
                 let waiters = connectionWaiters
                 connectionWaiters.removeAll()
                 for waiter in waiters { waiter(.success(())) }
-                delegate?.rpcClient(self, connectedTo: serverId, isFirst: isFirst, restarted: restarted)
+                delegate?.rpcClient(self, connectedTo: serverId, greeting)
             case .complete(let key, let result):
                 completions.removeValue(forKey: key)?(result)
             case .event(let payload):

@@ -11,14 +11,30 @@ public enum RPCFailure: Error, Sendable, Equatable {
     case closed
 }
 
+/// How a server's hello answer relates to the servers this client met before.
+public enum Greeting: Sendable, Equatable {
+    /// The first server this client met.
+    case first
+    /// The same server again after a reconnect: it still knows this client.
+    case same
+    /// Another server (the coordinator restarted, or another took over): it knows nothing of
+    /// this client, and the agents and containers it knew come back as their owners register.
+    case newServer
+    /// The same server, which dropped this client (silent past its alive timeout): it removed
+    /// this client's agents with their containers and gave those to others.
+    case forgotten
+
+    /// The server must be told this client's state again (and requests held until it has been).
+    public var mustRestore: Bool { self == .newServer || self == .forgotten }
+}
+
 /// What an `RPCClientMachine` asks its shell to do, and tells its owner.
 public enum RPCClientOutput: Sendable {
     /// Send these frames on the DEALER socket.
     case send([[UInt8]])
-    /// The server answered hello. `restarted`: it is not the server this client last talked to,
-    /// or that server forgot this client; the requests left pending are then held until the
-    /// owner has restored its state and calls `resendPending`.
-    case connected(serverId: String, isFirst: Bool, restarted: Bool)
+    /// The server answered hello. When the greeting says it must be restored, the requests left
+    /// pending are held until the owner has restored its state and calls `resendPending`.
+    case connected(serverId: String, Greeting)
     case complete(RPCRequestKey, Result<[UInt8], RPCFailure>)
     case event([UInt8])
     /// The server asks this client something; answer with `respond`.
@@ -170,15 +186,16 @@ public final class RPCClientMachine {
         switch message {
         case .hello(let id):
             guard id != serverId else { return } // one answer per hello sent; later ones repeat it
-            let isFirst = !everConnected
-            let restarted = !isFirst && (id != knownServerId || forgotten)
+            let greeting: Greeting = !everConnected ? .first
+                : id != knownServerId ? .newServer
+                : forgotten ? .forgotten : .same
             serverId = id
             knownServerId = id
             forgotten = false
             everConnected = true
-            restoring = restarted
-            out.append(.connected(serverId: id, isFirst: isFirst, restarted: restarted))
-            if !restarted { resendPending(into: &out) }
+            restoring = greeting.mustRestore
+            out.append(.connected(serverId: id, greeting))
+            if !restoring { resendPending(into: &out) }
         case .response(let reqId, let payload):
             guard let key = ownKey(reqId) else { return }
             pending.removeValue(forKey: key)

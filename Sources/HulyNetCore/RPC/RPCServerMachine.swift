@@ -203,7 +203,10 @@ public final class RPCServerMachine {
             isNew = true
         }
         out.append(.send([identity, RPCOp.hello.frame, serverIdFrame, []]))
-        if isNew { out.append(.clientConnected(clientId)) }
+        if isNew {
+            out.append(.log(.debug, "client \(clientId) said hello"))
+            out.append(.clientConnected(clientId))
+        }
     }
 
     private func request(peer: Peer?, identity: [UInt8], reqId: [UInt8], payload: [UInt8], now: Int64,
