@@ -87,7 +87,7 @@ private final class ServerHarness {
     /// Calls `client` and returns the request id the machine gave the call.
     func call(_ client: ClientUUID, id: CallID, payload: String = #"["cs",["A1",["u1","op",1]]]"#) -> (sent: Bool, reqId: String?) {
         var sent = false
-        let out = collect { sent = machine.call(client, id: id, payload: Array(payload.utf8), into: &$0) }
+        let out = collect { sent = machine.call(client, id: id, payload: Array(payload.utf8), now: now, into: &$0) }
         for case .send(let frames) in out where frames.count == 4 && frames[1] == "1" { return (sent, frames[2]) }
         return (sent, nil)
     }
@@ -368,7 +368,7 @@ final class RPCServerMachineTests: XCTestCase {
         let h = ServerHarness()
         h.hello("idA", "c1")
         var out: [RPCServerOutput] = []
-        XCTAssertTrue(h.machine.call("c1", id: 1, payload: Array(#"["ct",["A1",["u1"]]]"#.utf8), into: &out))
+        XCTAssertTrue(h.machine.call("c1", id: 1, payload: Array(#"["ct",["A1",["u1"]]]"#.utf8), now: h.now, into: &out))
         XCTAssertEqual(out.map(ServerOut.init), [.send(["idA", "1", "c1-0123abcd4567-1", #"["ct",["A1",["u1"]]]"#])])
     }
 
@@ -449,6 +449,49 @@ final class RPCServerMachineTests: XCTestCase {
                             ServerOut.answered(12, .failure(RemoteError("server closed", code: .agentGone)))].map { "\($0)" }))
         XCTAssertEqual(h.receive("idA", .response(reqId: Array(reqId.utf8), payload: Array("1".utf8))), [])
         XCTAssertEqual(h.close(), [], "nothing is left to fail")
+    }
+
+    /// A call to a client that closes, times out or gives its identity to another client id
+    /// can never be answered: it fails at once as agent gone, and is forgotten.
+    func testTheCallsToAClientThatGoesFailAsAgentGone() throws {
+        let h = ServerHarness()
+        let start = h.now
+        h.hello("idA", "c1")
+        h.hello("idB", "c2", aliveMs: 500)
+        h.hello("idC", "c3")
+        let closed = try XCTUnwrap(h.call("c1", id: 1).reqId)
+        _ = h.call("c2", id: 2)
+        _ = h.call("c3", id: 3)
+        let kept = try XCTUnwrap(h.call("c3", id: 4).reqId)
+        XCTAssertEqual(h.machine.callCount, 4)
+        XCTAssertEqual(h.receive("idA", .close),
+                       [.gone("c1", timedOut: false), .answered(1, .failure(RemoteError("client c1 is gone", code: .agentGone)))])
+        h.now = start + 400
+        h.receive("idC", .ping)
+        XCTAssertEqual(h.tick(at: start + 501),
+                       [.log(.info), .gone("c2", timedOut: true), .answered(2, .failure(RemoteError("client c2 is gone", code: .agentGone)))])
+        XCTAssertEqual(h.receive("idC", .response(reqId: Array(kept.utf8), payload: Array("4".utf8))), [.answered(4, .success("4"))])
+        XCTAssertEqual(h.hello("idC", "c9"),
+                       [.gone("c3", timedOut: false), .answered(3, .failure(RemoteError("client c3 is gone", code: .agentGone))),
+                        helloAnswer("idC"), .connected("c9")])
+        XCTAssertEqual(h.machine.callCount, 0, "nothing is kept for calls nobody can answer")
+        h.hello("idA", "c1")
+        XCTAssertEqual(h.receive("idA", .response(reqId: Array(closed.utf8), payload: Array("1".utf8))), [],
+                       "back with the same id, it cannot answer a call of its earlier session")
+    }
+
+    /// A client that never answers a call (a handler that hangs) does not hold it forever: the
+    /// call fails with a timeout after `requestMs`, and a late answer is ignored.
+    func testACallNeverAnsweredFailsWithATimeoutAtItsDeadline() throws {
+        let h = ServerHarness()
+        h.hello("idA", "c1", aliveMs: 60_000)
+        let start = h.now
+        let reqId = try XCTUnwrap(h.call("c1", id: 9).reqId)
+        XCTAssertEqual(h.tick(at: start + 9_999), [])
+        XCTAssertEqual(h.tick(at: start + 10_000),
+                       [.answered(9, .failure(RemoteError("client c1 did not answer within 10000 ms", code: .timeout)))])
+        XCTAssertEqual(h.machine.callCount, 0)
+        XCTAssertEqual(h.receive("idA", .response(reqId: Array(reqId.utf8), payload: Array("1".utf8))), [])
     }
 
     // MARK: events
