@@ -141,12 +141,14 @@ public final class NetworkClientMachine {
         switch result {
         case .success(let (uuid, endpoint)):
             let changed = uuid != reference.uuid || endpoint != reference.endpoint
+            // A move (the container was gone, or is elsewhere) strands what went to where it
+            // was; a restore that finds it in place strands nothing.
+            if changed || reference.moving { reference.generation += 1 }
             reference.uuid = uuid
             reference.endpoint = endpoint
             reference.moving = false
             reference.nextGetAt = nil
             reference.retryMs = 0
-            reference.generation += 1
             references[id] = reference
             if changed {
                 out.append(.log(.info, "reference to a \(reference.kind) container moved to \(uuid) at \(endpoint)"))

@@ -185,6 +185,33 @@ final class NetworkClientMachineTests: XCTestCase {
                        [.moved(1, uuid: "u3", endpoint: "ep-u3"), .resendPending])
     }
 
+    /// A restore that finds the container where it was strands nothing: calls out on its
+    /// connections are not sent a second time (the container would run them twice).
+    func testARestoreThatFindsTheContainerInPlaceSendsNoCallAgain() {
+        let h = NetHarness()
+        h.reference(1, uuid: "u1")
+        let viaConnection = h.call(1, timeoutMs: 5000, viaConnection: true)
+        h.connected(restarted: true)
+        XCTAssertEqual(h.gotten(1, attempt: 1, uuid: "u1", endpoint: "ep-u1"), [.resendPending])
+        XCTAssertEqual(h.machine.callCount, 1)
+        // Its connection is where it was: a moved failure from there means it moved since.
+        XCTAssertEqual(h.callFailed(viaConnection.id, moved(.agentGone)),
+                       [.get(1, kind: "k", options: GetOptions(), restores: false, attempt: 2)])
+    }
+
+    /// A restore that finds the container elsewhere (its agent came back on another endpoint)
+    /// is a move: calls out on the old connection go again.
+    func testARestoreThatFindsTheContainerElsewhereSendsConnectionCallsAgain() {
+        let h = NetHarness()
+        h.reference(1, uuid: "u1")
+        let start = h.now
+        let viaConnection = h.call(1, timeoutMs: 5000, viaConnection: true)
+        h.connected(restarted: true)
+        h.now = start + 1000
+        XCTAssertEqual(h.gotten(1, attempt: 1, uuid: "u1", endpoint: "ep-new"),
+                       [.moved(1, uuid: "u1", endpoint: "ep-new"), .send(viaConnection.id, timeoutMs: 4000), .resendPending])
+    }
+
     // MARK: Failover: references follow their container
 
     func testARemovedContainerIsGottenAgainByItsUuidForAUuidGet() {
