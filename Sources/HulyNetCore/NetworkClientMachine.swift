@@ -179,6 +179,9 @@ public final class NetworkClientMachine {
 
     private func issueGet(_ id: ReferenceID, restores: Bool, into out: inout [NetworkClientOutput]) {
         guard var reference = references[id] else { return }
+        // A get that replaces a restore step still out is that step: sent during the restore
+        // (not held behind it), and its answer counts towards the restore's end.
+        let restores = restores || (reference.getInFlight && reference.getRestores)
         reference.attempt += 1
         reference.getInFlight = true
         reference.getRestores = restores

@@ -212,6 +212,23 @@ final class NetworkClientMachineTests: XCTestCase {
                        [.moved(1, uuid: "u1", endpoint: "ep-new"), .send(viaConnection.id, timeoutMs: 4000), .resendPending])
     }
 
+    /// A move that begins while the reference's restore step is out replaces that step: it goes
+    /// as part of the restore (other requests wait for the restore to end) and its answer ends it.
+    func testAMoveDuringTheRestoreIsPartOfTheRestore() {
+        for trigger in ["event", "failure"] {
+            let h = NetHarness()
+            h.reference(1, options: GetOptions(labels: ["x"]), uuid: "u1")
+            let call = h.call(1, viaConnection: true)
+            h.connected(restarted: true)
+            let out = trigger == "event" ? h.removed("u1") : h.callFailed(call.id, moved(.agentGone))
+            XCTAssertEqual(out, [.get(1, kind: "k", options: GetOptions(labels: ["x"]), restores: true, attempt: 2)], trigger)
+            XCTAssertEqual(h.gotten(1, attempt: 1, uuid: "u1", endpoint: "ep-u1"), [.release("u1")], trigger)
+            XCTAssertTrue(h.machine.isRestoring, trigger)
+            XCTAssertEqual(h.gotten(1, attempt: 2, uuid: "u2", endpoint: "ep-u2").filter { if case .send = $0 { false } else { true } },
+                           [.moved(1, uuid: "u2", endpoint: "ep-u2"), .resendPending], trigger)
+        }
+    }
+
     // MARK: Failover: references follow their container
 
     func testARemovedContainerIsGottenAgainByItsUuidForAUuidGet() {
