@@ -435,4 +435,17 @@ final class NetworkClientMachineTests: XCTestCase {
         h.machine.agentUnregistered("A1")
         XCTAssertEqual(h.removed("s1"), [], "an unregistered agent claims nothing")
     }
+
+    /// NOTE: when this client both holds a reference to a stateless container and stands by for
+    /// it, the reference's get goes before the claim, so the coordinator may start a copy
+    /// elsewhere before the claim arrives (the restore orders agents first for this reason).
+    /// Current behaviour, reported.
+    func testAReferencesGetGoesBeforeTheClaimOfTheSameContainer() {
+        let h = NetHarness()
+        h.machine.agentRegistered("A1", standby: ["s1"])
+        h.reference(1, options: GetOptions(uuid: "s1"), uuid: "s1")
+        XCTAssertEqual(h.removed("s1"), [
+            .get(1, kind: "k", options: GetOptions(uuid: "s1"), restores: false, attempt: 1), .register("A1", restores: false),
+        ])
+    }
 }

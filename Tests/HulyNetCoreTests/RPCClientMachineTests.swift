@@ -202,6 +202,22 @@ final class RPCClientMachineTests: XCTestCase {
         XCTAssertEqual(h.receive(.hello(serverId: "S1")), [.connected("S1", isFirst: false, restarted: true)])
     }
 
+    /// NOTE: a reconnect to the same server while the owner restores is not a restart, and its
+    /// hello answer sends the held requests at once: the hold ends before the owner's restore has
+    /// (its steps, sent before the disconnect, are not sent again). Current behaviour, reported.
+    func testAReconnectToTheSameServerDuringARestoreEndsTheHold() {
+        let h = ClientHarness()
+        h.greet("S1")
+        h.disconnect()
+        h.greet("S2")
+        XCTAssertTrue(h.machine.restoring)
+        h.request(#"["ar",{}]"#, restores: true) // c1-1, sent to S2
+        h.request() // c1-2, held
+        h.disconnect()
+        XCTAssertEqual(h.greet("S2"), [.connected("S2", isFirst: false, restarted: false), requestFrames("c1-2")])
+        XCTAssertFalse(h.machine.restoring)
+    }
+
     // MARK: answers
 
     func testResponsesAreMatchedByTheirId() {
