@@ -146,13 +146,15 @@ public final class NetworkClientMachine {
         switch result {
         case .success(let (uuid, endpoint)):
             let changed = uuid != reference.uuid || endpoint != reference.endpoint
+            // A move (the container was gone, or is elsewhere) strands what went to where it
+            // was; a restore that finds it in place strands nothing.
+            if changed || reference.moving { reference.generation += 1 }
             reference.uuid = uuid
             reference.endpoint = endpoint
             reference.moving = false
             reference.nextGetAt = nil
             reference.retryMs = 0
             reference.lastGetFailure = nil
-            reference.generation += 1
             references[id] = reference
             if changed {
                 out.append(.log(.info, "reference to a \(reference.kind) container moved to \(uuid) at \(endpoint)"))
@@ -184,6 +186,9 @@ public final class NetworkClientMachine {
 
     private func issueGet(_ id: ReferenceID, restores: Bool, into out: inout [NetworkClientOutput]) {
         guard var reference = references[id] else { return }
+        // A get that replaces a restore step still out is that step: sent during the restore
+        // (not held behind it), and its answer counts towards the restore's end.
+        let restores = restores || (reference.getInFlight && reference.getRestores)
         reference.attempt += 1
         reference.getInFlight = true
         reference.getRestores = restores

@@ -58,6 +58,8 @@ public struct RecentAnswers<Waiter> {
     }
 
     public var count: Int { entries.count }
+    /// How many places the order of answered entries holds, forgotten ones included (for tests).
+    var answeredOrderStorage: Int { answeredOrder.count }
 
     /// A request arrives with this origin; `waiter` is kept only when it joins a run under way.
     public mutating func admit(_ origin: RequestOrigin, waiter: Waiter, now: Int64) -> Admission {

@@ -42,9 +42,10 @@ private final class CoordHarness {
     private var answered: Set<CallID> = []
     private var broadcastCursor = 0
 
-    init(timeouts: Timeouts = coordTestTimeouts) {
+    /// `startedAt`: the coordinator settles from then (see `Coordinator.init`); nil: it does not.
+    init(timeouts: Timeouts = coordTestTimeouts, startedAt: Int64? = nil) {
         self.timeouts = timeouts
-        coordinator = Coordinator(timeouts: timeouts)
+        coordinator = Coordinator(timeouts: timeouts, startedAt: startedAt)
     }
 
     // Clients
@@ -72,12 +73,13 @@ private final class CoordHarness {
         return token
     }
 
-    /// `cs` through the raw path: `raw` is the JSON text `[target, operation, data]` as sent.
+    /// `cs` through the raw path: `raw` is the JSON text `[target, operation, data]` as sent;
+    /// `origin` the client's own request id.
     @discardableResult
-    func forward(_ client: ClientUUID, target: ContainerUUID, raw: [UInt8]) -> RequestToken {
+    func forward(_ client: ClientUUID, target: ContainerUUID, raw: [UInt8], origin: String? = nil) -> RequestToken {
         let token = nextToken
         nextToken += 1
-        coordinator.forward(client: client, token: token, target: target, rawParams: raw, origin: nil, now: now,
+        coordinator.forward(client: client, token: token, target: target, rawParams: raw, origin: origin, now: now,
                             into: &directives)
         return token
     }
@@ -98,6 +100,14 @@ private final class CoordHarness {
         connect(client)
         let options = GetOptions(uuid: uuid, labels: labels, extra: extra)
         return request(client, Method.getContainer, ["kind": .string(kind), "request": options.json])
+    }
+
+    /// `gg` of a client restoring its reference after a coordinator restart.
+    @discardableResult
+    func restoringGet(_ client: ClientUUID, kind: ContainerKind = "k", uuid: ContainerUUID) -> RequestToken {
+        connect(client)
+        return request(client, Method.getContainer,
+                       ["kind": .string(kind), "request": GetOptions(uuid: uuid).json, "restore": true])
     }
 
     /// `cr`.
@@ -127,9 +137,21 @@ private final class CoordHarness {
         return nil
     }
 
-    func failure(_ token: RequestToken) -> String? {
-        for case .fail(let t, let error) in directives where t == token { return error.message }
+    func failure(_ token: RequestToken) -> String? { error(token)?.message }
+
+    func error(_ token: RequestToken) -> RemoteError? {
+        for case .fail(let t, let error) in directives where t == token { return error }
         return nil
+    }
+
+    /// Where the first answer to `token` is among the directives.
+    func answerIndex(_ token: RequestToken) -> Int? {
+        directives.firstIndex {
+            switch $0 {
+            case .reply(let t, _), .replyRaw(let t, _), .fail(let t, _): return t == token
+            default: return false
+            }
+        }
     }
 
     // Calls to agents' owners
@@ -153,9 +175,11 @@ private final class CoordHarness {
         coordinator.callSucceeded(call.id, payload: payload, now: now, into: &directives)
     }
 
-    func fail(_ call: CoordSentCall, _ message: String) {
+    func fail(_ call: CoordSentCall, _ message: String) { fail(call, RemoteError(message)) }
+
+    func fail(_ call: CoordSentCall, _ error: RemoteError) {
         answered.insert(call.id)
-        coordinator.callFailed(call.id, RemoteError(message), now: now, into: &directives)
+        coordinator.callFailed(call.id, error, now: now, into: &directives)
     }
 
     /// Answers the agent's `gg` call with `[uuid, endpoint]`.
@@ -1209,5 +1233,154 @@ final class CoordinatorTests: XCTestCase {
         h.coordinator.callSucceeded(424242, payload: Array(coordText: "1"), now: h.now, into: &out)
         h.coordinator.callFailed(424243, RemoteError("x"), now: h.now, into: &out)
         XCTAssertEqual(out, [])
+    }
+
+    // MARK: Forwarded cs carry their origin
+
+    /// The origin (client, its request id) rides as a third element of the forwarded params, so
+    /// that the agent runs a resend once; a TypeScript agent reads the first two only.
+    func testForwardedCsCarriesItsOriginAsAThirdElement() throws {
+        let h = CoordHarness()
+        h.register("A1", by: "o1", kinds: ["k"], containers: [coordRecord("u1")])
+        h.forward("c", target: "u1", raw: Array(coordText: #"["u1","op",1]"#), origin: #"c-"7""#)
+        let call = try XCTUnwrap(h.calls("cs").first)
+        XCTAssertEqual(call.to, "o1")
+        XCTAssertEqual(call.json, ["cs", ["A1", ["u1", "op", 1], ["client": "c", "request": #"c-"7""#]]])
+        XCTAssertEqual(RequestOrigin(json: call.params?[2]), RequestOrigin(client: "c", request: #"c-"7""#))
+    }
+
+    func testForwardedCsWithoutOriginHasTwoElements() throws {
+        let h = CoordHarness()
+        h.register("A1", by: "o1", kinds: ["k"], containers: [coordRecord("u1")])
+        h.forward("c", target: "u1", raw: Array(coordText: #"["u1","op",1]"#))
+        XCTAssertEqual(try XCTUnwrap(h.calls("cs").first).json, ["cs", ["A1", ["u1", "op", 1]]])
+    }
+
+    // MARK: Settling after a start
+
+    /// Just after its start, a restoring `gg` for a uuid nobody registered waits for the agent
+    /// that runs it (instead of starting a second copy); the agent's `ar` is answered first.
+    func testSettlingParksARestoringGetUntilTheAgentRegistersItsUuid() throws {
+        let h = CoordHarness(startedAt: 100_000)
+        h.register("A2", by: "o2", kinds: ["k"])
+        let get = h.restoringGet("c", uuid: "u1")
+        XCTAssertEqual(h.answers(get), [])
+        XCTAssertEqual(h.calls("gg").count, 0, "no second copy is started")
+        h.now += 1000
+        h.connect("o1")
+        let registration = AgentRegistration(uuid: "A1", containers: [coordRecord("u1")], kinds: ["k"], endpoint: nil)
+        let ar = h.request("o1", Method.registerAgent, registration.json)
+        XCTAssertEqual(h.reply(get), ["u1", .string(coordEndpoint("u1"))])
+        XCTAssertLessThan(try XCTUnwrap(h.answerIndex(ar)), try XCTUnwrap(h.answerIndex(get)), "the agent is answered first")
+        XCTAssertEqual(h.coordinator.references(of: "u1"), ["c": 1])
+        XCTAssertEqual(h.calls("gg").count, 0)
+    }
+
+    /// Only restoring gets wait while the coordinator settles: a request for an unknown
+    /// container fails at once (a fresh network answers "not found" without delay; a hulynet
+    /// client holds its requests until its references are restored anyway).
+    func testSettlingDoesNotHoldARequestForAnUnknownContainer() throws {
+        let h = CoordHarness(startedAt: 100_000)
+        h.connect("c")
+        let token = h.forward("c", target: "u1", raw: Array(coordText: #"["u1","op",2]"#), origin: "c-3")
+        XCTAssertEqual(h.error(token), RemoteError("Container u1 not found", code: .containerNotFound))
+    }
+
+    /// The window is an alive timeout and a ping interval (3000 + 1000 here): then a parked get
+    /// starts as any other.
+    func testWhenTheSettleWindowEndsParkedGetsStart() throws {
+        let start: Int64 = 100_000
+        let h = CoordHarness(startedAt: start)
+        h.register("A2", by: "o2", kinds: ["k"])
+        let get = h.restoringGet("c", uuid: "u1")
+        h.advance(by: 3999)
+        XCTAssertEqual(h.answers(get), [])
+        XCTAssertEqual(h.calls.count, 0)
+        h.advance(by: 1)
+        let started = try XCTUnwrap(h.openCalls("gg").first)
+        XCTAssertEqual(started.to, "o2")
+        XCTAssertEqual(started.args, ["k", ["uuid": "u1"]])
+        h.started(started, uuid: "u1", endpoint: "ep")
+        XCTAssertEqual(h.reply(get), ["u1", "ep"])
+    }
+
+    func testAGetThatDoesNotRestoreIsNotParked() throws {
+        let h = CoordHarness(startedAt: 100_000)
+        h.register("A2", by: "o2", kinds: ["k"])
+        h.get("c", uuid: "u1")
+        XCTAssertEqual(try XCTUnwrap(h.openCalls("gg").first).args, ["k", ["uuid": "u1"]])
+        let none = h.get("c", kind: "nobody-offers", uuid: "u2")
+        XCTAssertEqual(h.error(none), RemoteError("No suitable agents found for container nobody-offers", code: .noAgent))
+    }
+
+    func testARestoringGetAfterTheSettleWindowIsNotParked() throws {
+        let h = CoordHarness(startedAt: 100_000 - 4000)
+        h.register("A2", by: "o2", kinds: ["k"])
+        h.restoringGet("c", uuid: "u1")
+        XCTAssertEqual(try XCTUnwrap(h.openCalls("gg").first).args, ["k", ["uuid": "u1"]])
+    }
+
+    func testWithoutAStartTimeNothingIsParked() {
+        let h = CoordHarness()
+        let cs = h.forward("c", target: "u9", raw: Array(coordText: #"["u9","op",1]"#))
+        XCTAssertEqual(h.error(cs)?.code, .containerNotFound)
+    }
+
+    func testAClientGoneDropsWhatItParked() throws {
+        let h = CoordHarness(startedAt: 100_000)
+        h.register("A2", by: "o2", kinds: ["k"])
+        let get = h.restoringGet("c", uuid: "u1")
+        let kept = h.restoringGet("d", uuid: "u1")
+        h.gone("c")
+        h.connect("c") // back with the same id: what it parked before is still not its to get
+        h.register("A1", by: "o1", kinds: ["k"], containers: [coordRecord("u1")])
+        XCTAssertEqual(h.answers(get), [])
+        XCTAssertEqual(h.reply(kept), ["u1", .string(coordEndpoint("u1"))], "another client's parked get is answered")
+        XCTAssertEqual(h.coordinator.references(of: "u1"), ["d": 1])
+        h.gone("c")
+        h.advance(by: 5000)
+        XCTAssertEqual(h.answers(get), [])
+        XCTAssertEqual(h.calls("gg").count, 0)
+    }
+
+    // MARK: Error codes
+
+    func testTheCoordinatorsFailuresCarryTheirCodes() throws {
+        let h = CoordHarness()
+        h.register("A1", by: "o1", kinds: ["k"], containers: [coordRecord("u1"), coordRecord("u2")])
+        XCTAssertEqual(h.error(h.get("c", kind: "none"))?.code, .noAgent)
+        XCTAssertEqual(h.error(h.forward("c", target: "nope", raw: Array(coordText: #"["nope","op",1]"#)))?.code, .containerNotFound)
+        XCTAssertEqual(h.error(h.request("c", Method.getContainer, ["request": [:]]))?.code, .invalid)
+        XCTAssertEqual(h.error(h.request("c", "zz", [:]))?.code, .invalid)
+
+        let slow = h.forward("c", target: "u1", raw: Array(coordText: #"["u1","slow",1]"#))
+        h.advance(by: coordTestTimeouts.requestMs)
+        XCTAssertEqual(h.error(slow)?.code, .timeout)
+
+        let stranded = h.forward("c", target: "u2", raw: Array(coordText: #"["u2","op",1]"#))
+        h.request("o1", Method.unregisterAgent, ["uuid": "A1"])
+        XCTAssertEqual(h.error(stranded)?.code, .agentGone, "a removed agent's calls fail as agent gone")
+    }
+
+    func testCallsOfAnOwnerThatIsGoneFailAsAgentGone() {
+        let h = CoordHarness()
+        h.register("A1", by: "o1", kinds: ["k"], containers: [coordRecord("u1")])
+        let token = h.forward("c", target: "u1", raw: Array(coordText: #"["u1","op",1]"#))
+        h.gone("o1")
+        XCTAssertEqual(h.error(token)?.code, .agentGone)
+    }
+
+    /// A forwarded request's failure reaches the caller as the agent sent it, code included; a
+    /// container's own error (no code) stays one.
+    func testAnAgentsErrorIsRelayedWithItsCode() throws {
+        let h = CoordHarness()
+        h.register("A1", by: "o1", kinds: ["k"], containers: [coordRecord("u1")])
+        let first = h.forward("c", target: "u1", raw: Array(coordText: #"["u1","op",1]"#))
+        let second = h.forward("c", target: "u1", raw: Array(coordText: #"["u1","op",2]"#))
+        let calls = h.calls("cs")
+        h.fail(calls[0], RemoteError("Container u1 not found", code: .containerNotFound))
+        h.fail(calls[1], RemoteError("bad input"))
+        XCTAssertEqual(h.error(first), RemoteError("Container u1 not found", code: .containerNotFound))
+        XCTAssertEqual(h.error(second), RemoteError("bad input"))
     }
 }

@@ -99,7 +99,7 @@ final class RPCServer {
     /// when the client is not connected; otherwise the answer comes to the delegate.
     @discardableResult
     func call(_ client: ClientUUID, id: CallID, payload: [UInt8]) -> Bool {
-        let sent = machine.call(client, id: id, payload: payload, into: &outputs)
+        let sent = machine.call(client, id: id, payload: payload, now: MonotonicClock.nowMs(), into: &outputs)
         run()
         return sent
     }

@@ -184,18 +184,31 @@ public final class RPCClientMachine {
     public func receive(_ message: ServerMessage, now: Int64, into out: inout [RPCClientOutput]) {
         guard !closed else { return }
         switch message {
-        case .hello(let id):
+        case .hello(let id, let newClient):
             guard id != serverId else { return } // one answer per hello sent; later ones repeat it
+            // Whether the server dropped this client meanwhile: a hulynet server says so in its
+            // answer; of another, only an askHello while greeted tells.
+            let dropped = newClient ?? forgotten
             let greeting: Greeting = !everConnected ? .first
                 : id != knownServerId ? .newServer
-                : forgotten ? .forgotten : .same
+                : dropped ? .forgotten : .same
             serverId = id
             knownServerId = id
             forgotten = false
             everConnected = true
-            restoring = greeting.mustRestore
             out.append(.connected(serverId: id, greeting))
-            if !restoring { resendPending(into: &out) }
+            if greeting.mustRestore {
+                restoring = true
+            } else if restoring {
+                // Back on the same server in the middle of a restore: the restore goes on, and
+                // only its own requests go now.
+                for key in pending.keys.sorted() {
+                    guard let entry = pending[key], entry.restores, entry.sentTo != id else { continue }
+                    send(key, entry, to: id, into: &out)
+                }
+            } else {
+                resendPending(into: &out)
+            }
         case .response(let reqId, let payload):
             guard let key = ownKey(reqId) else { return }
             pending.removeValue(forKey: key)
@@ -220,8 +233,10 @@ public final class RPCClientMachine {
             }
             out.append(.request(method: method, params: items.count > 1 ? items[1] : .null, reqId: reqId))
         case .askHello:
-            // The server forgot us (we were silent too long): say hello and restore again.
-            guard serverId != nil || !forgotten else { return }
+            // The server forgot us (we were silent too long): say hello and restore again. Not
+            // greeted yet, a hello is on its way already: this answers a ping that overtook it
+            // on a new connection, and says nothing of whether the server still knows us.
+            guard serverId != nil else { return }
             serverId = nil
             forgotten = true
             sendHello(into: &out)

@@ -14,7 +14,10 @@ public enum ClientMessage: Sendable, Equatable {
 
 /// What a server (ROUTER) sent, as the DEALER sees it.
 public enum ServerMessage: Sendable, Equatable {
-    case hello(serverId: String)
+    /// `newClient`: a hulynet server says whether it met the client id first with this hello (so a
+    /// client that reconnects learns whether the server dropped it meanwhile); nil from a server
+    /// that does not say (the reference's hello answer has an empty third frame).
+    case hello(serverId: String, newClient: Bool? = nil)
     case request(reqId: [UInt8], payload: [UInt8])
     case response(reqId: [UInt8], payload: [UInt8])
     case responseError(reqId: [UInt8], payload: [UInt8])
@@ -112,7 +115,9 @@ extension ServerMessage {
         let second = rest.first ?? []
         let third = rest.count >= 2 ? rest[rest.startIndex + 1] : []
         switch op {
-        case .hello: return .success(.hello(serverId: second.frameText))
+        case .hello:
+            let newClient = (try? JSONValue.parse(third))?.member("new")?.boolValue
+            return .success(.hello(serverId: second.frameText, newClient: newClient))
         case .pong: return .success(.pong(serverId: second.frameText))
         case .askHello: return .success(.askHello(serverId: second.frameText))
         case .request, .response, .responseError:
@@ -135,7 +140,8 @@ extension ServerMessage {
     /// The frames a ROUTER sends (after the routing identity).
     public var frames: [[UInt8]] {
         switch self {
-        case .hello(let id): return [RPCOp.hello.frame, Array(id.utf8), []]
+        case .hello(let id, let newClient):
+            return [RPCOp.hello.frame, Array(id.utf8), newClient.map { helloPayload(newClient: $0) } ?? []]
         case .pong(let id): return [RPCOp.pong.frame, Array(id.utf8), []]
         case .askHello(let id): return [RPCOp.askHello.frame, Array(id.utf8), []]
         case .request(let reqId, let payload): return [RPCOp.request.frame, reqId, payload]
@@ -146,6 +152,9 @@ extension ServerMessage {
         }
     }
 }
+
+/// The third frame of a hulynet server's hello answer.
+public func helloPayload(newClient: Bool) -> [UInt8] { Array((newClient ? #"{"new":true}"# : #"{"new":false}"#).utf8) }
 
 /// At most 32 bytes of peer input, escaped, for a log line.
 func printable(_ bytes: [UInt8]) -> String {

@@ -96,12 +96,19 @@ public final class RPCServerMachine {
         let deadline: Int64
     }
 
+    /// A call this server made, with the peer that alone may answer it.
+    struct Call {
+        let peer: Peer
+        let id: CallID
+        let deadline: Int64
+    }
+
     private var peersByIdentity: [FrameKey: Peer] = [:]
     private var peersByClient: [ClientUUID: Peer] = [:]
     private var pending: [RequestToken: Pending] = [:]
     private var nextToken: RequestToken = 1
-    /// Calls this server made, by request id, with the peer that alone may answer them.
-    private var calls: [FrameKey: (peer: Peer, id: CallID)] = [:]
+    /// Calls this server made, by request id.
+    private var calls: [FrameKey: Call] = [:]
     private var callCounter = 0
     /// Part of every call id: a late answer to a call of an earlier run of this server (same
     /// client, same counter) can never be taken for the answer to one of this run.
@@ -127,6 +134,8 @@ public final class RPCServerMachine {
 
     public var clientCount: Int { peersByClient.count }
     public var pendingCount: Int { pending.count }
+    /// Calls made and not answered yet.
+    public var callCount: Int { calls.count }
     public func isConnected(_ client: ClientUUID) -> Bool { peersByClient[client] != nil }
 
     // MARK: - What a client sent
@@ -202,7 +211,9 @@ public final class RPCServerMachine {
             peersByClient[clientId] = peer
             isNew = true
         }
-        out.append(.send([identity, RPCOp.hello.frame, serverIdFrame, []]))
+        // Tells a client that reconnects whether this server dropped it meanwhile (a TypeScript
+        // client reads only the server id).
+        out.append(.send([identity, RPCOp.hello.frame, serverIdFrame, helloPayload(newClient: isNew)]))
         if isNew {
             out.append(.log(.debug, "client \(clientId) said hello"))
             out.append(.clientConnected(clientId))
@@ -279,14 +290,16 @@ public final class RPCServerMachine {
     }
 
     /// Sends a request (`payload` = `[method, params]` JSON text) to a client. Returns false when
-    /// the client is not connected; otherwise its answer comes as `callAnswered` with this id.
+    /// the client is not connected; otherwise its answer comes as `callAnswered` with this id:
+    /// the client's, or a failure when the client goes (agent gone) or does not answer within
+    /// `timeouts.requestMs` (timeout).
     @discardableResult
-    public func call(_ client: ClientUUID, id: CallID, payload: [UInt8], into out: inout [RPCServerOutput]) -> Bool {
+    public func call(_ client: ClientUUID, id: CallID, payload: [UInt8], now: Int64, into out: inout [RPCServerOutput]) -> Bool {
         guard let peer = peersByClient[client] else { return false }
         callCounter += 1
         var reqId = peer.callIdPrefix
         reqId.append(contentsOf: String(callCounter).utf8)
-        calls[FrameKey(reqId)] = (peer, id)
+        calls[FrameKey(reqId)] = Call(peer: peer, id: id, deadline: now + timeouts.requestMs)
         out.append(.send([peer.identity, RPCOp.request.frame, reqId, payload]))
         return true
     }
@@ -307,13 +320,19 @@ public final class RPCServerMachine {
     // MARK: - Time and the end
 
     /// Drops clients silent past their alive timeout and fails requests past their deadline (a
-    /// handler that never answers must not hold a place of the in-flight limit forever).
+    /// handler that never answers must not hold a place of the in-flight limit forever), and
+    /// calls a client left unanswered as long.
     public func tick(now: Int64, into out: inout [RPCServerOutput]) {
         for peer in Array(peersByClient.values) where now - peer.lastSeen > peer.aliveMs {
             drop(peer, timedOut: true, into: &out)
         }
         for (token, entry) in pending where entry.deadline <= now {
             fail(token, RemoteError("timed out after \(timeouts.requestMs) ms without an answer", code: .timeout), into: &out)
+        }
+        for (key, call) in calls where call.deadline <= now {
+            calls.removeValue(forKey: key)
+            let error = RemoteError("client \(call.peer.clientId) did not answer within \(timeouts.requestMs) ms", code: .timeout)
+            out.append(.callAnswered(call.id, .failure(error)))
         }
     }
 
@@ -334,5 +353,10 @@ public final class RPCServerMachine {
             out.append(.log(.info, "client \(peer.clientId) silent for more than \(peer.aliveMs) ms: dropped"))
         }
         out.append(.clientGone(peer.clientId, timedOut: timedOut))
+        // It can answer nothing more (if it comes back, it is another peer): its calls end here.
+        for (key, call) in calls where call.peer === peer {
+            calls.removeValue(forKey: key)
+            out.append(.callAnswered(call.id, .failure(RemoteError("client \(peer.clientId) is gone", code: .agentGone))))
+        }
     }
 }
