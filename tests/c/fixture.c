@@ -66,9 +66,8 @@ int fx_int(pthread_mutex_t *lock, const int *field) {
 
 /* ---- echo kind ---------------------------------------------------------------------------------- */
 
-/* Copies `text` ("(null)" for NULL) into out[size], cut to fit. (Not snprintf: GCC 12 with
- * -fsanitize=address -O2 warns wrongly about it here: -Warray-bounds.) */
-static void copy_text(char *out, size_t size, const char *text) {
+/* (Not snprintf: GCC 12 with -fsanitize=address -O2 warns wrongly about it here: -Warray-bounds.) */
+void fx_copy_text(char *out, size_t size, const char *text) {
     size_t length;
     if (size == 0) return;
     if (text == NULL) text = "(null)";
@@ -81,7 +80,7 @@ static void copy_text(char *out, size_t size, const char *text) {
 void echo_kind_init(echo_kind *kind, const char *tag) {
     memset(kind, 0, sizeof *kind);
     pthread_mutex_init(&kind->lock, NULL);
-    copy_text(kind->tag, sizeof kind->tag, tag);
+    fx_copy_text(kind->tag, sizeof kind->tag, tag);
     kind->start_status = HULYNET_OK;
     kind->reply_badjson_status = 1;
     kind->blocking_status = 1;
@@ -96,7 +95,7 @@ static int echo_start(void *kind_user, hulynet_container *container, const char 
     const char *own_uuid = hulynet_container_uuid(container);
     pthread_mutex_lock(&kind->lock);
     if (own_uuid == NULL || uuid == NULL || strcmp(own_uuid, uuid) != 0) kind->container_uuid_mismatches++;
-    copy_text(kind->last_options, sizeof kind->last_options, options_json);
+    fx_copy_text(kind->last_options, sizeof kind->last_options, options_json);
     if (kind->start_status != HULYNET_OK) {
         kind->start_failures++;
         pthread_mutex_unlock(&kind->lock);
@@ -104,14 +103,14 @@ static int echo_start(void *kind_user, hulynet_container *container, const char 
     }
     kind->starts++;
     kind->last_container = container;
-    copy_text(kind->last_uuid, sizeof kind->last_uuid, uuid);
+    fx_copy_text(kind->last_uuid, sizeof kind->last_uuid, uuid);
     pthread_mutex_unlock(&kind->lock);
     state = calloc(1, sizeof *state);
     if (state == NULL) return HULYNET_EINTERNAL;
     state->kind = kind;
     state->handle = container;
     state->owned = 1;
-    copy_text(state->uuid, sizeof state->uuid, uuid);
+    fx_copy_text(state->uuid, sizeof state->uuid, uuid);
     *container_user = state;
     return HULYNET_OK;
 }
@@ -168,7 +167,7 @@ static void echo_request(void *container_user, hulynet_request *request, const c
     char answer[FX_TEXT + 256];
     pthread_mutex_lock(&kind->lock);
     kind->requests++;
-    copy_text(kind->last_client, sizeof kind->last_client, client_id);
+    fx_copy_text(kind->last_client, sizeof kind->last_client, client_id);
     pthread_mutex_unlock(&kind->lock);
 
     if (strcmp(operation, "echo") == 0) {
@@ -236,7 +235,7 @@ static void echo_connect(void *container_user, const char *client_id) {
     state->kind->connects++;
     state->kind->connect_thread = pthread_self();
     state->kind->connect_thread_set = 1;
-    copy_text(state->kind->last_connected, sizeof state->kind->last_connected, client_id);
+    fx_copy_text(state->kind->last_connected, sizeof state->kind->last_connected, client_id);
     pthread_mutex_unlock(&state->kind->lock);
 }
 
@@ -244,7 +243,7 @@ static void echo_disconnect(void *container_user, const char *client_id) {
     echo_container *state = container_user;
     pthread_mutex_lock(&state->kind->lock);
     state->kind->disconnects++;
-    copy_text(state->kind->last_disconnected, sizeof state->kind->last_disconnected, client_id);
+    fx_copy_text(state->kind->last_disconnected, sizeof state->kind->last_disconnected, client_id);
     pthread_mutex_unlock(&state->kind->lock);
 }
 
@@ -348,7 +347,7 @@ void fx_event_fn(void *user, const char *json) {
     size_t used, length;
     pthread_mutex_lock(&events->lock);
     events->count++;
-    copy_text(events->last, sizeof events->last, json);
+    fx_copy_text(events->last, sizeof events->last, json);
     used = strlen(events->all);
     length = json ? strlen(json) : 0;
     if (json != NULL && used + length + 2 < sizeof events->all) {
@@ -382,7 +381,7 @@ void fx_result_fn(void *user, int status, const char *json) {
     pthread_mutex_lock(&async->lock);
     async->calls++;
     async->status = status;
-    copy_text(async->text, sizeof async->text, json);
+    fx_copy_text(async->text, sizeof async->text, json);
     pthread_mutex_unlock(&async->lock);
 }
 
@@ -392,7 +391,7 @@ void fx_reference_fn(void *user, int status, hulynet_reference *reference, const
     async->calls++;
     async->status = status;
     async->reference = reference;
-    copy_text(async->text, sizeof async->text, error);
+    fx_copy_text(async->text, sizeof async->text, error);
     pthread_mutex_unlock(&async->lock);
 }
 

@@ -115,6 +115,8 @@ hulynet_container *fx_last_container(echo_kind *kind);
 int fx_has_kind(hulynet_client *client, const char *kind);
 
 /* ---- text helpers ----------------------------------------------------------------------------- */
+/* Copies `text` ("(null)" for NULL) into out[size], cut to fit. */
+void fx_copy_text(char *out, size_t size, const char *text);
 /* Occurrences of `needle` in `text`. */
 int fx_count(const char *text, const char *needle);
 /* The string value of the first `"key":"value"` in JSON text, into `out` ("" if absent). */

@@ -27,8 +27,8 @@
  *    hulynet::default_timeout (0) means the library's default: the Client's request timeout.
  *
  *  - Callbacks are std::function objects owned by the C++ object that registered them
- *    (Subscription, Connection, the log handler slot, the Agent's kind factories) and released
- *    when it is destroyed. They run on library threads; exceptions they throw are caught at the C
+ *    (Subscription, Connection, Reference, the log handler slot, the Agent's kind factories) and
+ *    released when it is destroyed. They run on library threads; exceptions they throw are caught at the C
  *    boundary and never cross into C. Late calls the C library still makes after a handler was
  *    removed are dropped safely (the binding looks handlers up by id, not by pointer).
  *    From inside any callback you may call non-blocking functions only (the *_async ones,
@@ -124,6 +124,8 @@ using ServerStats = hulynet_server_stats;
 
 /** The signature of the handlers of JSON events (network changes, a container's events). */
 using EventHandler = std::function<void(std::string_view json)>;
+/** The signature of a Reference's moved handler: the container's uuid and endpoint now. */
+using MovedHandler = std::function<void(std::string_view uuid, std::string_view endpoint)>;
 /** The signature of a log handler: level is a HULYNET_LOG_* value. */
 using LogHandler = std::function<void(int level, std::string_view message)>;
 
@@ -261,16 +263,48 @@ inline std::uint64_t user_id(void *user) noexcept {
 }
 
 using event_registry = registry<EventHandler>;
+using moved_registry = registry<MovedHandler>;
 
-/** hulynet_event_fn for handlers in event_registry. */
-inline void event_trampoline(void *user, const char *json) noexcept {
+/** Calls the Handler registered under `user` with the C strings as string_views. */
+template <class Handler, class... Texts>
+void call_handler(void *user, Texts... texts) noexcept {
     try {
-        if (auto handler = event_registry::instance().find(user_id(user))) {
-            if (*handler) (*handler)(view(json));
+        if (auto handler = registry<Handler>::instance().find(user_id(user))) {
+            if (*handler) (*handler)(view(texts)...);
         }
     } catch (...) {
         // A handler's exception stops here: it must not unwind into the library.
     }
+}
+
+/** hulynet_event_fn for handlers in event_registry. */
+inline void event_trampoline(void *user, const char *json) noexcept { call_handler<EventHandler>(user, json); }
+
+/** hulynet_moved_fn for handlers in moved_registry. */
+inline void moved_trampoline(void *user, const char *uuid, const char *endpoint) noexcept {
+    call_handler<MovedHandler>(user, uuid, endpoint);
+}
+
+/** Replaces the handler whose registry id is in `slot` (an empty one: none) through
+ *  `install(user)`, which hands the C library its function (or NULL, for a null `user`). The
+ *  new handler is registered before the library can call it; the old one is dropped after the
+ *  library has stopped calling it. */
+template <class Handler, class Install>
+void replace_handler(std::uint64_t &slot, Handler handler, Install install) {
+    auto &handlers = registry<Handler>::instance();
+    if (!handler) {
+        check(install(nullptr));
+        handlers.remove(std::exchange(slot, 0));
+        return;
+    }
+    const std::uint64_t id = handlers.add(std::make_shared<Handler>(std::move(handler)));
+    const int status = install(id_user(id));
+    if (status != HULYNET_OK) {
+        error failure = last_error(status);
+        handlers.remove(id);
+        throw failure;
+    }
+    handlers.remove(std::exchange(slot, id));
 }
 
 /** What a Subscription shares with its Client: whether it is still open. Client::close marks it
@@ -494,20 +528,10 @@ public:
      *  was set are delivered to it. */
     void on_event(EventHandler handler) {
         hulynet_connection *handle = live();
-        if (!handler) {
-            detail::check(hulynet_connection_set_event_handler(handle, nullptr, nullptr));
-            detail::event_registry::instance().remove(std::exchange(handler_, 0));
-            return;
-        }
-        auto &handlers = detail::event_registry::instance();
-        const std::uint64_t id = handlers.add(std::make_shared<EventHandler>(std::move(handler)));
-        const int status = hulynet_connection_set_event_handler(handle, &detail::event_trampoline, detail::id_user(id));
-        if (status != HULYNET_OK) {
-            error failure = detail::last_error(status);
-            handlers.remove(id);
-            throw failure;
-        }
-        handlers.remove(std::exchange(handler_, id));
+        detail::replace_handler(handler_, std::move(handler), [handle](void *user) {
+            return hulynet_connection_set_event_handler(handle, user != nullptr ? &detail::event_trampoline : nullptr,
+                                                        user);
+        });
     }
 
     /** A request to the container over this connection; returns its answer (JSON text). */
@@ -555,17 +579,25 @@ private:
     std::uint64_t handler_ = 0;
 };
 
-/** A client's hold on a container (Client::get): the container runs while it is held. */
+/** A client's hold on a container (Client::get): the container runs while it is held.
+ *
+ *  It follows its container: when the container's agent dies or leaves (or after a coordinator
+ *  restart), the library gets it again on a live agent (the same uuid for a get by uuid; the
+ *  same kind, labels and extra otherwise). Requests made meanwhile wait and go again within
+ *  their own timeout; Connections reopen where the container went and keep their event
+ *  handlers; on_moved tells the holder. */
 class Reference {
 public:
     Reference() noexcept = default;
     /** Takes ownership of a C handle. */
     explicit Reference(hulynet_reference *handle) noexcept : handle_(handle) {}
-    Reference(Reference &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+    Reference(Reference &&other) noexcept
+        : handle_(std::exchange(other.handle_, nullptr)), moved_handler_(std::exchange(other.moved_handler_, 0)) {}
     Reference &operator=(Reference &&other) noexcept {
         if (this != &other) {
             close();
             handle_ = std::exchange(other.handle_, nullptr);
+            moved_handler_ = std::exchange(other.moved_handler_, 0);
         }
         return *this;
     }
@@ -573,10 +605,23 @@ public:
     Reference &operator=(const Reference &) = delete;
     ~Reference() { close(); }
 
-    /** The container's uuid. */
+    /** The container's uuid, as it is now: after a move, a new one unless it was got by uuid. */
     std::string uuid() const { return accessor(hulynet_reference_uuid(live())); }
-    /** The container's endpoint reference (JSON text). */
+    /** The container's endpoint reference (JSON text), as it is now: it changes when the
+     *  container moves. */
     std::string endpoint() const { return accessor(hulynet_reference_endpoint(live())); }
+
+    /** `handler(uuid, endpoint)` is told each time the container moved, with its new uuid and
+     *  endpoint (on a library thread; keep it short, no blocking calls), replacing the previous
+     *  handler; an empty function stops it. Once this returns, the previous one is not called
+     *  again. */
+    void on_moved(MovedHandler handler) {
+        hulynet_reference *handle = live();
+        detail::replace_handler(moved_handler_, std::move(handler), [handle](void *user) {
+            return hulynet_reference_set_moved_handler(handle, user != nullptr ? &detail::moved_trampoline : nullptr,
+                                                       user);
+        });
+    }
 
     /** A request through the coordinator; returns the container's answer (JSON text). */
     std::string request(std::string_view operation, std::string_view data_json = {},
@@ -601,8 +646,12 @@ public:
         detail::check(hulynet_reference_release(live(), detail::ms(timeout)));
     }
 
-    /** Releases the container if still held (without waiting) and frees the handle; idempotent. */
-    void close() noexcept { hulynet_reference_destroy(std::exchange(handle_, nullptr)); }
+    /** Releases the container if still held (without waiting), frees the handle and releases
+     *  the moved handler; idempotent. */
+    void close() noexcept {
+        hulynet_reference_destroy(std::exchange(handle_, nullptr));
+        detail::moved_registry::instance().remove(std::exchange(moved_handler_, 0));
+    }
 
     explicit operator bool() const noexcept { return handle_ != nullptr; }
     hulynet_reference *handle() const noexcept { return handle_; }
@@ -618,6 +667,7 @@ private:
     }
 
     hulynet_reference *handle_ = nullptr;
+    std::uint64_t moved_handler_ = 0;
 };
 
 // ============================================================================================

@@ -237,6 +237,7 @@ if lib.hulynet_version_number() // 10000 != API_MAJOR:
 
 # NULL callbacks (a prototype called without arguments is a NULL function pointer).
 NULL_EVENT_FN = EVENT_FN()
+NULL_MOVED_FN = MOVED_FN()
 NULL_LOG_FN = LOG_FN()
 
 # ---------------------------------------------------------------------------------------------

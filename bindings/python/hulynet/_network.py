@@ -81,18 +81,61 @@ def _port(port: int, name: str = "port", lowest: int = 0) -> int:
 # key of _ffi.registry naming what the call is for.
 # ---------------------------------------------------------------------------------------------
 
-def _deliver_event(user: Optional[int], data: Optional[bytes]) -> None:
+def _call_handler(user: Optional[int], what: str, arguments: Callable[[], tuple]) -> None:
+    """Calls the handler registered under `user` with arguments() (converted inside the guard);
+    what it raises is logged, never passed to C."""
     with callback_scope:
         handler = _ffi.registry.get(user)
         if handler is None:
             return
         try:
-            handler(_ffi.loads(data))
+            handler(*arguments())
         except BaseException:
-            log_callback_error(f"event handler {handler!r}")
+            log_callback_error(f"{what} {handler!r}")
+
+
+def _deliver_event(user: Optional[int], data: Optional[bytes]) -> None:
+    _call_handler(user, "event handler", lambda: (_ffi.loads(data),))
+
+
+def _deliver_moved(user: Optional[int], uuid: Optional[bytes], endpoint: Optional[bytes]) -> None:
+    _call_handler(user, "moved handler", lambda: (_ffi.decode(uuid), _ffi.decode(endpoint)))
 
 
 _event_callback = _ffi.EVENT_FN(_deliver_event)
+_moved_callback = _ffi.MOVED_FN(_deliver_moved)
+
+
+class _HandlerSlot:
+    """One handler that C calls back with its registry key as `user`: kept in the registry while
+    the library may call it, replaced under a lock (a handler may replace itself from inside a
+    call), dropped once the library calls it no more."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.fn: Optional[Callable[..., Any]] = None
+        self._key: Optional[int] = None
+        self._lock = threading.RLock()
+
+    def set(self, fn: Optional[Callable[..., Any]], install: Callable[[Optional[int]], Any]) -> None:
+        """Registers `fn` and calls install(key), which hands C its callback with `key` as the
+        user (None: no callback); then drops the previous one."""
+        if fn is not None and not callable(fn):
+            raise TypeError(f"the {self.what} must be callable or None")
+        with self._lock:
+            key = _ffi.registry.add(fn) if fn is not None else None
+            try:
+                install(key)
+            except BaseException:
+                _ffi.registry.pop(key)
+                raise
+            old, self._key, self.fn = self._key, key, fn
+        _ffi.registry.pop(old)
+
+    def forget(self) -> None:
+        """Drops the handler (its C handle is destroyed: the library calls it no more)."""
+        key, self._key, self.fn = self._key, None, None
+        _ffi.registry.pop(key)
 
 
 def _settle(future: asyncio.Future, status: int, payload: Optional[bytes]) -> None:
@@ -427,7 +470,13 @@ class Client(Resource):
 # ---------------------------------------------------------------------------------------------
 
 class Reference(Resource):
-    """A client's hold on a container (from Client.get). close() releases it without waiting."""
+    """A client's hold on a container (from Client.get). close() releases it without waiting.
+
+    It follows its container: when the container's agent dies or leaves (or after a coordinator
+    restart), the library gets it again on a live agent (the same uuid for a get by uuid; the same
+    kind, labels and extra otherwise). Requests made meanwhile wait and go again within their own
+    timeout; connections reopen where the container went and keep their event handlers; uuid and
+    endpoint give the new values; on_moved tells the holder."""
 
     _what = "reference"
     _live_group = "Reference"
@@ -435,21 +484,54 @@ class Reference(Resource):
     def __init__(self) -> None:  # made by Client.get / get_async only
         super().__init__()
         self.client: Optional[Client] = None
-        self.uuid = ""
-        self.endpoint = ""
+        self._uuid = ""
+        self._endpoint = ""
+        self._moved = _HandlerSlot("moved handler")
 
     @classmethod
     def _adopt(cls, client: Client, handle: Any) -> Optional["Reference"]:
         """Wraps a new reference handle of `client` (None, with the handle freed, if the client is closed)."""
         reference = cls()
         reference.client = client
-        reference.uuid = _ffi.decode(lib.hulynet_reference_uuid(handle))
-        reference.endpoint = _ffi.decode(lib.hulynet_reference_endpoint(handle))
+        reference._uuid = _ffi.decode(lib.hulynet_reference_uuid(handle))
+        reference._endpoint = _ffi.decode(lib.hulynet_reference_endpoint(handle))
         reference._opened(handle)
         if not client._adopt_child(reference):
             reference.close()
             return None
         return reference
+
+    def _current(self, read: Callable[[Any], Optional[bytes]], cached: str) -> str:
+        """An accessor's value now (the last one read, once closed)."""
+        handle = self._handle
+        value = read(handle) if handle is not None else None
+        if value is not None:
+            setattr(self, cached, _ffi.decode(value))
+        return getattr(self, cached)
+
+    @property
+    def uuid(self) -> str:
+        """The container's uuid as it is now: after a move, a new one unless it was got by uuid."""
+        return self._current(lib.hulynet_reference_uuid, "_uuid")
+
+    @property
+    def endpoint(self) -> str:
+        """The container's endpoint reference (JSON text) as it is now: it changes when the container moves."""
+        return self._current(lib.hulynet_reference_endpoint, "_endpoint")
+
+    @property
+    def on_moved(self) -> Optional[Callable[[str, str], Any]]:
+        """The function called with (uuid, endpoint) each time the container moved, on a library thread
+        (keep it short; no blocking calls); None stops it. Once set, the previous one is not called again."""
+        return self._moved.fn
+
+    @on_moved.setter
+    def on_moved(self, fn: Optional[Callable[[str, str], Any]]) -> None:
+        self.set_moved_handler(fn)
+
+    def set_moved_handler(self, fn: Optional[Callable[[str, str], Any]]) -> None:
+        self._moved.set(fn, lambda key: lib.hulynet_reference_set_moved_handler(
+            self._live_handle(), _moved_callback if key is not None else _ffi.NULL_MOVED_FN, key))
 
     @property
     def endpoint_info(self) -> Optional[dict]:
@@ -476,7 +558,7 @@ class Reference(Resource):
         handle = self._live_handle()
         out = _ffi.ConnectionP()
         lib.hulynet_reference_connect(handle, _ffi.milliseconds(timeout), byref(out))
-        connection = Connection._adopt(self.client, out, self.uuid)
+        connection = Connection._adopt(self.client, out, self)
         if connection is None:
             raise errors.Closed(errors.ECLOSED, "the client was closed during connect")
         return connection
@@ -488,6 +570,7 @@ class Reference(Resource):
 
     def _destroy(self, handle: Any) -> None:
         lib.hulynet_reference_destroy(handle)
+        self._moved.forget()
 
     def __repr__(self) -> str:
         return f"<hulynet.Reference {self.uuid}{' closed' if self.closed else ''}>"
@@ -503,16 +586,16 @@ class Connection(Resource):
     def __init__(self) -> None:  # made by Reference.connect only
         super().__init__()
         self.client: Optional[Client] = None
-        self.uuid = ""
-        self._handler: Optional[Callable[[JSON], Any]] = None
-        self._handler_key: Optional[int] = None
-        self._handler_lock = threading.RLock()  # a handler may replace itself (early events run inside)
+        self._reference: Optional["weakref.ref[Reference]"] = None
+        self._uuid = ""
+        self._events = _HandlerSlot("event handler")  # early events run inside set: a handler may replace itself
 
     @classmethod
-    def _adopt(cls, client: Client, handle: Any, uuid: str) -> Optional["Connection"]:
+    def _adopt(cls, client: Client, handle: Any, reference: Reference) -> Optional["Connection"]:
         connection = cls()
         connection.client = client
-        connection.uuid = uuid
+        connection._reference = weakref.ref(reference)
+        connection._uuid = reference.uuid
         connection._opened(handle)
         if not client._adopt_child(connection):
             connection.close()
@@ -520,31 +603,27 @@ class Connection(Resource):
         return connection
 
     @property
+    def uuid(self) -> str:
+        """The container's uuid: its reference's, which changes when the container moves (unless it
+        was got by uuid)."""
+        reference = self._reference() if self._reference is not None else None
+        if reference is not None and not reference.closed:
+            self._uuid = reference.uuid
+        return self._uuid
+
+    @property
     def on_event(self) -> Optional[Callable[[JSON], Any]]:
         """The function called with each event (a Python value); None stops delivery. Events that came
-        before the first handler was set are delivered to it."""
-        return self._handler
+        before the first handler was set are delivered to it. It stays when the container moves."""
+        return self._events.fn
 
     @on_event.setter
     def on_event(self, fn: Optional[Callable[[JSON], Any]]) -> None:
         self.set_event_handler(fn)
 
     def set_event_handler(self, fn: Optional[Callable[[JSON], Any]]) -> None:
-        if fn is not None and not callable(fn):
-            raise TypeError("the event handler must be callable or None")
-        with self._handler_lock:
-            handle = self._live_handle()
-            key = _ffi.registry.add(fn) if fn is not None else None
-            try:
-                if fn is None:
-                    lib.hulynet_connection_set_event_handler(handle, _ffi.NULL_EVENT_FN, None)
-                else:
-                    lib.hulynet_connection_set_event_handler(handle, _event_callback, key)
-            except BaseException:
-                _ffi.registry.pop(key)
-                raise
-            old, self._handler_key, self._handler = self._handler_key, key, fn
-        _ffi.registry.pop(old)
+        self._events.set(fn, lambda key: lib.hulynet_connection_set_event_handler(
+            self._live_handle(), _event_callback if key is not None else _ffi.NULL_EVENT_FN, key))
 
     def request(self, operation: str, data: JSON = None, timeout: Optional[float] = None) -> JSON:
         handle = self._live_handle()
@@ -558,13 +637,9 @@ class Connection(Resource):
         return await _start_async(
             lambda key: lib.hulynet_connection_request_async(handle, *args, _result_callback, key))
 
-    def _forget_handler(self) -> None:
-        key, self._handler_key, self._handler = self._handler_key, None, None
-        _ffi.registry.pop(key)
-
     def _destroy(self, handle: Any) -> None:
         lib.hulynet_connection_destroy(handle)
-        self._forget_handler()
+        self._events.forget()
 
     def __repr__(self) -> str:
         return f"<hulynet.Connection to {self.uuid}{' closed' if self.closed else ''}>"
