@@ -225,6 +225,10 @@ HULYNET_API int hulynet_reference_set_moved_handler(hulynet_reference *reference
 /** A request through the coordinator. */
 HULYNET_API int hulynet_reference_request(hulynet_reference *reference, const char *operation,
                                           const char *data_json, int64_t timeout_ms, char **json_out);
+/** The same without blocking: `done` is called once, on a library thread. */
+HULYNET_API int hulynet_reference_request_async(hulynet_reference *reference, const char *operation,
+                                                const char *data_json, int64_t timeout_ms, hulynet_result_fn done,
+                                                void *user);
 /** Opens a connection (routed through the agent, or direct, as the endpoint says). */
 HULYNET_API int hulynet_reference_connect(hulynet_reference *reference, int64_t timeout_ms,
                                           hulynet_connection **out);

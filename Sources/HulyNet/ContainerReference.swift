@@ -222,7 +222,7 @@ public final class ContainerConnection: @unchecked Sendable {
         let payload = JSONValue.array([.string(method), params]).serialized()
         let bytes: [UInt8] = try await client.onLoop { [self, client] done in
             guard let endpointClient, !closed else { done(.failure(.closed)); return }
-            endpointClient.rpc.request(payload: payload, timeoutMs: timeoutMs) { done($0.mapError(client.networkError)) }
+            endpointClient.rpc.request(payload: payload, timeoutMs: timeoutMs) { done($0.mapError(NetworkError.init)) }
         }
         do { return try JSONValue.parse(bytes) } catch { throw NetworkError.invalid("answer is not JSON: \(error.message)") }
     }

@@ -134,15 +134,10 @@ public final class NetworkClient: @unchecked Sendable {
         let queued = loop.executeUnchecked { [self] in
             guard !isClosed else { completion(.failure(.closed)); return }
             rpc.request(payload: payload, timeoutMs: timeoutMs, restores: restores) { [self] result in
-                completion(decodeAnswer(result.mapError(networkError), of: method))
+                completion(decodeAnswer(result.mapError(NetworkError.init), of: method))
             }
         }
         if !queued { completion(.failure(.closed)) }
-    }
-
-    /// A failure of a request to the coordinator as callers see it.
-    func networkError(_ failure: RPCFailure) -> NetworkError {
-        NetworkError(failure, peer: "\(host):\(port)")
     }
 
     // MARK: - Public API
@@ -355,7 +350,7 @@ public final class NetworkClient: @unchecked Sendable {
                                   completion: @escaping (Result<Set<ContainerUUID>, NetworkError>) -> Void) {
         let payload = JSONValue.array([.string(Method.registerAgent), agent.registration().json]).serialized()
         rpc.request(payload: payload, timeoutMs: timeoutMs, restores: restores) { [self] result in
-            let answer = decodeAnswer(result.mapError(networkError), of: Method.registerAgent)
+            let answer = decodeAnswer(result.mapError(NetworkError.init), of: Method.registerAgent)
             guard case .success(let value) = answer else {
                 if case .failure(let error) = answer { completion(.failure(error)) }
                 return
@@ -480,7 +475,7 @@ public final class NetworkClient: @unchecked Sendable {
         case .fail(let callId, let failure):
             guard let call = referenceCalls.removeValue(forKey: callId) else { return }
             call.attempt?.cancel()
-            call.completion(.failure(networkError(failure)))
+            call.completion(.failure(NetworkError(failure)))
         case .wake(let delay):
             loop.after(milliseconds: delay) { [weak self] in
                 guard let self, !isClosed else { return }

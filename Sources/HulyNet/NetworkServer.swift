@@ -261,11 +261,11 @@ public enum NetworkError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// A request's failure on a connection to `peer` ("host:port").
-    init(_ failure: RPCFailure, peer: String) {
+    /// A request's failure as callers see it.
+    init(_ failure: RPCFailure) {
         switch failure {
         case .remote(let error): self = .remote(error)
-        case .timeout(let text): self = .timeout("\(text) from \(peer)")
+        case .timeout(let text): self = .timeout(text)
         case .closed: self = .closed
         }
     }

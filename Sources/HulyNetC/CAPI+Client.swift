@@ -293,6 +293,9 @@ final class CReference: @unchecked Sendable {
     }
 
     func drop(release: Bool) {
+        // Once destroy returns, the caller's moved function must not be called again (the
+        // release below completes later, and a move may finish meanwhile).
+        reference.onMoved { _, _ in }
         guard release, (try? client.check()) != nil else { return }
         let reference = self.reference
         Task { try? await reference.release() }
@@ -347,6 +350,23 @@ public func hulynet_reference_request(_ handle: OpaquePointer?, _ operation: Uns
             reference.reference.request(operation, data, timeoutMs: ms, completion: done)
         }
         try setOut(out, answer)
+    }
+}
+
+@_cdecl("hulynet_reference_request_async")
+public func hulynet_reference_request_async(_ handle: OpaquePointer?, _ operation: UnsafePointer<CChar>?,
+                                            _ dataJSON: UnsafePointer<CChar>?, _ timeoutMs: Int64,
+                                            _ done: hulynet_result_fn?, _ user: UnsafeMutableRawPointer?) -> Int32 {
+    cCall {
+        let reference = try liveReference(handle)
+        let operation = try cString(operation, "operation")
+        let data = try cJSON(dataJSON, "data_json")
+        guard let done else { throw CFailure.invalid("done is NULL") }
+        let ms = timeout(timeoutMs, default: reference.client.requestMs)
+        let user = UserPointer(raw: user)
+        reference.reference.request(operation, data, timeoutMs: ms) { result in
+            complete(done, user, result.mapError { $0 })
+        }
     }
 }
 

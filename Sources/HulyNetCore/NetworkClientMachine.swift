@@ -236,6 +236,12 @@ public final class NetworkClientMachine {
                            into out: inout [NetworkClientOutput]) {
         guard var call = calls[callId] else { return }
         let left = call.deadline - now
+        if case .timeout = failure, let reference = references[call.reference], reference.moving {
+            // Sent to where the container was just before it went: its time ran out while it moved.
+            calls.removeValue(forKey: callId)
+            out.append(.fail(callId, movingTooLong(reference)))
+            return
+        }
         guard let reference = references[call.reference], left > 0,
               case .remote(let error) = failure, error.code?.meansMoved == true else {
             calls.removeValue(forKey: callId)

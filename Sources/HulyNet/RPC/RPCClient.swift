@@ -178,7 +178,12 @@ final class RPCClient {
                 for waiter in waiters { waiter(.success(())) }
                 delegate?.rpcClient(self, connectedTo: serverId, greeting)
             case .complete(let key, let result):
-                completions.removeValue(forKey: key)?(result)
+                guard let completion = completions.removeValue(forKey: key) else { continue }
+                if case .failure(.timeout(let text)) = result {
+                    completion(.failure(.timeout("\(text) from \(host):\(port)")))
+                } else {
+                    completion(result)
+                }
             case .event(let payload):
                 delegate?.rpcClient(self, event: payload)
             case .request(let method, let params, let reqId):

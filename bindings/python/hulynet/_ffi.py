@@ -189,6 +189,8 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_reference_endpoint", [ReferenceP], c_char_p),
     ("hulynet_reference_set_moved_handler", [ReferenceP, MOVED_FN, c_void_p], c_int, _check_status),
     ("hulynet_reference_request", [ReferenceP, c_char_p, c_char_p, c_int64, _OUT_TEXT], c_int, _check_status),
+    ("hulynet_reference_request_async", [ReferenceP, c_char_p, c_char_p, c_int64, RESULT_FN, c_void_p], c_int,
+     _check_status),
     ("hulynet_reference_connect", [ReferenceP, c_int64, POINTER(ConnectionP)], c_int, _check_status),
     ("hulynet_reference_release", [ReferenceP, c_int64], c_int, _check_status),
     ("hulynet_reference_destroy", [ReferenceP], None),

@@ -548,9 +548,12 @@ class Reference(Resource):
         return _text_result(lambda out: lib.hulynet_reference_request(handle, *args, out))
 
     async def request_async(self, operation: str, data: JSON = None, timeout: Optional[float] = None) -> JSON:
-        """request() without blocking (hulynet_client_request_async to this container's uuid)."""
-        self._live_handle()
-        return await self.client.request_async(self.uuid, operation, data, timeout)
+        """request() without blocking: hulynet_reference_request_async, completed on the running loop
+        (it follows the container when it moves, as request() does)."""
+        handle = self._live_handle()
+        args = (_ffi.required_text(operation, "operation"), _ffi.dumps(data), _ffi.milliseconds(timeout))
+        return await _start_async(
+            lambda key: lib.hulynet_reference_request_async(handle, *args, _result_callback, key))
 
     def connect(self, timeout: Optional[float] = None) -> "Connection":
         """Opens a connection to the container (routed through its agent, or direct): requests and the

@@ -94,12 +94,15 @@ def test_reference_follows_its_container(network, recorder, gate):
     async def requests_while_moving():
         held = [asyncio.ensure_future(connection.request_async("whoami", timeout=3))
                 for connection in (conn_uuid, conn_labels)]
+        # Through the coordinator too: the reference's own request waits for the move as well.
+        held.append(asyncio.ensure_future(by_uuid.request_async("whoami", timeout=3)))
         await asyncio.sleep(0)  # the tasks have made their C calls
         assert moved_uuid.count() == 0 and moved_labels.count() == 0
         gate.gate.set()
         return await asyncio.gather(*held)
 
-    held_uuid, held_labels = asyncio.run(requests_while_moving())
+    held_uuid, held_labels, held_through_network = asyncio.run(requests_while_moving())
+    assert held_through_network["uuid"] == "failover-4" and held_through_network["gated"]
     wait_for(lambda: moved_uuid.count() == 1 and moved_labels.count() == 1, timeout=3, message="moved handlers")
     assert held_uuid["uuid"] == "failover-4" and held_uuid["gated"] and held_uuid["client"] == user.id
     assert held_labels["gated"] and held_labels["options"] == {"labels": ["failover-labels"]}
