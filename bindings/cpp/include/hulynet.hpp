@@ -36,7 +36,7 @@
  *    on a std::future there may deadlock.
  *
  *  - Asynchronous calls return std::future<std::string> (Client::request_async,
- *    Connection::request_async) and std::future<Reference> (Client::get_async); a failure is
+ *    Reference::request_async, Connection::request_async) and std::future<Reference> (Client::get_async); a failure is
  *    stored in the future as hulynet::error.
  *
  *  - Container kinds are C++ classes derived from hulynet::Container, registered on an Agent with
@@ -336,6 +336,18 @@ inline void result_trampoline(void *user, int status, const char *json) noexcept
     }
 }
 
+/** Starts an asynchronous call: `start(fn, user)` makes the C call with the completion function
+ *  and its user pointer. Returns the future the completion fulfils; throws the call's error. */
+template <typename Start>
+std::future<std::string> start_async(Start &&start) {
+    auto promise = std::make_unique<std::promise<std::string>>();
+    std::future<std::string> future = promise->get_future();
+    const int status = start(&result_trampoline, static_cast<void *>(promise.get()));
+    if (status != HULYNET_OK) throw last_error(status);
+    promise.release(); // now owned by the completion
+    return future;
+}
+
 struct log_slot {
     std::mutex lock;
     std::shared_ptr<LogHandler> handler;
@@ -550,13 +562,9 @@ public:
         hulynet_connection *handle = live();
         const detail::text op(operation, "operation");
         const detail::optional_text data(data_json, "data_json");
-        auto promise = std::make_unique<std::promise<std::string>>();
-        std::future<std::string> future = promise->get_future();
-        const int status = hulynet_connection_request_async(handle, op.c_str(), data.c_str(), detail::ms(timeout),
-                                                             &detail::result_trampoline, promise.get());
-        if (status != HULYNET_OK) throw detail::last_error(status);
-        promise.release(); // now owned by the completion
-        return future;
+        return detail::start_async([&](hulynet_result_fn done, void *user) {
+            return hulynet_connection_request_async(handle, op.c_str(), data.c_str(), detail::ms(timeout), done, user);
+        });
     }
 
     /** Disconnects from the container, frees the handle and releases the event handler;
@@ -631,6 +639,17 @@ public:
                                                 detail::optional_text(data_json, "data_json").c_str(),
                                                 detail::ms(timeout), out.out()));
         return out.str();
+    }
+
+    /** The same without blocking; it waits for a moving container as request() does. */
+    std::future<std::string> request_async(std::string_view operation, std::string_view data_json = {},
+                                           std::chrono::milliseconds timeout = default_timeout) const {
+        hulynet_reference *handle = live();
+        const detail::text op(operation, "operation");
+        const detail::optional_text data(data_json, "data_json");
+        return detail::start_async([&](hulynet_result_fn done, void *user) {
+            return hulynet_reference_request_async(handle, op.c_str(), data.c_str(), detail::ms(timeout), done, user);
+        });
     }
 
     /** Opens a connection to the container (routed through its agent, or direct). */
@@ -1095,14 +1114,10 @@ public:
         hulynet_client *handle = live();
         const detail::text target(uuid, "uuid"), op(operation, "operation");
         const detail::optional_text data(data_json, "data_json");
-        auto promise = std::make_unique<std::promise<std::string>>();
-        std::future<std::string> future = promise->get_future();
-        const int status = hulynet_client_request_async(handle, target.c_str(), op.c_str(), data.c_str(),
-                                                         detail::ms(timeout), &detail::result_trampoline,
-                                                         promise.get());
-        if (status != HULYNET_OK) throw detail::last_error(status);
-        promise.release(); // now owned by the completion
-        return future;
+        return detail::start_async([&](hulynet_result_fn done, void *user) {
+            return hulynet_client_request_async(handle, target.c_str(), op.c_str(), data.c_str(), detail::ms(timeout),
+                                                done, user);
+        });
     }
 
     /** Calls `handler` with every network change (a NetworkEvent JSON object), on a library

@@ -1,4 +1,4 @@
-// Futures: Client::request_async, Client::get_async, Connection::request_async.
+// Futures: Client::request_async, Reference::request_async, Client::get_async, Connection::request_async.
 #include "test_kinds.hpp"
 
 #include <future>
@@ -18,6 +18,9 @@ TEST(request_async_results) {
     std::future<std::string> no_data = net.client.request_async(ref.uuid(), "echo");
     REQUIRE(ready(no_data));
     CHECK_EQ(no_data.get(), std::string("null"));
+    std::future<std::string> through_reference = ref.request_async("echo", "[\"by reference\"]");
+    REQUIRE(ready(through_reference));
+    CHECK_EQ(through_reference.get(), std::string("[\"by reference\"]"));
 }
 
 TEST(request_async_many_at_once) {
