@@ -32,9 +32,13 @@ leftovers() {
   ldconfig -p | grep -o 'libhulynet\.so[.0-9]* .*' || true
 }
 
-echo "== build ($build_dir)"
-[ -f "$build_dir/CMakeCache.txt" ] || cmake -S "$root" -B "$build_dir" >/dev/null
-cmake --build "$build_dir" --parallel "$(nproc 2>/dev/null || echo 2)" >/dev/null
+# cpack brings a build up to date itself (its preinstall step builds everything); only a missing
+# one is made here, where its output can be seen.
+if [ ! -f "$build_dir/CMakeCache.txt" ]; then
+  echo "== build ($build_dir)"
+  cmake -S "$root" -B "$build_dir"
+  cmake --build "$build_dir" --parallel "$(nproc 2>/dev/null || echo 2)"
+fi
 
 echo "== cpack -G DEB"
 debs=$(mktemp -d "${TMPDIR:-/tmp}/hulynet-debs.XXXXXX")

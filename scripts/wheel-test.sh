@@ -66,8 +66,9 @@ if readelf -d "$bundled" | grep NEEDED | grep -qi swift; then fail "the bundled 
 
 echo "== a fresh virtual environment"
 python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
-python3 -m venv --system-site-packages "$work/venv"    # the system's pytest; hulynet from the wheel only
-"$work/venv/bin/python" -m pip install -q --no-deps "$wheel"
+# The system's pytest; hulynet from the wheel only, installed by this pip (a venv's own takes long).
+python3 -m venv --without-pip --system-site-packages "$work/venv"
+python3 -m pip --python "$work/venv/bin/python" install -q --no-deps "$wheel"
 
 # Outside the checkout: the tests and examples beside each other, as in bindings/python.
 mkdir "$work/run"
