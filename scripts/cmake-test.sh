@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CMake side, end to end: configure and build (SwiftPM builds libhulynet.so, CMake the C
-# programs), run ctest, then install to a temporary prefix and build tests/consumer against it
-# with pkg-config and with find_package, checking the installed library.
+# programs), run ctest, then install to a temporary prefix with `cmake --install --strip` and build
+# tests/consumer against it with pkg-config and with find_package, checking the installed library.
+# (ctest's install-and-consume checks the unstripped install.)
 #
 #   scripts/cmake-test.sh [BUILD_DIR]       (default: build/, gitignored)
 #
@@ -32,9 +33,9 @@ echo "== ctest"
 ctest_status=0
 ctest --test-dir "$build_dir" --output-on-failure || ctest_status=$?
 
-echo "== install and consume (temporary prefix)"
+echo "== install --strip and consume (temporary prefix)"
 install_status=0
-bash tests/consumer/check-install.sh --build-dir "$build_dir" || install_status=$?
+bash tests/consumer/check-install.sh --build-dir "$build_dir" --strip || install_status=$?
 
 echo
 if [ "$ctest_status" != 0 ] || [ "$install_status" != 0 ]; then

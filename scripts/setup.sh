@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages hulynet builds and tests with (Debian): libzmq with its
-# pkg-config file, cmake, and valgrind for the C ownership test.
+# pkg-config file, cmake, valgrind for the C ownership test, and dpkg-dev and file for
+# `cpack -G DEB` (scripts/deb-test.sh).
 set -euo pipefail
 need=()
 pkg-config --exists libzmq 2>/dev/null || need+=(libzmq3-dev pkg-config)
 command -v cmake >/dev/null || need+=(cmake)
 command -v valgrind >/dev/null || need+=(valgrind)
+command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
+command -v file >/dev/null || need+=(file)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # Runs every test: the Swift tests (pure state machines, JSON, socket-level), a smoke run of the
-# benchmark suite, then the C side through CMake (libhulynet.so, its C tests, samples, examples,
-# install and consume) and the Python binding.
+# benchmark suite, the C side through CMake (libhulynet.so, its C tests, samples, examples, install
+# and consume), the Python binding, and the three ways to install: the Debian packages, the Python
+# wheel and a SwiftPM package depending on this one. Each step prints how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+step() {
+  local start=$SECONDS
+  "$@"
+  echo "== $* passed in $((SECONDS - start)) s"
+}
 scripts/setup.sh
-swift build --build-tests
+step swift build --build-tests
 # XCTest only: no suite uses Swift Testing, whose empty run would print a misleading "0 tests" line.
-swift test --skip-build --disable-swift-testing
-scripts/bench-smoke.sh
-scripts/cmake-test.sh
-scripts/python-test.sh
+step swift test --skip-build --disable-swift-testing
+step scripts/bench-smoke.sh
+step scripts/cmake-test.sh
+step scripts/deb-test.sh                 # the packages of cmake-test.sh's build/ (root only)
+step scripts/python-test.sh
+step scripts/wheel-test.sh
+step scripts/swiftpm-consumer-test.sh

@@ -6,43 +6,66 @@
 #     both run with LD_LIBRARY_PATH=<prefix>/lib only (no Swift toolchain libraries anywhere);
 #   - find_package refuses another major version (SameMajorVersion).
 #
-#   check-install.sh --build-dir BUILD [--prefix PREFIX] [--config CONFIG]
+#   check-install.sh --build-dir BUILD [--prefix PREFIX] [--config CONFIG] [--strip]
+#   check-install.sh --system
 # PREFIX defaults to a temporary directory (removed afterwards); a given PREFIX is emptied first.
+# --strip installs with `cmake --install --strip` and checks that the library and the server carry
+# no symbol table. --system installs nothing: it checks the hulynet that the system's package
+# manager installed under /usr (scripts/deb-test.sh), stripped, and finds it as a user would, with
+# no search path given (pkg-config's and CMake's defaults, the dynamic loader's cache).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 build_dir=""
 prefix=""
 config=""
+strip=""
+system=""
 while [ $# -gt 0 ]; do
   case "$1" in
   --build-dir) build_dir=$2; shift 2 ;;
   --prefix) prefix=$2; shift 2 ;;
   --config) config=$2; shift 2 ;;
-  *) echo "usage: $0 --build-dir BUILD [--prefix PREFIX] [--config CONFIG]" >&2; exit 2 ;;
+  --strip) strip=1; shift ;;
+  --system) system=1; shift ;;
+  *) echo "usage: $0 --build-dir BUILD [--prefix PREFIX] [--config CONFIG] [--strip] | --system" >&2; exit 2 ;;
   esac
 done
-[ -n "$build_dir" ] || { echo "$0: --build-dir is required" >&2; exit 2; }
-build_dir=$(cd "$build_dir" && pwd)
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/hulynet-install-check.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
-if [ -z "$prefix" ]; then
-  prefix="$scratch/prefix"
+if [ -n "$system" ]; then
+  [ -z "$build_dir$prefix$config$strip" ] || { echo "$0: --system takes no other option" >&2; exit 2; }
+  prefix=/usr
+  strip=1          # the packages are stripped
 else
-  rm -rf "$prefix"
+  [ -n "$build_dir" ] || { echo "$0: --build-dir is required" >&2; exit 2; }
+  build_dir=$(cd "$build_dir" && pwd)
+  if [ -z "$prefix" ]; then
+    prefix="$scratch/prefix"
+  else
+    rm -rf "$prefix"
+  fi
+  mkdir -p "$prefix"
+  prefix=$(cd "$prefix" && pwd)
 fi
-mkdir -p "$prefix"
-prefix=$(cd "$prefix" && pwd)
+libdir="$prefix/lib"
 
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 step() { echo; echo "== $*"; }
 
-# A clean environment for running programs: system paths only, nothing of the Swift toolchain.
-run_clean() { env -i PATH=/usr/bin:/bin HOME="${HOME:-/tmp}" LD_LIBRARY_PATH="$prefix/lib" "$@"; }
+# A clean environment for running programs: system paths only, nothing of the Swift toolchain, and
+# LD_LIBRARY_PATH=<prefix>/lib unless the library is the system's.
+run_clean() {
+  if [ -n "$system" ]; then
+    env -i PATH=/usr/bin:/bin HOME="${HOME:-/tmp}" "$@"
+  else
+    env -i PATH=/usr/bin:/bin HOME="${HOME:-/tmp}" LD_LIBRARY_PATH="$libdir" "$@"
+  fi
+}
 
-# Runs a consumer with LD_LIBRARY_PATH=<prefix>/lib only and checks what it loads.
+# Runs a consumer in that environment and checks that it loads <prefix>/lib/libhulynet.so.0.
 run_consumer() {
   local program=$1 how=$2 out libs
   if out=$(run_clean "$program" 2>&1); then
@@ -53,18 +76,23 @@ run_consumer() {
   fi
   libs=$(run_clean ldd "$program" 2>&1 || true)
   echo "$libs" | grep -E 'hulynet|zmq' | sed 's/^[[:space:]]*/  ldd: /' || true
-  echo "$libs" | grep -q "libhulynet.so.0 => $prefix/lib/libhulynet.so.0" || fail "the $how consumer does not load $prefix/lib/libhulynet.so.0"
+  # Compared as files: the loader's cache may name /usr/lib through the /lib link.
+  loaded=$(echo "$libs" | sed -n 's/^[[:space:]]*libhulynet\.so\.0 => \(.*\) (0x[0-9a-f]*)$/\1/p')
+  if [ -z "$loaded" ] || [ "$(readlink -f "$loaded")" != "$(readlink -f "$libdir/libhulynet.so.0")" ]; then
+    fail "the $how consumer loads '${loaded:-no libhulynet.so.0}', not $libdir/libhulynet.so.0"
+  fi
   if echo "$libs" | grep -qi swift; then fail "the $how consumer loads a Swift library"; fi
 }
 
-step "cmake --install $build_dir --prefix $prefix"
-cmake --install "$build_dir" --prefix "$prefix" ${config:+--config "$config"} | sed 's/^/  /'
+if [ -z "$system" ]; then
+  step "cmake --install $build_dir --prefix $prefix${strip:+ --strip}"
+  cmake --install "$build_dir" --prefix "$prefix" ${config:+--config "$config"} ${strip:+--strip} | sed 's/^/  /'
 
-step "installed tree"
-(cd "$prefix" && find . \( -type f -o -type l \) | sort | while read -r f; do
-  if [ -L "$f" ]; then echo "  $f -> $(readlink "$f")"; else echo "  $f"; fi
-done)
-libdir="$prefix/lib"
+  step "installed tree"
+  (cd "$prefix" && find . \( -type f -o -type l \) | sort | while read -r f; do
+    if [ -L "$f" ]; then echo "  $f -> $(readlink "$f")"; else echo "  $f"; fi
+  done)
+fi
 for f in lib/libhulynet.so.0.1.0 include/hulynet.h lib/pkgconfig/hulynet.pc \
          lib/cmake/hulynet/hulynetConfig.cmake lib/cmake/hulynet/hulynetConfigVersion.cmake bin/hulynet-server; do
   [ -f "$prefix/$f" ] || fail "$f is not installed"
@@ -72,6 +100,12 @@ done
 [ "$(readlink "$libdir/libhulynet.so.0" 2>/dev/null)" = libhulynet.so.0.1.0 ] || fail "lib/libhulynet.so.0 is not a link to libhulynet.so.0.1.0"
 [ "$(readlink "$libdir/libhulynet.so" 2>/dev/null)" = libhulynet.so.0 ] || fail "lib/libhulynet.so is not a link to libhulynet.so.0"
 [ -x "$libdir/libhulynet.so.0.1.0" ] || fail "lib/libhulynet.so.0.1.0 is not executable (mode)"
+if [ -n "$strip" ]; then
+  for f in lib/libhulynet.so.0.1.0 bin/hulynet-server; do
+    if readelf -S "$prefix/$f" | grep -q '\.symtab'; then fail "$f is not stripped (it has a .symtab)"; fi
+  done
+  echo "  stripped: lib/libhulynet.so.0.1.0 ($(stat -c %s "$libdir/libhulynet.so.0.1.0") bytes), bin/hulynet-server"
+fi
 
 step "readelf -d lib/libhulynet.so.0.1.0"
 readelf -d "$libdir/libhulynet.so.0.1.0" | grep -E 'NEEDED|SONAME|RUNPATH|RPATH' | sed 's/^/  /'
@@ -98,9 +132,13 @@ extra=$(comm -13 "$scratch/declared" "$scratch/names" | tr '\n' ' ')
 [ -z "$extra" ] || fail "exported but not declared in hulynet.h: $extra"
 echo "  all $(wc -l <"$scratch/declared") functions of hulynet.h exported, nothing else"
 
-step "pkg-config (PKG_CONFIG_PATH=$libdir/pkgconfig)"
+if [ -n "$system" ]; then
+  step "pkg-config (its default search path)"
+else
+  step "pkg-config (PKG_CONFIG_PATH=$libdir/pkgconfig)"
+  export PKG_CONFIG_PATH="$libdir/pkgconfig"
+fi
 sed 's/^/  /' "$libdir/pkgconfig/hulynet.pc"
-export PKG_CONFIG_PATH="$libdir/pkgconfig"
 echo "  --modversion: $(pkg-config --modversion hulynet)"
 echo "  --cflags --libs: $(pkg-config --cflags --libs hulynet)"
 [ "$(pkg-config --modversion hulynet)" = 0.1.0 ] || fail "pkg-config --modversion is not 0.1.0"
@@ -112,9 +150,15 @@ if [ -x "$scratch/consumer-pkgconfig" ]; then
 fi
 unset PKG_CONFIG_PATH
 
-step "find_package(hulynet CONFIG REQUIRED) (CMAKE_PREFIX_PATH=$prefix)"
+search=()
+if [ -n "$system" ]; then
+  step "find_package(hulynet CONFIG REQUIRED) (CMake's default search path)"
+else
+  search=(-DCMAKE_PREFIX_PATH="$prefix")
+  step "find_package(hulynet CONFIG REQUIRED) (CMAKE_PREFIX_PATH=$prefix)"
+fi
 consumer_build="$scratch/consumer-cmake"
-if cmake -S "$here" -B "$consumer_build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release >"$scratch/configure.log" 2>&1 &&
+if cmake -S "$here" -B "$consumer_build" "${search[@]}" -DCMAKE_BUILD_TYPE=Release >"$scratch/configure.log" 2>&1 &&
    cmake --build "$consumer_build" >"$scratch/build.log" 2>&1; then
   grep 'hulynet 0.1.0 from' "$scratch/configure.log" | sed 's/^/  /'
   run_consumer "$consumer_build/consumer" CMake
@@ -124,7 +168,7 @@ else
 fi
 
 step "find_package(hulynet 1.0) is refused (SameMajorVersion)"
-if cmake -S "$here" -B "$scratch/consumer-v1" -DCMAKE_PREFIX_PATH="$prefix" -DHULYNET_CONSUMER_VERSION=1.0 >"$scratch/v1.log" 2>&1; then
+if cmake -S "$here" -B "$scratch/consumer-v1" "${search[@]}" -DHULYNET_CONSUMER_VERSION=1.0 >"$scratch/v1.log" 2>&1; then
   fail "find_package(hulynet 1.0) accepted version 0.1.0"
 else
   echo "  refused: $(grep -m1 -o 'version: 0.1.0.*\|Could not find a configuration file.*\|incompatible.*' "$scratch/v1.log" || echo 'configure failed')"

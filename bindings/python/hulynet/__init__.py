@@ -16,7 +16,8 @@ as a thin Python binding of libhulynet (include/hulynet.h) through ctypes.
         with client.get("greeter") as greeter:
             print(greeter.request("greet", "world"))
 
-The library is found through $HULYNET_LIBRARY (a path), else installed as libhulynet.so.0.
+The library is found through $HULYNET_LIBRARY (a path), else inside this package (the platform
+wheel carries it), else installed as libhulynet.so.0.
 """
 
 from ._ffi import library_path, registry as _registry

@@ -16,7 +16,7 @@ import math
 import os
 import threading
 from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_int, c_int64, c_size_t, c_uint, c_uint64, c_void_p
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import errors
 
@@ -28,12 +28,15 @@ ENV_LIBRARY = "HULYNET_LIBRARY"
 SONAME = "libhulynet.so.0"
 # The binding speaks this major version of the C API (HULYNET_VERSION_MAJOR).
 API_MAJOR = 0
+# The platform wheel carries the library here, under its SONAME (setup.py puts it there).
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-def _load() -> Tuple[ctypes.CDLL, str]:
-    """libhulynet: the path in $HULYNET_LIBRARY, else the installed library (find_library, then
-    the SONAME through the dynamic loader's search path)."""
-    explicit = os.environ.get(ENV_LIBRARY)
+def _load(environ: Mapping[str, str] = os.environ, package_dir: str = PACKAGE_DIR) -> Tuple[ctypes.CDLL, str]:
+    """libhulynet: the path in $HULYNET_LIBRARY, else the copy inside the package (a platform
+    wheel's), else the installed library (find_library, then the SONAME through the dynamic
+    loader's search path)."""
+    explicit = environ.get(ENV_LIBRARY)
     if explicit:
         try:
             return ctypes.CDLL(explicit), explicit
@@ -42,6 +45,9 @@ def _load() -> Tuple[ctypes.CDLL, str]:
                 f"cannot load libhulynet from {ENV_LIBRARY}={explicit!r}: {error}") from None
     tried: List[str] = []
     candidates: List[str] = []
+    bundled = os.path.join(package_dir, SONAME)
+    if os.path.exists(bundled):
+        candidates.append(bundled)
     found = ctypes.util.find_library("hulynet")
     if found:
         candidates.append(found)
@@ -52,10 +58,10 @@ def _load() -> Tuple[ctypes.CDLL, str]:
         except OSError as error:
             tried.append(f"{name}: {error}")
     raise errors.LibraryNotFoundError(
-        "cannot load libhulynet. Either set the environment variable "
-        f"{ENV_LIBRARY} to the path of the library (a libhulynet.so, or SwiftPM's libHulyNetC.so), or install "
-        f"the library where the dynamic loader finds it ({SONAME}: cmake --install, then ldconfig, or "
-        "LD_LIBRARY_PATH). Tried: " + "; ".join(tried))
+        "cannot load libhulynet. Either install the platform wheel (pip install ./bindings/python), which "
+        f"carries it, or set the environment variable {ENV_LIBRARY} to the path of the library (a "
+        "libhulynet.so, or SwiftPM's libHulyNetC.so), or install the library where the dynamic loader finds "
+        f"it ({SONAME}: cmake --install, then ldconfig, or LD_LIBRARY_PATH). Tried: " + "; ".join(tried))
 
 
 # ---------------------------------------------------------------------------------------------

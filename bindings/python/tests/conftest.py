@@ -3,6 +3,8 @@
 HULYNET_LIBRARY, when set, wins. Otherwise HULYNET_BUILD_LIBRARY, else the SwiftPM build output
 <repo>/.build/release/libHulyNetC.so (`swift build -c release --product HulyNetC`). The binding is
 imported from this source tree unless HULYNET_TEST_INSTALLED=1 (then the installed package is used).
+HULYNET_TEST_BUNDLED=1 tests an installed platform wheel with the library inside it: the installed
+package, and no library named at all (HULYNET_LIBRARY must be unset).
 """
 
 import os
@@ -13,8 +15,14 @@ import pytest
 
 BINDING = pathlib.Path(__file__).resolve().parent.parent  # bindings/python
 REPO = BINDING.parent.parent
+BUNDLED = bool(os.environ.get("HULYNET_TEST_BUNDLED"))
 
-if not os.environ.get("HULYNET_LIBRARY"):
+if BUNDLED:
+    if os.environ.get("HULYNET_LIBRARY"):
+        pytest.exit("HULYNET_TEST_BUNDLED=1 tests the library inside the installed wheel: unset HULYNET_LIBRARY",
+                    returncode=4)
+    os.environ["HULYNET_TEST_INSTALLED"] = "1"
+elif not os.environ.get("HULYNET_LIBRARY"):
     library = os.environ.get("HULYNET_BUILD_LIBRARY") or str(REPO / ".build" / "release" / "libHulyNetC.so")
     if not os.path.exists(library):
         pytest.exit(f"libhulynet not found at {library}: build it with `cd {REPO} && swift build -c release "

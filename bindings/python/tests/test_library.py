@@ -14,13 +14,36 @@ from hulynet import _ffi, errors
 
 BINDING = pathlib.Path(__file__).resolve().parent.parent
 HEADER = BINDING.parent.parent / "include" / "hulynet.h"
+# An installed platform wheel under test, with the library inside it (see conftest.py).
+BUNDLED = bool(os.environ.get("HULYNET_TEST_BUNDLED"))
 
 
 def test_version():
     assert re.fullmatch(r"\d+\.\d+\.\d+", hulynet.library_version())
     major, minor, patch = map(int, hulynet.library_version().split("."))
     assert _ffi.lib.hulynet_version_number() == major * 10000 + minor * 100 + patch
-    assert os.path.samefile(hulynet.library_path, os.environ["HULYNET_LIBRARY"])
+    if not BUNDLED:
+        assert os.path.samefile(hulynet.library_path, os.environ["HULYNET_LIBRARY"])
+
+
+@pytest.mark.skipif(not BUNDLED, reason="not testing an installed platform wheel (HULYNET_TEST_BUNDLED)")
+def test_the_wheel_loads_the_library_inside_it():
+    package = pathlib.Path(hulynet.__file__).resolve().parent
+    assert BINDING not in package.parents, f"{package} is the source tree, not an installed package"
+    assert pathlib.Path(hulynet.library_path).resolve() == package / _ffi.SONAME
+
+
+def test_the_bundled_copy_comes_before_an_installed_library(tmp_path):
+    (tmp_path / _ffi.SONAME).symlink_to(os.path.realpath(hulynet.library_path))
+    _, path = _ffi._load(environ={}, package_dir=str(tmp_path))
+    assert path == str(tmp_path / _ffi.SONAME)
+
+
+def test_the_library_variable_comes_before_the_bundled_copy(tmp_path):
+    (tmp_path / _ffi.SONAME).write_bytes(b"not a library")
+    library = os.path.realpath(hulynet.library_path)
+    _, path = _ffi._load(environ={_ffi.ENV_LIBRARY: library}, package_dir=str(tmp_path))
+    assert path == library
 
 
 def test_strerror():
@@ -93,7 +116,7 @@ def test_missing_library_names_both_ways():
     env["PYTHONPATH"] = str(BINDING)
     result = _import_in_subprocess(env)
     if result.returncode == 0:
-        pytest.skip("libhulynet is installed on this machine")
+        pytest.skip("libhulynet loads without HULYNET_LIBRARY here (installed, or inside the installed wheel)")
     assert "LibraryNotFoundError" in result.stderr
     assert "HULYNET_LIBRARY" in result.stderr and "libhulynet.so.0" in result.stderr
 
