@@ -24,6 +24,15 @@ public final class NetworkClient: @unchecked Sendable {
             self.getTimeoutMs = getTimeoutMs
             self.logger = logger
         }
+
+        /// Throws `NetworkError.invalid` naming the first setting out of range.
+        public func validate() throws(NetworkError) {
+            try timeouts.check()
+            if let seconds = aliveTimeoutSeconds, !(seconds > 0 && seconds <= Double(Timeouts.maxMs / 1000)) {
+                throw NetworkError.invalid("alive timeout \(seconds) s is out of range (above 0 to \(Timeouts.maxMs / 1000))")
+            }
+            try checkRange(Int(getTimeoutMs), 1...Int(Timeouts.maxMs), "get timeout (ms)")
+        }
     }
 
     public let clientId: ClientUUID
@@ -48,9 +57,9 @@ public final class NetworkClient: @unchecked Sendable {
 
     /// Connects to the coordinator at `host:port` (in the background: see `waitForConnection`).
     public init(host: String, port: Int, options: Options = Options()) throws {
-        guard !host.isEmpty, (1...65535).contains(port) else {
-            throw NetworkError.invalid("invalid network address \(host):\(port)")
-        }
+        try checkHost(host)
+        try checkPort(port, allowZero: false)
+        try options.validate()
         clientId = makeUUID()
         self.host = host
         self.port = port
@@ -270,13 +279,31 @@ public final class NetworkClient: @unchecked Sendable {
         let started = MonotonicClock.nowMs()
         let total = timeoutMs ?? options.timeouts.requestMs
         try await waitForConnection(timeoutMs: total)
-        try await registerNow(agent, timeoutMs: max(1, total - (MonotonicClock.nowMs() - started)))
+        // An agent belongs to the client that registered it while that client lives. A restarted
+        // agent process with a fixed uuid has a new client: until the old one is gone (it closed,
+        // or its alive timeout passed) the uuid is refused, so wait for that within the timeout.
+        var delayMs: Int64 = 50
+        while true {
+            let left = total - (MonotonicClock.nowMs() - started)
+            do throws(NetworkError) {
+                try await registerNow(agent, timeoutMs: max(1, left))
+                return
+            } catch {
+                guard case .remote(let message) = error, message == agentOwnedByAnotherClient(agent.uuid),
+                      left > delayMs else { throw error }
+                try? await Task.sleep(nanoseconds: UInt64(delayMs) * 1_000_000)
+                delayMs = min(delayMs * 2, 500)
+            }
+        }
     }
 
     /// Opens the agent's endpoint on `bindHost:port` (port 0 picks one), advertised to clients as
     /// `advertisedHost`, then registers the agent.
     public func serve(_ agent: Agent, advertisedHost: String = "127.0.0.1", bindHost: String = "*", port: Int = 0,
                       timeoutMs: Int64? = nil) async throws(NetworkError) {
+        try checkHost(advertisedHost, "advertised host")
+        try checkHost(bindHost, "bind host")
+        try checkPort(port, allowZero: true)
         let _: Bool = try await onLoop { [self] done in
             do {
                 let server = try AgentEndpointServer(loop: loop, agent: agent, host: bindHost, port: port,
@@ -506,13 +533,15 @@ final class ResumeOnce<T: Sendable>: @unchecked Sendable {
 /// Splits "host:port".
 public func parseAddress(_ address: String, defaultPort: Int) throws(NetworkError) -> (String, Int) {
     guard let colon = address.lastIndex(of: ":") else {
-        guard !address.isEmpty else { throw NetworkError.invalid("empty address") }
+        try checkHost(address)
         return (address, defaultPort)
     }
     let host = String(address[..<colon])
-    guard let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port), !host.isEmpty else {
+    guard let port = Int(address[address.index(after: colon)...]) else {
         throw NetworkError.invalid("invalid address \(address): expected host:port")
     }
+    try checkHost(host)
+    try checkPort(port, allowZero: true)
     return (host, port)
 }
 

@@ -26,10 +26,22 @@ struct NetworkOptions: ParsableArguments {
     @Option(name: .long, help: "Seconds to wait for the connection.")
     var timeout: Double = 10
 
+    func validate() throws {
+        try checkSeconds(timeout, "--timeout", allowZero: false)
+    }
+
     func connect() async throws -> NetworkClient {
         let client = try NetworkClient(address: network)
         try await client.waitForConnection(timeoutMs: Int64(timeout * 1000))
         return client
+    }
+}
+
+/// A number of seconds from the command line: finite, not negative (nor zero unless allowed),
+/// at most a day.
+func checkSeconds(_ value: Double, _ name: String, allowZero: Bool) throws {
+    guard value.isFinite, allowZero ? value >= 0 : value > 0, value <= Double(Timeouts.maxMs / 1000) else {
+        throw ValidationError("\(name) \(value) is out of range (\(allowZero ? "0" : "above 0") to \(Timeouts.maxMs / 1000) seconds)")
     }
 }
 
@@ -64,18 +76,31 @@ struct Server: AsyncParsableCommand {
     @Option(help: "Address to bind (default: $HOST, else 0.0.0.0).")
     var host: String?
 
-    @Option(help: "Port to bind (default: $PORT, else 3737).")
+    @Option(parsing: .unconditional, help: "Port to bind (default: $PORT, else 3737).")
     var port: Int?
 
-    @Option(help: "Seconds between printed counts (0: never).")
+    @Option(parsing: .unconditional, help: "Seconds between printed counts (0: never).")
     var statsInterval: Double = 5
 
     @Option(help: "Least level of the log lines on standard error: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(parsing: .unconditional, help: "The most connections open at once; past it the one silent longest is closed (lowered to what the file descriptor limit allows).")
+    var maxClients: Int = defaultMaxClients
+
+    @Option(parsing: .unconditional, help: "Milliseconds a new connection has to complete the ZeroMQ handshake.")
+    var handshakeTimeoutMs: Int = defaultHandshakeTimeoutMs
+
+    @Option(parsing: .unconditional, help: "The largest message accepted, in bytes; a peer sending a larger frame is disconnected before it is buffered.")
+    var maxMessageBytes: Int = defaultMaxMessageBytes
+
+    func validate() throws {
+        try checkSeconds(statsInterval, "--stats-interval", allowZero: true)
+    }
+
     func run() async throws {
         let environment = ProcessEnvironment()
-        let host = host ?? environment["HOST"] ?? "0.0.0.0"
+        let host = host ?? environment["HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0"
         let port = try port ?? environment["PORT"].map { text in
             guard let value = Int(text) else { throw ValidationError("PORT must be a number, got \(text)") }
             return value
@@ -85,9 +110,11 @@ struct Server: AsyncParsableCommand {
         logger.logLevel = level
         let server: NetworkServer
         do {
-            server = try NetworkServer(.init(host: host, port: port, logger: logger))
+            // Every setting is checked there (a port past 65535, an empty host, ...), with a clear message.
+            server = try NetworkServer(.init(host: host, port: port, maxMessageBytes: maxMessageBytes,
+                                             handshakeTimeoutMs: handshakeTimeoutMs, maxClients: maxClients, logger: logger))
         } catch {
-            print("hulynet server: \(error)")
+            printError("hulynet server: \(error)")
             throw ExitCode(2)
         }
         print("hulynet server \(server.serverId) listening on \(host):\(server.port)")
@@ -119,6 +146,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("kind"), help: "A container kind to host (an echo container); repeatable.")
     var kinds: [String] = ["echo"]
 
+    @Option(help: "The agent's uuid (default: a new one). A restarted agent with the same uuid takes its record back once the old process's client is gone.")
+    var uuid: String?
+
     func run() async throws {
         let (host, port) = try parseAddress(endpoint, defaultPort: 0)
         let client = try await network.connect()
@@ -129,9 +159,11 @@ struct AgentCommand: AsyncParsableCommand {
                 return StartedContainer(uuid: uuid, container: try await EchoContainer(uuid: uuid, options: options))
             }
         }
-        let agent = Agent(factories: factories)
+        if let uuid, uuid.isEmpty { throw ValidationError("--uuid is empty") }
+        let agent = Agent(uuid: uuid ?? makeUUID(), factories: factories)
         try await client.serve(agent, advertisedHost: host, port: port)
         print("agent \(agent.uuid) serving \(kinds.joined(separator: ", ")) at \(agent.endpoint ?? "-")")
+        fflush(nil) // read from a file or a pipe by supervisors and tests
         _ = await waitForTermination()
         await client.close()
     }
@@ -228,6 +260,12 @@ struct Demo: AsyncParsableCommand {
         server.stop()
         print("6. all stopped")
     }
+}
+
+/// A line on standard error.
+func printError(_ text: String) {
+    let line = text + "\n"
+    line.withCString { _ = write(2, $0, strlen($0)) }
 }
 
 /// The process environment without Foundation.

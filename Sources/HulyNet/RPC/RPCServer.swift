@@ -3,6 +3,10 @@ import HulyNetCore
 import HulyNetZMQ
 import Logging
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A request a client sent to an `RPCServer`, handed to its delegate on the loop thread.
 struct IncomingRequest {
     let client: ClientUUID
@@ -52,10 +56,16 @@ final class RPCServer {
     let logger: Logger
     let timeouts: Timeouts
     var inFlightLimit = defaultInFlightLimit
-    var maxMessageBytes = defaultMaxMessageBytes
+    let limits: PeerLimits
+    var maxMessageBytes: Int { limits.maxMessageBytes }
     weak var delegate: RPCServerDelegate?
 
     private let socket: ZMQSocket
+    /// Connections accepted and closed, for the cap on connections.
+    private let monitor: ZMQMonitor
+    private var connectionCap: ConnectionCap
+    /// What peers sent that was dropped or refused, logged as one line per interval.
+    private var droppedInput = LogSummary()
     private(set) var port: Int = 0
 
     final class Peer {
@@ -93,28 +103,40 @@ final class RPCServer {
     private(set) var stats = Stats()
 
     var clientCount: Int { peersByClient.count }
+    /// Connections open now, as the socket monitor reported them.
+    var connectionCount: Int { connectionCap.count }
 
     /// Binds `tcp://host:port` (port 0 picks a free one). Must run on the loop thread.
-    init(loop: IOLoop, host: String, port: Int, timeouts: Timeouts, logger: Logger,
+    init(loop: IOLoop, host: String, port: Int, timeouts: Timeouts, limits: PeerLimits = PeerLimits(), logger: Logger,
          context: ZMQContext = .shared) throws(ZMQError) {
         self.loop = loop
         self.timeouts = timeouts
+        self.limits = limits
         self.logger = logger
         self.serverId = makeUUID()
+        connectionCap = ConnectionCap(limit: limits.effectiveMaxClients)
         socket = try ZMQSocket(context: context, type: .router)
-        try socket.setOption(ZMQ_ROUTER_MANDATORY, 1)
-        try socket.setOption(ZMQ_TCP_KEEPALIVE, 1)
-        try socket.setOption(ZMQ_SNDHWM, 100_000)
-        try socket.setOption(ZMQ_RCVHWM, 100_000)
-        let bindHost = (host == "0.0.0.0" || host.isEmpty) ? "*" : host
         do {
+            try socket.setOption(ZMQ_ROUTER_MANDATORY, 1)
+            try socket.setOption(ZMQ_TCP_KEEPALIVE, 1)
+            try socket.setOption(ZMQ_SNDHWM, 100_000)
+            try socket.setOption(ZMQ_RCVHWM, 100_000)
+            // Refused by libzmq from the frame's header, before a byte of it is buffered.
+            try socket.setOption64(ZMQ_MAXMSGSIZE, Int64(limits.maxMessageBytes))
+            try socket.setOption(ZMQ_HANDSHAKE_IVL, Int32(limits.handshakeTimeoutMs))
+            // A burst of connections waits in the kernel's queue (capped by somaxconn) instead of
+            // having its SYNs dropped and retried a second or more later, a real client's too.
+            try socket.setOption(ZMQ_BACKLOG, 4096)
+            monitor = try socket.monitor(events: ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED, context: context)
+            let bindHost = (host == "0.0.0.0" || host.isEmpty) ? "*" : host
             try socket.bind("tcp://\(bindHost):\(port)")
+            self.port = try socket.boundPort()
         } catch {
             socket.close()
             throw error
         }
-        self.port = try socket.boundPort()
         loop.register(socket) { [unowned self] in self.readAll() }
+        loop.register(monitor.socket) { [unowned self] in self.readMonitor() }
         tickTimer = loop.every(milliseconds: Int(timeouts.tickMs)) { [unowned self] in self.checkAlive() }
     }
 
@@ -122,7 +144,9 @@ final class RPCServer {
         if let tickTimer { loop.cancel(tickTimer) }
         tickTimer = nil
         loop.unregister(socket)
-        socket.close()
+        loop.unregister(monitor.socket)
+        socket.close() // stops the monitor before its reader goes
+        monitor.close()
         // Requests the server made can no longer be answered.
         let open = calls
         calls.removeAll()
@@ -137,7 +161,7 @@ final class RPCServer {
         guard socket.handle != nil else { return }
         do {
             if try !socket.send(frames) {
-                logger.warning("send queue full for a client: message dropped")
+                droppedInput.record("answer dropped, the peer's send queue is full")
             }
         } catch let error {
             if !error.isHostUnreachable { logger.warning("send failed: \(error)") }
@@ -192,6 +216,8 @@ final class RPCServer {
     // MARK: receiving
 
     private func readAll() {
+        // Connections accepted are known before their first message is read.
+        readMonitor()
         // A bounded batch keeps timers and other sockets of the loop served under load.
         for _ in 0..<1024 {
             let received: ZMQReceived?
@@ -206,8 +232,8 @@ final class RPCServer {
             case .message(let frames):
                 handle(frames)
             case .oversize(let head, let total):
-                stats.malformed += 1
-                logger.warning("message of \(total) bytes exceeds the limit of \(maxMessageBytes): dropped")
+                // Frames each within ZMQ_MAXMSGSIZE but too many or too large together.
+                malformedInput("message over the size or frame limit", head.count > 1 ? head[1] : [])
                 if head.count >= 3, RPCOp(frame: head[1]) == .request {
                     send([head[0], RPCOp.responseError.frame, head[2],
                           errorPayload("message of \(total) bytes exceeds the limit of \(maxMessageBytes) bytes")])
@@ -218,8 +244,7 @@ final class RPCServer {
 
     private func handle(_ frames: [[UInt8]]) {
         guard frames.count >= 2, let op = RPCOp(frame: frames[1]) else {
-            stats.malformed += 1
-            logger.warning("malformed message (\(frames.count) frames, op \(frames.count > 1 ? frames[1].frameText.debugDescription : "missing")): dropped")
+            malformedInput("unknown or missing op", frames.count > 1 ? frames[1] : [])
             return
         }
         let identity = frames[0]
@@ -229,8 +254,13 @@ final class RPCServer {
         switch op {
         case .hello:
             guard frames.count >= 3, !frames[2].isEmpty else {
-                stats.malformed += 1
-                logger.warning("hello without a client id: dropped")
+                malformedInput("hello without a client id")
+                return
+            }
+            // Client ids are uuids: printable, short. Anything else is refused here, so that no
+            // peer's bytes reach a log line, a map key or an event.
+            guard frames[2].count <= 128, frames[2].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                malformedInput("hello with a client id that is not printable ASCII of at most 128 bytes", frames[2])
                 return
             }
             hello(identity: identity, clientId: frames[2].frameText, payload: frames.count > 3 ? frames[3] : [], now: now)
@@ -247,11 +277,11 @@ final class RPCServer {
         case .request:
             stats.requests += 1
             guard frames.count >= 4 else {
-                stats.malformed += 1
                 if frames.count == 3 {
+                    malformedInput("request without a payload", frames[2])
                     send([identity, RPCOp.responseError.frame, frames[2], errorPayload("request without a payload")])
                 } else {
-                    logger.warning("request without a request id: dropped")
+                    malformedInput("request without a request id")
                 }
                 return
             }
@@ -271,13 +301,35 @@ final class RPCServer {
         case .event:
             break // The reference server ignores client events too.
         case .pong, .retry, .askHello:
-            stats.malformed += 1
-            logger.debug("server-side op \(op) from a client: ignored")
+            malformedInput("a server's op from a client")
+        }
+    }
+
+    /// Counts a message that breaks the protocol, for the statistics and the periodic log line.
+    private func malformedInput(_ reason: String, _ input: [UInt8] = []) {
+        stats.malformed += 1
+        droppedInput.record(reason, input: input)
+    }
+
+    /// Keeps the connections within the cap: past it, the one waiting longest without saying
+    /// hello is closed (shutdown makes libzmq see the end of the stream and close it itself).
+    private func readMonitor() {
+        while let event = try? monitor.next() {
+            let fd = Int32(bitPattern: event.value)
+            if event.isAccepted {
+                if let victim = connectionCap.accepted(fd) {
+                    droppedInput.record("connection closed over the limit of \(connectionCap.limit)")
+                    shutdown(victim, Int32(SHUT_RDWR))
+                }
+            } else if event.isDisconnected {
+                connectionCap.closed(fd)
+            }
         }
     }
 
     private func hello(identity: [UInt8], clientId: ClientUUID, payload: [UInt8], now: Int64) {
         stats.hellos += 1
+        connectionCap.greeted(socket.lastSourceFD)
         var aliveMs = timeouts.aliveMs
         if let value = try? JSONValue.parse(payload), let seconds = value.member("aliveTimeout")?.doubleValue,
            seconds.isFinite, seconds > 0 {
@@ -298,6 +350,10 @@ final class RPCServer {
             if let stale = peersByIdentity[FrameKey(identity)] {
                 // One socket saying hello with another client id: the old id is gone.
                 drop(stale, timedOut: false)
+            }
+            guard peersByClient.count < connectionCap.limit || evictSilentClient(now: now) else {
+                droppedInput.record("hello refused, \(connectionCap.limit) clients connected")
+                return
             }
             let peer = Peer(clientId: clientId, identity: identity, lastSeen: now, aliveMs: aliveMs)
             peersByIdentity[FrameKey(identity)] = peer
@@ -327,13 +383,13 @@ final class RPCServer {
             elements = try JSONScanner.topLevelArrayElements(payload)
         } catch {
             peer.inFlight.remove(requestKey)
-            stats.malformed += 1
+            malformedInput("request payload not valid JSON", payload)
             send([identity, RPCOp.responseError.frame, reqId, errorPayload("request payload is not valid JSON: \(error.message)")])
             return
         }
         guard elements.count >= 1, let method = JSONScanner.stringValue(payload, in: elements[0]) else {
             peer.inFlight.remove(requestKey)
-            stats.malformed += 1
+            malformedInput("request payload not [method, params]", payload)
             send([identity, RPCOp.responseError.frame, reqId, errorPayload("request payload must be [method, params]")])
             return
         }
@@ -355,8 +411,21 @@ final class RPCServer {
         delegate?.rpcServer(self, clientGone: peer.clientId, timedOut: timedOut)
     }
 
+    /// At the client limit: drops the client silent longest if it has missed pings (gone
+    /// without a word, its connection closed), to make room. False when every client is live.
+    private func evictSilentClient(now: Int64) -> Bool {
+        guard let oldest = peersByClient.values.min(by: { $0.lastSeen < $1.lastSeen }),
+              now - oldest.lastSeen > 2 * timeouts.pingIntervalMs else { return false }
+        droppedInput.record("silent client dropped for a new one")
+        drop(oldest, timedOut: false)
+        return true
+    }
+
     private func checkAlive() {
         let now = MonotonicClock.nowMs()
+        if let line = droppedInput.line(now: now, what: "input from peers refused") {
+            logger.warning("\(line)")
+        }
         for peer in peersByClient.values where now - peer.lastSeen > peer.aliveMs {
             drop(peer, timedOut: true)
         }
