@@ -23,7 +23,7 @@ struct NetworkOptions: ParsableArguments {
     @Option(name: .long, help: "The network coordinator, HOST:PORT.")
     var network: String = "127.0.0.1:3737"
 
-    @Option(name: .long, help: "Seconds to wait for the connection.")
+    @Option(name: .long, parsing: .unconditional, help: "Seconds to wait for the connection.")
     var timeout: Double = 10
 
     func validate() throws {
