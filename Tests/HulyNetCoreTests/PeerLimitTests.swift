@@ -5,19 +5,20 @@ import XCTest
 // refused input (Sources/HulyNetCore/ConnectionCap.swift, LogSummary.swift).
 
 final class ConnectionCapTests: XCTestCase {
+    /// A cap of `limit` that accepted `fds` in order, none closed.
+    private func cap(_ limit: Int, accepted fds: Int32...) -> ConnectionCap {
+        var cap = ConnectionCap(limit: limit)
+        for fd in fds { XCTAssertNil(cap.accepted(fd)) }
+        return cap
+    }
+
     func testUnderTheLimitNothingIsClosed() {
-        var cap = ConnectionCap(limit: 3)
-        XCTAssertNil(cap.accepted(10))
-        XCTAssertNil(cap.accepted(11))
-        XCTAssertNil(cap.accepted(12))
+        let cap = cap(3, accepted: 10, 11, 12)
         XCTAssertEqual(cap.count, 3)
     }
 
     func testOverTheLimitTheOldestSilentConnectionIsClosed() {
-        var cap = ConnectionCap(limit: 3)
-        _ = cap.accepted(10)
-        _ = cap.accepted(11)
-        _ = cap.accepted(12)
+        var cap = cap(3, accepted: 10, 11, 12)
         cap.greeted(10)
         XCTAssertEqual(cap.accepted(13), 11, "10 said hello: 11 is the oldest silent one")
         XCTAssertEqual(cap.accepted(14), 12)
@@ -25,9 +26,7 @@ final class ConnectionCapTests: XCTestCase {
     }
 
     func testWhenEveryConnectionSaidHelloTheNewcomerIsClosed() {
-        var cap = ConnectionCap(limit: 2)
-        _ = cap.accepted(10)
-        _ = cap.accepted(11)
+        var cap = cap(2, accepted: 10, 11)
         cap.greeted(10)
         cap.greeted(11)
         XCTAssertEqual(cap.accepted(12), 12)
@@ -35,9 +34,7 @@ final class ConnectionCapTests: XCTestCase {
     }
 
     func testClosedConnectionsMakeRoom() {
-        var cap = ConnectionCap(limit: 2)
-        _ = cap.accepted(10)
-        _ = cap.accepted(11)
+        var cap = cap(2, accepted: 10, 11)
         cap.closed(10)
         XCTAssertNil(cap.accepted(12))
         XCTAssertEqual(cap.count, 2)

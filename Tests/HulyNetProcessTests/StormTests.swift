@@ -22,26 +22,14 @@ private func environmentInt(_ name: String, _ defaultValue: Int) -> Int {
     getenv(name).flatMap { Int(String(cString: $0)) } ?? defaultValue
 }
 
-/// SplitMix64: a small seeded generator, so a failing storm can be replayed.
-private struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Hostile messages of many shapes (without the routing identity, which the DEALER adds).
 private struct StormMessages {
-    var random: SeededRandom
+    var random: SplitMix64
     let maxMessageBytes: Int
     private var serial = 0
 
     init(seed: UInt64, maxMessageBytes: Int) {
-        random = SeededRandom(state: seed)
+        random = SplitMix64(seed: seed)
         self.maxMessageBytes = maxMessageBytes
     }
 

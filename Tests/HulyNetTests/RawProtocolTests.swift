@@ -304,6 +304,27 @@ final class RawProtocolTests: IntegrationTestCase {
         XCTAssertNotEqual(pair[1]?.stringValue ?? "", "")
     }
 
+    /// At the client limit, a client gone without a word (its connection closed, its alive
+    /// timeout not yet over) makes room for a new one; clients still talking are kept.
+    func testAtTheClientLimitAClientGoneSilentMakesRoomForANewOne() async throws {
+        let server = try await startServer(maxClients: 2)
+        let gone = try makeRawPeer(port: server.port)
+        _ = try await gone.hello(aliveTimeoutSeconds: 30)
+        let live = try makeRawPeer(port: server.port)
+        _ = try await live.hello(aliveTimeoutSeconds: 30)
+        gone.close()
+        XCTAssertEqual(server.stats().clients, 2, "the silent client is kept until its alive timeout")
+        // Past two ping intervals of silence from `gone`; `live` has just spoken.
+        try await Task.sleep(nanoseconds: UInt64(3 * testTimeouts.pingIntervalMs) * 1_000_000)
+        try live.send(["5", "", "", ""])
+        let newcomer = try makeRawPeer(port: server.port)
+        _ = try await newcomer.hello(aliveTimeoutSeconds: 30)
+        XCTAssertEqual(server.stats().clients, 2)
+        let id = try live.request("ak", [:])
+        let answer = try await live.receiveAnswer()
+        XCTAssertEqual(answer, ["2", id, "[]"], "the live client is still served")
+    }
+
     func testMalformedFramesAreRefusedAndTheServerKeepsServing() async throws {
         let limit = 64 * 1024
         let server = try await startServer(maxMessageBytes: limit)
