@@ -103,8 +103,6 @@ final class RPCServer {
     private(set) var stats = Stats()
 
     var clientCount: Int { peersByClient.count }
-    /// Connections open now, as the socket monitor reported them.
-    var connectionCount: Int { connectionCap.count }
 
     /// Binds `tcp://host:port` (port 0 picks a free one). Must run on the loop thread.
     init(loop: IOLoop, host: String, port: Int, timeouts: Timeouts, limits: PeerLimits = PeerLimits(), logger: Logger,
@@ -329,7 +327,6 @@ final class RPCServer {
 
     private func hello(identity: [UInt8], clientId: ClientUUID, payload: [UInt8], now: Int64) {
         stats.hellos += 1
-        connectionCap.greeted(socket.lastSourceFD)
         var aliveMs = timeouts.aliveMs
         if let value = try? JSONValue.parse(payload), let seconds = value.member("aliveTimeout")?.doubleValue,
            seconds.isFinite, seconds > 0 {
@@ -360,6 +357,8 @@ final class RPCServer {
             peersByClient[clientId] = peer
             isNew = true
         }
+        // The connection carries a client now: never closed to make room for a newcomer.
+        connectionCap.greeted(socket.lastSourceFD)
         send([identity, RPCOp.hello.frame, Array(serverId.utf8), []])
         if isNew { delegate?.rpcServer(self, clientConnected: clientId) }
     }
