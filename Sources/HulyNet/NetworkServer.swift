@@ -153,6 +153,7 @@ final class CoordinatorShell: RPCServerDelegate {
             trimAfterBurst(now: now)
         }
         logger.info("network coordinator \(rpc.serverId) listening on \(configuration.host):\(rpc.port)")
+        logger.info("peer limits: frames up to \(configuration.maxMessageBytes) bytes, handshake within \(configuration.handshakeTimeoutMs) ms, at most \(rpc.connectionLimit) connections")
     }
 
     func close() {

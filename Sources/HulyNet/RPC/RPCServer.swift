@@ -103,6 +103,8 @@ final class RPCServer {
     private(set) var stats = Stats()
 
     var clientCount: Int { peersByClient.count }
+    /// The most connections accepted at once (`limits.maxClients` lowered to the file limit).
+    var connectionLimit: Int { connectionCap.limit }
 
     /// Binds `tcp://host:port` (port 0 picks a free one). Must run on the loop thread.
     init(loop: IOLoop, host: String, port: Int, timeouts: Timeouts, limits: PeerLimits = PeerLimits(), logger: Logger,
