@@ -304,6 +304,27 @@ final class RawProtocolTests: IntegrationTestCase {
         XCTAssertNotEqual(pair[1]?.stringValue ?? "", "")
     }
 
+    /// An agent's endpoint accepts peers too: a frame over the limit closes the sender's
+    /// connection there as well (after it reconnects, the endpoint no longer knows it: retry).
+    func testAgentEndpointRefusesAnOversizeFrame() async throws {
+        let server = try await startServer()
+        let agentSide = try await makeClient(port: server.port)
+        let agent = Agent(factories: ["echo": echoFactory()])
+        try await agentSide.serve(agent)
+        let agentEndpoint = try XCTUnwrap(endpointRef(agent.endpoint))
+        let peer = try makeRawPeer(port: agentEndpoint.port)
+        _ = try await peer.hello()
+        try peer.sendBytes([Array("1".utf8), Array(peer.nextReqId().utf8),
+                            [UInt8](repeating: UInt8(ascii: "z"), count: defaultMaxMessageBytes + 1)])
+        var answer: [String]?
+        await eventually("the endpoint forgets the peer whose connection it closed") {
+            let id = try peer.request("cc", ["uuid": "none"])
+            answer = try await peer.receiveAnswer(timeoutMs: 300)
+            return answer?.first == "7" && answer?.dropFirst().first == id
+        }
+        XCTAssertEqual(answer?.first, "7", "retry: say hello first")
+    }
+
     /// At the client limit, a client gone without a word (its connection closed, its alive
     /// timeout not yet over) makes room for a new one; clients still talking are kept.
     func testAtTheClientLimitAClientGoneSilentMakesRoomForANewOne() async throws {
