@@ -15,13 +15,17 @@ public final class NetworkClient: @unchecked Sendable {
         public var aliveTimeoutSeconds: Double?
         /// How long `get` keeps retrying while no agent offers the kind.
         public var getTimeoutMs: Int64
+        /// What the endpoints this client opens (its agents' endpoints, direct containers) allow
+        /// each peer.
+        public var endpointLimits: PeerLimits
         public var logger: Logger
 
         public init(timeouts: Timeouts = .reference, aliveTimeoutSeconds: Double? = nil, getTimeoutMs: Int64 = 60_000,
-                    logger: Logger = Logger(label: "hulynet.client")) {
+                    endpointLimits: PeerLimits = PeerLimits(), logger: Logger = Logger(label: "hulynet.client")) {
             self.timeouts = timeouts
             self.aliveTimeoutSeconds = aliveTimeoutSeconds
             self.getTimeoutMs = getTimeoutMs
+            self.endpointLimits = endpointLimits
             self.logger = logger
         }
 
@@ -32,6 +36,7 @@ public final class NetworkClient: @unchecked Sendable {
                 throw NetworkError.invalid("alive timeout \(seconds) s is out of range (above 0 to \(Timeouts.maxMs / 1000))")
             }
             try checkRange(Int(getTimeoutMs), 1...Int(Timeouts.maxMs), "get timeout (ms)")
+            try endpointLimits.validate()
         }
     }
 
@@ -273,7 +278,9 @@ public final class NetworkClient: @unchecked Sendable {
     public func register(_ agent: Agent, timeoutMs: Int64? = nil) async throws(NetworkError) {
         let _: Bool = try await onLoop { [self] done in
             agents[agent.uuid] = agent
-            if agent.endpoint == nil { agent.attach(endpoint: nil, loop: loop, timeouts: options.timeouts, logger: logger) }
+            if agent.endpoint == nil {
+                agent.attach(endpoint: nil, loop: loop, timeouts: options.timeouts, limits: options.endpointLimits, logger: logger)
+            }
             done(.success(true))
         }
         let started = MonotonicClock.nowMs()
@@ -307,10 +314,10 @@ public final class NetworkClient: @unchecked Sendable {
         let _: Bool = try await onLoop { [self] done in
             do {
                 let server = try AgentEndpointServer(loop: loop, agent: agent, host: bindHost, port: port,
-                                                     timeouts: options.timeouts, logger: logger)
+                                                     timeouts: options.timeouts, limits: options.endpointLimits, logger: logger)
                 agentServers[agent.uuid] = server
                 agent.attach(endpoint: .agent(host: advertisedHost, port: server.rpc.port, agentId: agent.uuid), loop: loop,
-                             timeouts: options.timeouts, logger: logger)
+                             timeouts: options.timeouts, limits: options.endpointLimits, logger: logger)
                 done(.success(true))
             } catch {
                 done(.failure(.bindFailed("\(bindHost):\(port): \(error)")))

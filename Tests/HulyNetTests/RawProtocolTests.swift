@@ -304,18 +304,24 @@ final class RawProtocolTests: IntegrationTestCase {
         XCTAssertNotEqual(pair[1]?.stringValue ?? "", "")
     }
 
-    /// An agent's endpoint accepts peers too: a frame over the limit closes the sender's
-    /// connection there as well (after it reconnects, the endpoint no longer knows it: retry).
+    /// An agent's endpoint accepts peers too: a frame over its limit (`endpointLimits`) closes
+    /// the sender's connection there as well (after it reconnects, the endpoint no longer knows
+    /// it: retry).
     func testAgentEndpointRefusesAnOversizeFrame() async throws {
         let server = try await startServer()
-        let agentSide = try await makeClient(port: server.port)
+        let limit = 64 * 1024
+        let agentSide = try NetworkClient(host: "127.0.0.1", port: server.port,
+                                          options: .init(timeouts: testTimeouts,
+                                                         endpointLimits: PeerLimits(maxMessageBytes: limit),
+                                                         logger: testLogger("test.agent")))
+        cleanup.add(agentSide)
         let agent = Agent(factories: ["echo": echoFactory()])
         try await agentSide.serve(agent)
         let agentEndpoint = try XCTUnwrap(endpointRef(agent.endpoint))
         let peer = try makeRawPeer(port: agentEndpoint.port)
         _ = try await peer.hello()
         try peer.sendBytes([Array("1".utf8), Array(peer.nextReqId().utf8),
-                            [UInt8](repeating: UInt8(ascii: "z"), count: defaultMaxMessageBytes + 1)])
+                            [UInt8](repeating: UInt8(ascii: "z"), count: limit + 1)])
         var answer: [String]?
         await eventually("the endpoint forgets the peer whose connection it closed") {
             let id = try peer.request("cc", ["uuid": "none"])
