@@ -37,6 +37,11 @@ public final class ChildProcess {
     /// Files holding everything the child wrote so far.
     public let stdoutPath: String
     public let stderrPath: String
+    /// Keep the output files when this object goes (otherwise they are removed, and the directory
+    /// made for them). HULYNET_KEEP_CHILD_OUTPUT=1 in the environment keeps them by default.
+    public var keepsOutput = getenv("HULYNET_KEEP_CHILD_OUTPUT") != nil
+    /// The directory made for the output files, removed with them; nil when the caller gave one.
+    private let ownDirectory: String?
     private var exitStatus: ExitStatus?
 
     /// Starts `executable arguments...`. `environment` is added to (and overrides) this
@@ -47,7 +52,8 @@ public final class ChildProcess {
                 fileLimit: Int? = nil, outputDirectory: String? = nil) throws {
         self.executable = executable
         self.arguments = arguments
-        let directory = try outputDirectory ?? Self.makeTemporaryDirectory()
+        ownDirectory = outputDirectory == nil ? try Self.makeTemporaryDirectory() : nil
+        let directory = outputDirectory ?? ownDirectory!
         let name = executable.split(separator: "/").last.map(String.init) ?? "child"
         let stem = "\(directory)/\(name)-\(Self.nextSerial())"
         stdoutPath = stem + ".out"
@@ -93,12 +99,21 @@ public final class ChildProcess {
         var child: pid_t = 0
         let spawned = posix_spawn(&child, program, &actions, &attributes, cArguments, cEnvironment)
         guard spawned == 0 else {
+            if let ownDirectory { Self.remove([stdoutPath, stderrPath], ownDirectory) }
             throw ChildProcessError("cannot start \(program): \(String(cString: strerror(spawned)))")
         }
         pid = child
     }
 
-    deinit { kill() }
+    deinit {
+        kill()
+        if !keepsOutput { Self.remove([stdoutPath, stderrPath], ownDirectory) }
+    }
+
+    private static func remove(_ files: [String], _ directory: String?) {
+        for file in files { unlink(file) }
+        if let directory { rmdir(directory) }
+    }
 
     /// The path of the running executable (/proc/self/exe), to run this program again.
     public static func ownExecutable() throws -> String {
