@@ -108,6 +108,7 @@ struct Server: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
         var logger = Logger(label: "hulynet.server")
         logger.logLevel = level
+        ProcessMemory.mapLargeAllocations()
         let server: NetworkServer
         do {
             // Every setting is checked there (a port past 65535, an empty host, ...), with a clear message.
