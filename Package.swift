@@ -33,6 +33,9 @@ let package = Package(
         .target(name: "HulyNetCore"),
         // A small safe Swift layer over the ZeroMQ sockets hulynet needs.
         .target(name: "HulyNetZMQ", dependencies: ["CZeroMQ"]),
+        // Child processes watched from outside (output files, /proc memory and CPU, signals,
+        // deadlines): the multi-process tests and the bench's coordinator process.
+        .target(name: "HulyNetProcess"),
         // The I/O shell: RPC endpoints, network server, agents, clients.
         .target(
             name: "HulyNet",
@@ -64,12 +67,17 @@ let package = Package(
         .executableTarget(
             name: "hulynet",
             dependencies: [
-                "HulyNet", "HulyNetZMQ",
+                "HulyNet", "HulyNetZMQ", "HulyNetProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "HulyNetCoreTests", dependencies: ["HulyNetCore"]),
         .testTarget(name: "HulyNetTests", dependencies: ["HulyNet", "HulyNetZMQ"]),
+        // Real `hulynet` processes (built beside the test bundle) under hostile peers and limits.
+        .testTarget(name: "HulyNetProcessTests", dependencies: [
+            "CZeroMQ", "HulyNet", "HulyNetCore", "HulyNetZMQ", "HulyNetProcess",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ]
 )

@@ -29,7 +29,12 @@
  * library. From inside a callback you may call any non-blocking function (hulynet_request_reply,
  * hulynet_container_emit, the *_async functions, destroy functions) but not a blocking one (those
  * taking a timeout_ms): it would wait for the thread it runs on. Blocking calls with
- * timeout_ms <= 0 use the library's default request timeout.
+ * timeout_ms 0 use the library's default request timeout; a negative timeout_ms, or one longer
+ * than a day (86400000), is refused with HULYNET_EINVAL.
+ *
+ * Arguments are checked before anything is done: a port outside 0-65535 (1-65535 to connect),
+ * an empty or malformed host, a timeout out of range get HULYNET_EINVAL and a message in
+ * hulynet_last_error(), never a silent wrap.
  *
  * Timeouts are in milliseconds.
  */

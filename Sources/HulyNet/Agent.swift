@@ -34,6 +34,7 @@ public final class Agent: @unchecked Sendable {
     private var endpointRef: EndpointRef?
     private var loop: IOLoop?
     private var timeouts = Timeouts.reference
+    private var limits = PeerLimits()
     var logger = Logger(label: "hulynet.agent")
 
     /// An agent with a factory per container kind.
@@ -58,11 +59,12 @@ public final class Agent: @unchecked Sendable {
     /// The endpoint reference this agent registers with (nil until served).
     public var endpoint: String? { lock.withLock { endpointRef?.encoded } }
 
-    func attach(endpoint: EndpointRef?, loop: IOLoop, timeouts: Timeouts, logger: Logger) {
+    func attach(endpoint: EndpointRef?, loop: IOLoop, timeouts: Timeouts, limits: PeerLimits, logger: Logger) {
         lock.withLock {
             endpointRef = endpoint
             self.loop = loop
             self.timeouts = timeouts
+            self.limits = limits
             self.logger = logger
             // Stateless containers added before the agent had an endpoint are reached through it now.
             let agentRef = endpoint ?? .agentWithoutConnection(uuid)
@@ -161,7 +163,9 @@ public final class Agent: @unchecked Sendable {
 
     private func start(kind: ContainerKind, options: GetOptions, factory: ContainerFactory) async throws -> Hosted {
         let started = try await factory(options)
-        let (agentRef, loop, timeouts, logger) = lock.withLock { (endpointRef, self.loop, self.timeouts, self.logger) }
+        let (agentRef, loop, timeouts, limits, logger) = lock.withLock {
+            (endpointRef, self.loop, self.timeouts, self.limits, self.logger)
+        }
         var hosted = Hosted(uuid: started.uuid, kind: kind, container: started.container, endpoint: "",
                             labels: options.labels, extra: options.extra, lastVisit: Double(MonotonicClock.nowMs()))
         switch started.connection {
@@ -170,7 +174,7 @@ public final class Agent: @unchecked Sendable {
         case .direct(let host, let port):
             guard let loop else { throw ContainerError("a direct container needs an agent served with an endpoint") }
             let server = try await DirectContainerServer.start(loop: loop, container: started.container, port: port,
-                                                               timeouts: timeouts, logger: logger)
+                                                               timeouts: timeouts, limits: limits, logger: logger)
             hosted.directServer = server
             hosted.endpoint = EndpointRef.direct(host: host, port: server.port, container: started.uuid, agentId: uuid).encoded
         }

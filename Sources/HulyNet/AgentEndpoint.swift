@@ -27,10 +27,11 @@ final class AgentEndpointServer: RPCServerDelegate {
     /// The containers each client connected to, to disconnect them when the client goes.
     private var connections: [ClientUUID: Set<ContainerUUID>] = [:]
 
-    init(loop: IOLoop, agent: Agent, host: String, port: Int, timeouts: Timeouts, logger: Logger) throws {
+    init(loop: IOLoop, agent: Agent, host: String, port: Int, timeouts: Timeouts, limits: PeerLimits,
+         logger: Logger) throws {
         self.loop = loop
         self.agent = agent
-        rpc = try RPCServer(loop: loop, host: host, port: port, timeouts: timeouts, logger: logger)
+        rpc = try RPCServer(loop: loop, host: host, port: port, timeouts: timeouts, limits: limits, logger: logger)
         rpc.delegate = self
     }
 
@@ -117,17 +118,21 @@ final class DirectContainerServer: RPCServerDelegate, @unchecked Sendable {
     let loop: IOLoop
     var port: Int { rpc.port }
 
-    private init(loop: IOLoop, container: any Container, port: Int, timeouts: Timeouts, logger: Logger) throws {
+    private init(loop: IOLoop, container: any Container, port: Int, timeouts: Timeouts, limits: PeerLimits,
+                 logger: Logger) throws {
         self.loop = loop
         self.container = container
-        rpc = try RPCServer(loop: loop, host: "*", port: port, timeouts: timeouts, logger: logger)
+        rpc = try RPCServer(loop: loop, host: "*", port: port, timeouts: timeouts, limits: limits, logger: logger)
         rpc.delegate = self
     }
 
-    static func start(loop: IOLoop, container: any Container, port: Int, timeouts: Timeouts,
+    static func start(loop: IOLoop, container: any Container, port: Int, timeouts: Timeouts, limits: PeerLimits,
                       logger: Logger) async throws -> DirectContainerServer {
         let result: Result<DirectContainerServer, any Error>? = loop.sync {
-            Result { try DirectContainerServer(loop: loop, container: container, port: port, timeouts: timeouts, logger: logger) }
+            Result {
+                try DirectContainerServer(loop: loop, container: container, port: port, timeouts: timeouts, limits: limits,
+                                          logger: logger)
+            }
         }
         guard let result else { throw NetworkError.closed }
         return try result.get()

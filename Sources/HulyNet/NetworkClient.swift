@@ -15,14 +15,28 @@ public final class NetworkClient: @unchecked Sendable {
         public var aliveTimeoutSeconds: Double?
         /// How long `get` keeps retrying while no agent offers the kind.
         public var getTimeoutMs: Int64
+        /// What the endpoints this client opens (its agents' endpoints, direct containers) allow
+        /// each peer.
+        public var endpointLimits: PeerLimits
         public var logger: Logger
 
         public init(timeouts: Timeouts = .reference, aliveTimeoutSeconds: Double? = nil, getTimeoutMs: Int64 = 60_000,
-                    logger: Logger = Logger(label: "hulynet.client")) {
+                    endpointLimits: PeerLimits = PeerLimits(), logger: Logger = Logger(label: "hulynet.client")) {
             self.timeouts = timeouts
             self.aliveTimeoutSeconds = aliveTimeoutSeconds
             self.getTimeoutMs = getTimeoutMs
+            self.endpointLimits = endpointLimits
             self.logger = logger
+        }
+
+        /// Throws `NetworkError.invalid` naming the first setting out of range.
+        public func validate() throws(NetworkError) {
+            try timeouts.check()
+            if let seconds = aliveTimeoutSeconds, !(seconds > 0 && seconds <= Double(Timeouts.maxMs / 1000)) {
+                throw NetworkError.invalid("alive timeout \(seconds) s is out of range (above 0 to \(Timeouts.maxMs / 1000))")
+            }
+            try checkRange(Int(getTimeoutMs), 1...Int(Timeouts.maxMs), "get timeout (ms)")
+            try endpointLimits.validate()
         }
     }
 
@@ -60,9 +74,9 @@ public final class NetworkClient: @unchecked Sendable {
 
     /// Connects to the coordinator at `host:port` (in the background: see `waitForConnection`).
     public init(host: String, port: Int, options: Options = Options()) throws {
-        guard !host.isEmpty, (1...65535).contains(port) else {
-            throw NetworkError.invalid("invalid network address \(host):\(port)")
-        }
+        try checkHost(host)
+        try checkPort(port, allowZero: false)
+        try options.validate()
         clientId = makeUUID()
         self.host = host
         self.port = port
@@ -288,34 +302,51 @@ public final class NetworkClient: @unchecked Sendable {
     public func register(_ agent: Agent, timeoutMs: Int64? = nil) async throws(NetworkError) {
         let _: Bool = try await onLoop { [self] done in
             agents[agent.uuid] = agent
-            if agent.endpoint == nil { agent.attach(endpoint: nil, loop: loop, timeouts: options.timeouts, logger: logger) }
+            if agent.endpoint == nil {
+                agent.attach(endpoint: nil, loop: loop, timeouts: options.timeouts, limits: options.endpointLimits, logger: logger)
+            }
             done(.success(true))
         }
         let started = MonotonicClock.nowMs()
         let total = timeoutMs ?? options.timeouts.requestMs
         try await waitForConnection(timeoutMs: total)
-        let result: Result<Set<ContainerUUID>, NetworkError> = await withCheckedContinuation { continuation in
-            let queued = loop.executeUnchecked { [self] in
-                sendRegistration(agent, timeoutMs: max(1, total - (MonotonicClock.nowMs() - started)), restores: false) {
-                    continuation.resume(returning: $0)
+        // An agent belongs to the client that registered it while that client lives. A restarted
+        // agent process with a fixed uuid has a new client: until the old one is gone (it closed,
+        // or its alive timeout passed) the uuid is refused, so wait for that within the timeout.
+        var delayMs: Int64 = 50
+        while true {
+            let left = total - (MonotonicClock.nowMs() - started)
+            let result: Result<Set<ContainerUUID>, NetworkError> = await withCheckedContinuation { continuation in
+                let queued = loop.executeUnchecked { [self] in
+                    sendRegistration(agent, timeoutMs: max(1, left), restores: false) { continuation.resume(returning: $0) }
                 }
+                if !queued { continuation.resume(returning: .failure(.closed)) }
             }
-            if !queued { continuation.resume(returning: .failure(.closed)) }
+            do throws(NetworkError) {
+                _ = try result.get()
+                return
+            } catch {
+                guard error.code == .forbidden, left > delayMs else { throw error }
+                try? await Task.sleep(nanoseconds: UInt64(delayMs) * 1_000_000)
+                delayMs = min(delayMs * 2, 500)
+            }
         }
-        _ = try result.get()
     }
 
     /// Opens the agent's endpoint on `bindHost:port` (port 0 picks one), advertised to clients as
     /// `advertisedHost`, then registers the agent.
     public func serve(_ agent: Agent, advertisedHost: String = "127.0.0.1", bindHost: String = "*", port: Int = 0,
                       timeoutMs: Int64? = nil) async throws(NetworkError) {
+        try checkHost(advertisedHost, "advertised host")
+        try checkHost(bindHost, "bind host")
+        try checkPort(port, allowZero: true)
         let _: Bool = try await onLoop { [self] done in
             do {
                 let server = try AgentEndpointServer(loop: loop, agent: agent, host: bindHost, port: port,
-                                                     timeouts: options.timeouts, logger: logger)
+                                                     timeouts: options.timeouts, limits: options.endpointLimits, logger: logger)
                 agentServers[agent.uuid] = server
                 agent.attach(endpoint: .agent(host: advertisedHost, port: server.rpc.port, agentId: agent.uuid), loop: loop,
-                             timeouts: options.timeouts, logger: logger)
+                             timeouts: options.timeouts, limits: options.endpointLimits, logger: logger)
                 done(.success(true))
             } catch {
                 done(.failure(.bindFailed("\(bindHost):\(port): \(error)")))
@@ -729,13 +760,15 @@ final class ResumeOnce<T: Sendable>: @unchecked Sendable {
 /// Splits "host:port".
 public func parseAddress(_ address: String, defaultPort: Int) throws(NetworkError) -> (String, Int) {
     guard let colon = address.lastIndex(of: ":") else {
-        guard !address.isEmpty else { throw NetworkError.invalid("empty address") }
+        try checkHost(address)
         return (address, defaultPort)
     }
     let host = String(address[..<colon])
-    guard let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port), !host.isEmpty else {
+    guard let port = Int(address[address.index(after: colon)...]) else {
         throw NetworkError.invalid("invalid address \(address): expected host:port")
     }
+    try checkHost(host)
+    try checkPort(port, allowZero: true)
     return (host, port)
 }
 

@@ -336,10 +336,10 @@ public func hulynet_client_serve_agent(_ clientHandle: OpaquePointer?, _ agentHa
     cCall {
         let client = try liveClient(clientHandle)
         let agent = try Handles.get(agentHandle, CAgent.self, "agent")
-        let host = try optionalCString(advertisedHost, "advertised_host") ?? "127.0.0.1"
+        let host = advertisedHost == nil ? "127.0.0.1" : try cHost(advertisedHost, "advertised_host")
         let port = try cPort(port)
+        let ms = try timeout(timeoutMs, default: client.requestMs) // checked before the agent is claimed
         try agent.claim(by: client)
-        let ms = timeout(timeoutMs, default: client.requestMs)
         do throws(CFailure) {
             try blocking { try await client.client.serve(agent.agent, advertisedHost: host, port: port, timeoutMs: ms) }
         } catch {
@@ -354,8 +354,8 @@ public func hulynet_client_register_agent(_ clientHandle: OpaquePointer?, _ agen
     cCall {
         let client = try liveClient(clientHandle)
         let agent = try Handles.get(agentHandle, CAgent.self, "agent")
+        let ms = try timeout(timeoutMs, default: client.requestMs) // checked before the agent is claimed
         try agent.claim(by: client)
-        let ms = timeout(timeoutMs, default: client.requestMs)
         do throws(CFailure) {
             try blocking { try await client.client.register(agent.agent, timeoutMs: ms) }
         } catch {

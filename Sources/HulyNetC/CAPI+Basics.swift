@@ -126,7 +126,7 @@ func cTimeouts(_ pointer: UnsafePointer<hulynet_timeouts>?) throws(CFailure) -> 
     guard let value = pointer?.pointee else { return timeouts }
     for (field, name) in [(value.alive_ms, "alive_ms"), (value.unused_container_ms, "unused_container_ms"),
                           (value.ping_interval_ms, "ping_interval_ms"), (value.request_ms, "request_ms")] {
-        guard field >= 0, field <= 86_400_000 else { throw .invalid("timeouts.\(name) \(field) is out of range (0 to 86400000)") }
+        guard field >= 0, field <= Timeouts.maxMs else { throw .invalid("timeouts.\(name) \(field) is out of range (0 to \(Timeouts.maxMs))") }
     }
     if value.alive_ms > 0 { timeouts.aliveMs = value.alive_ms }
     if value.unused_container_ms > 0 { timeouts.unusedContainerMs = value.unused_container_ms }
@@ -153,13 +153,13 @@ public func hulynet_server_start(_ host: UnsafePointer<CChar>?, _ port: Int32, _
     cCall {
         guard let out else { throw CFailure.invalid("out is NULL") }
         out.pointee = nil
-        let host = try cString(host, "host")
+        let host = try cHost(host, "host")
         let configuration = NetworkServer.Configuration(host: host == "*" ? "0.0.0.0" : host, port: try cPort(port),
                                                         timeouts: try cTimeouts(timeouts),
                                                         logger: CLogSink.logger("hulynet.server"))
         let server: NetworkServer
         do { server = try NetworkServer(configuration) } catch {
-            throw CFailure(status: HULYNET_EBIND, message: "\(error)")
+            throw CFailure(error) // EINVAL for a setting out of range, EBIND for an address taken
         }
         out.pointee = Handles.make(CServer(server))
     }

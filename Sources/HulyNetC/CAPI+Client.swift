@@ -56,8 +56,7 @@ public func hulynet_client_connect(_ host: UnsafePointer<CChar>?, _ port: Int32,
     cCall {
         guard let out else { throw CFailure.invalid("out is NULL") }
         out.pointee = nil
-        let host = try cString(host, "host")
-        guard !host.isEmpty else { throw CFailure.invalid("host is empty") }
+        let host = try cHost(host, "host")
         let options = NetworkClient.Options(timeouts: try cTimeouts(timeouts), logger: CLogSink.logger("hulynet.client"))
         let port = try cPort(port, allowZero: false)
         let client: NetworkClient
@@ -78,7 +77,7 @@ func liveClient(_ handle: OpaquePointer?) throws(CFailure) -> CClient {
 public func hulynet_client_wait(_ handle: OpaquePointer?, _ timeoutMs: Int64) -> Int32 {
     cCall {
         let client = try liveClient(handle)
-        let ms = timeout(timeoutMs, default: client.requestMs)
+        let ms = try timeout(timeoutMs, default: client.requestMs)
         try blocking { try await client.client.waitForConnection(timeoutMs: ms) }
     }
 }
@@ -94,7 +93,7 @@ public func hulynet_client_agents(_ handle: OpaquePointer?, _ timeoutMs: Int64,
     cCall {
         out?.pointee = nil
         let client = try liveClient(handle)
-        let ms = timeout(timeoutMs, default: client.requestMs)
+        let ms = try timeout(timeoutMs, default: client.requestMs)
         let agents = try blocking { try await client.client.agentList(timeoutMs: ms) }
         try setOut(out, .array(agents.map(\.json)))
     }
@@ -106,7 +105,7 @@ public func hulynet_client_kinds(_ handle: OpaquePointer?, _ timeoutMs: Int64,
     cCall {
         out?.pointee = nil
         let client = try liveClient(handle)
-        let ms = timeout(timeoutMs, default: client.requestMs)
+        let ms = try timeout(timeoutMs, default: client.requestMs)
         let kinds = try blocking { try await client.client.kinds(timeoutMs: ms) }
         try setOut(out, .array(kinds.map { .string($0) }))
     }
@@ -119,7 +118,7 @@ public func hulynet_client_list(_ handle: OpaquePointer?, _ kind: UnsafePointer<
         out?.pointee = nil
         let client = try liveClient(handle)
         let kind = try optionalCString(kind, "kind")
-        let ms = timeout(timeoutMs, default: client.requestMs)
+        let ms = try timeout(timeoutMs, default: client.requestMs)
         let records = try blocking { try await client.client.list(kind: kind, timeoutMs: ms) }
         try setOut(out, .array(records.map(\.json)))
     }
@@ -139,7 +138,7 @@ public func hulynet_client_get(_ handle: OpaquePointer?, _ kind: UnsafePointer<C
         let client = try liveClient(handle)
         let kind = try cString(kind, "kind")
         let options = try cGetOptions(optionsJSON)
-        let ms = timeout(timeoutMs, default: client.requestMs)
+        let ms = try timeout(timeoutMs, default: client.requestMs)
         let reference = try blocking { try await client.client.get(kind: kind, options: options, timeoutMs: ms) }
         out.pointee = makeReference(reference, client: client)
     }
@@ -158,7 +157,7 @@ public func hulynet_client_get_async(_ handle: OpaquePointer?, _ kind: UnsafePoi
         let options = try cGetOptions(optionsJSON)
         guard let done else { throw CFailure.invalid("done is NULL") }
         let user = UserPointer(raw: user)
-        let ms = timeout(timeoutMs, default: client.requestMs)
+        let ms = try timeout(timeoutMs, default: client.requestMs)
         Task {
             do {
                 let reference = try await client.client.get(kind: kind, options: options, timeoutMs: ms)
@@ -194,7 +193,7 @@ public func hulynet_client_request(_ handle: OpaquePointer?, _ uuid: UnsafePoint
         let operation = try cString(operation, "operation")
         let data = try cJSON(dataJSON, "data_json")
         guard out != nil else { throw CFailure.invalid("json_out is NULL") }
-        let ms = timeout(timeoutMs, default: client.requestMs)
+        let ms = try timeout(timeoutMs, default: client.requestMs)
         let answer = try blockingCompletion { done in
             client.client.request(uuid, operation: operation, data: data, timeoutMs: ms, completion: done)
         }
@@ -212,7 +211,7 @@ public func hulynet_client_request_async(_ handle: OpaquePointer?, _ uuid: Unsaf
         let operation = try cString(operation, "operation")
         let data = try cJSON(dataJSON, "data_json")
         guard let done else { throw CFailure.invalid("done is NULL") }
-        let ms = timeout(timeoutMs, default: client.requestMs)
+        let ms = try timeout(timeoutMs, default: client.requestMs)
         let user = UserPointer(raw: user)
         client.client.request(uuid, operation: operation, data: data, timeoutMs: ms) { result in
             complete(done, user, result.mapError { $0 })
@@ -345,7 +344,7 @@ public func hulynet_reference_request(_ handle: OpaquePointer?, _ operation: Uns
         let operation = try cString(operation, "operation")
         let data = try cJSON(dataJSON, "data_json")
         guard out != nil else { throw CFailure.invalid("json_out is NULL") }
-        let ms = timeout(timeoutMs, default: reference.client.requestMs)
+        let ms = try timeout(timeoutMs, default: reference.client.requestMs)
         let answer = try blockingCompletion { done in
             reference.reference.request(operation, data, timeoutMs: ms, completion: done)
         }
@@ -362,7 +361,7 @@ public func hulynet_reference_request_async(_ handle: OpaquePointer?, _ operatio
         let operation = try cString(operation, "operation")
         let data = try cJSON(dataJSON, "data_json")
         guard let done else { throw CFailure.invalid("done is NULL") }
-        let ms = timeout(timeoutMs, default: reference.client.requestMs)
+        let ms = try timeout(timeoutMs, default: reference.client.requestMs)
         let user = UserPointer(raw: user)
         reference.reference.request(operation, data, timeoutMs: ms) { result in
             complete(done, user, result.mapError { $0 })
@@ -376,7 +375,7 @@ public func hulynet_reference_connect(_ handle: OpaquePointer?, _ timeoutMs: Int
         guard let out else { throw CFailure.invalid("out is NULL") }
         out.pointee = nil
         let reference = try liveReference(handle)
-        let ms = timeout(timeoutMs, default: reference.client.requestMs)
+        let ms = try timeout(timeoutMs, default: reference.client.requestMs)
         let connection = try blocking { try await reference.reference.connect(timeoutMs: ms) }
         let wrapped = CConnection(connection, client: reference.client)
         out.pointee = Handles.make(wrapped)
@@ -387,7 +386,7 @@ public func hulynet_reference_connect(_ handle: OpaquePointer?, _ timeoutMs: Int
 public func hulynet_reference_release(_ handle: OpaquePointer?, _ timeoutMs: Int64) -> Int32 {
     cCall {
         let reference = try liveReference(handle)
-        let ms = timeout(timeoutMs, default: reference.client.requestMs)
+        let ms = try timeout(timeoutMs, default: reference.client.requestMs)
         try blocking { try await reference.reference.release(timeoutMs: ms) }
     }
 }
@@ -447,7 +446,7 @@ public func hulynet_connection_request(_ handle: OpaquePointer?, _ operation: Un
         let operation = try cString(operation, "operation")
         let data = try cJSON(dataJSON, "data_json")
         guard out != nil else { throw CFailure.invalid("json_out is NULL") }
-        let ms = timeout(timeoutMs, default: connection.client.requestMs)
+        let ms = try timeout(timeoutMs, default: connection.client.requestMs)
         let answer = try blockingCompletion { done in
             connection.connection.request(operation, data, timeoutMs: ms, completion: done)
         }
@@ -464,7 +463,7 @@ public func hulynet_connection_request_async(_ handle: OpaquePointer?, _ operati
         let operation = try cString(operation, "operation")
         let data = try cJSON(dataJSON, "data_json")
         guard let done else { throw CFailure.invalid("done is NULL") }
-        let ms = timeout(timeoutMs, default: connection.client.requestMs)
+        let ms = try timeout(timeoutMs, default: connection.client.requestMs)
         let user = UserPointer(raw: user)
         connection.connection.request(operation, data, timeoutMs: ms) { result in
             complete(done, user, result.mapError { $0 })

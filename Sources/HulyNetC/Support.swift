@@ -92,6 +92,13 @@ func cString(_ pointer: UnsafePointer<CChar>?, _ name: String) throws(CFailure) 
     return text
 }
 
+/// A host argument: a name, an address or "*"; empty or malformed text is refused.
+func cHost(_ pointer: UnsafePointer<CChar>?, _ name: String) throws(CFailure) -> String {
+    let host = try cString(pointer, name)
+    do { try checkHost(host, name) } catch { throw CFailure(error) }
+    return host
+}
+
 func optionalCString(_ pointer: UnsafePointer<CChar>?, _ name: String) throws(CFailure) -> String? {
     guard let pointer else { return nil }
     guard let text = String(validatingCString: pointer) else { throw .invalid("\(name) is not valid UTF-8") }
@@ -234,8 +241,13 @@ func blockingCompletion(_ start: (@escaping @Sendable (Result<JSONValue, Network
     }
 }
 
-/// A timeout argument: <= 0 means the default.
-func timeout(_ ms: Int64, default defaultMs: Int64) -> Int64 { ms > 0 ? ms : defaultMs }
+/// A timeout argument: 0 means the default; negative or longer than a day is refused.
+func timeout(_ ms: Int64, default defaultMs: Int64) throws(CFailure) -> Int64 {
+    guard ms >= 0, ms <= Timeouts.maxMs else {
+        throw .invalid("timeout_ms \(ms) is out of range (0 for the default, else 1 to \(Timeouts.maxMs))")
+    }
+    return ms > 0 ? ms : defaultMs
+}
 
 /// A C pointer passed back to C callbacks untouched.
 struct UserPointer: @unchecked Sendable {

@@ -193,6 +193,10 @@ public final class Coordinator {
         case Method.registerAgent:
             do {
                 let registration = try AgentRegistration(json: params)
+                if isOwnedByAnother(registration.uuid, client) {
+                    out.append(.fail(token, agentOwnedByAnotherClient(registration.uuid)))
+                    return
+                }
                 let terminate = register(registration, owner: client, now: now, into: &out)
                 out.append(.reply(token, .array(terminate.map { .string($0) })))
                 // What waited for its containers goes now, after the agent has its answer.
@@ -205,6 +209,10 @@ public final class Coordinator {
         case Method.unregisterAgent:
             guard let uuid = params.member("uuid")?.stringValue else {
                 out.append(.fail(token, RemoteError("au: 'uuid' must be a string", code: .invalid)))
+                return
+            }
+            if isOwnedByAnother(uuid, client) {
+                out.append(.fail(token, agentOwnedByAnotherClient(uuid)))
                 return
             }
             if agents[uuid] != nil {
@@ -361,6 +369,14 @@ public final class Coordinator {
     }
 
     // MARK: - Agents
+
+    /// An agent belongs to the client that registered it while that client is connected: no
+    /// other client may take its record over or remove it. Once the owner is gone (closed or
+    /// silent past its alive timeout) its agents are removed and the uuid is free again.
+    private func isOwnedByAnother(_ id: AgentUUID, _ client: ClientUUID) -> Bool {
+        guard let owner = agents[id]?.owner else { return false }
+        return owner != client && clients[owner] != nil
+    }
 
     private func register(_ registration: AgentRegistration, owner: ClientUUID, now: Int64,
                           into out: inout [CoordinatorDirective]) -> [ContainerUUID] {

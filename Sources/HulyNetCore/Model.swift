@@ -389,4 +389,17 @@ public struct Timeouts: Sendable, Hashable {
     }
 
     public static let reference = Timeouts()
+
+    /// The longest any of these may be: a day. A longer one is a mistake, not a setting.
+    public static let maxMs: Int64 = 86_400_000
+
+    /// Throws, naming the field, when a timeout is not between 1 ms and `maxMs`.
+    public func validate() throws(ProtocolError) {
+        for (value, name) in [(aliveMs, "aliveMs"), (unusedContainerMs, "unusedContainerMs"),
+                              (pingIntervalMs, "pingIntervalMs"), (requestMs, "requestMs"), (tickMs, "tickMs")] {
+            guard value >= 1, value <= Self.maxMs else {
+                throw ProtocolError("timeouts.\(name) \(value) ms is out of range (1 to \(Self.maxMs))")
+            }
+        }
+    }
 }

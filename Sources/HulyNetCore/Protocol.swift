@@ -49,6 +49,19 @@ public let defaultInFlightLimit = 25
 /// The largest message hulynet accepts; larger ones are refused with an error, never buffered.
 public let defaultMaxMessageBytes = 16 << 20
 
+/// How long a new connection may take to complete the ZeroMQ handshake before it is closed:
+/// long enough for any real peer, short enough that silent connections do not hold sockets.
+public let defaultHandshakeTimeoutMs = 3000
+
+/// The most peers (TCP connections) an endpoint accepts at once; lowered at run time to what the
+/// process's file descriptor limit allows.
+public let defaultMaxClients = 10_000
+
+/// The answer to `ar` or `au` naming an agent that another live client registered.
+public func agentOwnedByAnotherClient(_ uuid: AgentUUID) -> RemoteError {
+    RemoteError("Agent \(uuid) is registered by another client", code: .forbidden)
+}
+
 extension Array where Element == UInt8 {
     /// Frame text as UTF-8 bytes.
     @inlinable

@@ -188,6 +188,10 @@ public final class ZMQSocket {
         return true
     }
 
+    /// The file descriptor of the connection the last received message came from (-1 when
+    /// unknown): it names a peer of a ROUTER in its socket monitor's events.
+    public private(set) var lastSourceFD: Int32 = -1
+
     /// Every one-byte frame, shared: op frames and other one-byte frames are received with no
     /// allocation.
     private static let singleByteFrames: [[UInt8]] = (0...255).map { [UInt8($0)] }
@@ -213,6 +217,7 @@ public final class ZMQSocket {
                 if error.isInterrupted { continue }
                 throw error
             }
+            if frames.isEmpty && !oversize { lastSourceFD = zmq_msg_get(&message, ZMQ_SRCFD) }
             let size = zmq_msg_size(&message)
             total += size
             if !oversize && (frames.count >= maxFrames || total > maxBytes) {
@@ -266,6 +271,7 @@ public final class ZMQMonitor {
         public let endpoint: String
         public var isConnected: Bool { Int32(event) == ZMQ_EVENT_CONNECTED }
         public var isDisconnected: Bool { Int32(event) == ZMQ_EVENT_DISCONNECTED }
+        public var isAccepted: Bool { Int32(event) == ZMQ_EVENT_ACCEPTED }
     }
 
     /// The next monitor event, or nil when none is waiting.

@@ -24,13 +24,25 @@ struct NetworkOptions: ParsableArguments {
     @Option(name: .long, help: "The network coordinator, HOST:PORT.")
     var network: String = "127.0.0.1:3737"
 
-    @Option(name: .long, help: "Seconds to wait for the connection.")
+    @Option(name: .long, parsing: .unconditional, help: "Seconds to wait for the connection.")
     var timeout: Double = 10
+
+    func validate() throws {
+        try checkSeconds(timeout, "--timeout", allowZero: false)
+    }
 
     func connect() async throws -> NetworkClient {
         let client = try NetworkClient(address: network)
         try await client.waitForConnection(timeoutMs: Int64(timeout * 1000))
         return client
+    }
+}
+
+/// A number of seconds from the command line: finite, not negative (nor zero unless allowed),
+/// at most a day.
+func checkSeconds(_ value: Double, _ name: String, allowZero: Bool) throws {
+    guard value.isFinite, allowZero ? value >= 0 : value > 0, value <= Double(Timeouts.maxMs / 1000) else {
+        throw ValidationError("\(name) \(value) is out of range (\(allowZero ? "0" : "above 0") to \(Timeouts.maxMs / 1000) seconds)")
     }
 }
 
@@ -65,18 +77,31 @@ struct Server: AsyncParsableCommand {
     @Option(help: "Address to bind (default: $HOST, else 0.0.0.0).")
     var host: String?
 
-    @Option(help: "Port to bind (default: $PORT, else 3737).")
+    @Option(parsing: .unconditional, help: "Port to bind (default: $PORT, else 3737).")
     var port: Int?
 
-    @Option(help: "Seconds between printed counts (0: never).")
+    @Option(parsing: .unconditional, help: "Seconds between printed counts (0: never).")
     var statsInterval: Double = 5
 
     @Option(help: "Least level of the log lines on standard error: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(parsing: .unconditional, help: "The most connections open at once; past it the one silent longest is closed (lowered to what the file descriptor limit allows).")
+    var maxClients: Int = defaultMaxClients
+
+    @Option(parsing: .unconditional, help: "Milliseconds a new connection has to complete the ZeroMQ handshake.")
+    var handshakeTimeoutMs: Int = defaultHandshakeTimeoutMs
+
+    @Option(parsing: .unconditional, help: "The largest message accepted, in bytes; a peer sending a larger frame is disconnected before it is buffered.")
+    var maxMessageBytes: Int = defaultMaxMessageBytes
+
+    func validate() throws {
+        try checkSeconds(statsInterval, "--stats-interval", allowZero: true)
+    }
+
     func run() async throws {
         let environment = ProcessEnvironment()
-        let host = host ?? environment["HOST"] ?? "0.0.0.0"
+        let host = host ?? environment["HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0"
         let port = try port ?? environment["PORT"].map { text in
             guard let value = Int(text) else { throw ValidationError("PORT must be a number, got \(text)") }
             return value
@@ -84,11 +109,14 @@ struct Server: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
         var logger = Logger(label: "hulynet.server")
         logger.logLevel = level
+        ProcessMemory.mapLargeAllocations()
         let server: NetworkServer
         do {
-            server = try NetworkServer(.init(host: host, port: port, logger: logger))
+            // Every setting is checked there (a port past 65535, an empty host, ...), with a clear message.
+            server = try NetworkServer(.init(host: host, port: port, maxMessageBytes: maxMessageBytes,
+                                             handshakeTimeoutMs: handshakeTimeoutMs, maxClients: maxClients, logger: logger))
         } catch {
-            print("hulynet server: \(error)")
+            printError("hulynet server: \(error)")
             throw ExitCode(2)
         }
         print("hulynet server \(server.serverId) listening on \(host):\(server.port)")
@@ -120,7 +148,7 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("kind"), help: "A container kind to host (an echo container); repeatable.")
     var kinds: [String] = ["echo"]
 
-    @Option(help: "The agent's uuid (default: a new one).")
+    @Option(help: "The agent's uuid (default: a new one). A restarted agent with the same uuid takes its record back once the old process's client is gone.")
     var uuid: String?
 
     @Option(name: .customLong("stateless"),
@@ -250,6 +278,12 @@ struct Demo: AsyncParsableCommand {
         server.stop()
         print("6. all stopped")
     }
+}
+
+/// A line on standard error.
+func printError(_ text: String) {
+    let line = text + "\n"
+    line.withCString { _ = write(2, $0, strlen($0)) }
 }
 
 /// The process environment without Foundation.

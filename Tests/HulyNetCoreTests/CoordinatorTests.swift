@@ -446,6 +446,72 @@ final class CoordinatorTests: XCTestCase {
         XCTAssertEqual(h.tickEvents(), [])
     }
 
+    // MARK: agent ownership
+
+    func testRegisterOfAgentOwnedByAnotherLiveClientFailsAndLeavesItUntouched() throws {
+        let h = CoordHarness()
+        h.register("A1", by: "owner", kinds: ["k"], containers: [coordRecord("u1")], endpoint: "ep-owner")
+        _ = h.tickEvents()
+        h.connect("thief")
+        let hijack = AgentRegistration(uuid: "A1", containers: [], kinds: ["evil"], endpoint: "ep-thief")
+        let token = h.request("thief", Method.registerAgent, hijack.json)
+        XCTAssertEqual(h.failure(token), "Agent A1 is registered by another client")
+        XCTAssertEqual(h.coordinator.agentList(), [AgentInfo(agentId: "A1", endpoint: "ep-owner", kinds: ["k"], containers: 1)])
+        XCTAssertEqual(h.coordinator.containerList(kind: nil).map(\.uuid), ["u1"])
+        XCTAssertEqual(h.tickEvents(), [], "nothing changed, nothing announced")
+        // Requests for its container still go to the owner.
+        h.forward("c", target: "u1", raw: Array(coordText: #"["u1","op",1]"#))
+        XCTAssertEqual(h.openCalls("cs").map(\.to), ["owner"])
+        // The thief going away later does not touch the owner's agent either.
+        h.gone("thief")
+        XCTAssertEqual(h.coordinator.agentCount, 1)
+    }
+
+    func testUnregisterOfAgentOwnedByAnotherLiveClientFailsAndLeavesItUntouched() {
+        let h = CoordHarness()
+        h.register("A1", by: "owner", kinds: ["k"], containers: [coordRecord("u1")])
+        _ = h.tickEvents()
+        h.connect("thief")
+        let token = h.request("thief", Method.unregisterAgent, ["uuid": "A1"])
+        XCTAssertEqual(h.failure(token), "Agent A1 is registered by another client")
+        XCTAssertEqual(h.coordinator.agentList().map(\.agentId), ["A1"])
+        XCTAssertEqual(h.coordinator.containerList(kind: nil).map(\.uuid), ["u1"])
+        XCTAssertEqual(h.tickEvents(), [])
+    }
+
+    func testOwnerReRegistersAndUnregistersItsOwnAgent() {
+        let h = CoordHarness()
+        h.register("A1", by: "owner", kinds: ["k"])
+        XCTAssertEqual(h.register("A1", by: "owner", kinds: ["k", "k2"]), [])
+        XCTAssertEqual(h.coordinator.agentList().first?.kinds, ["k", "k2"])
+        XCTAssertEqual(h.reply(h.request("owner", Method.unregisterAgent, ["uuid": "A1"])), "ok")
+        XCTAssertEqual(h.coordinator.agentCount, 0)
+    }
+
+    func testAgentUuidIsFreeForAnotherClientOnceTheOwnerIsGone() {
+        let h = CoordHarness()
+        h.register("A1", by: "old-process", kinds: ["k"], containers: [coordRecord("u1")])
+        h.connect("new-process")
+        XCTAssertNil(h.register("A1", by: "new-process", kinds: ["k"]), "refused while the owner is live")
+        h.gone("old-process")
+        XCTAssertEqual(h.register("A1", by: "new-process", kinds: ["k"], containers: [coordRecord("u1")]), [])
+        XCTAssertEqual(h.coordinator.agentList().map(\.agentId), ["A1"])
+        XCTAssertEqual(h.coordinator.containerList(kind: nil).map(\.agentId), ["A1"])
+        h.get("c", kind: "k", labels: ["x"])
+        XCTAssertEqual(h.openCalls("gg").map(\.to), ["new-process"], "starts go to the new owner")
+    }
+
+    func testAgentOfSilentOwnerIsFreeAfterTheAliveTimeout() {
+        let h = CoordHarness()
+        h.register("A1", by: "old-process", kinds: ["k"])
+        h.live.remove("old-process") // killed: it pings no more
+        h.connect("new-process")
+        XCTAssertNil(h.register("A1", by: "new-process", kinds: ["k"]))
+        h.advance(by: h.timeouts.aliveMs + 500)
+        XCTAssertEqual(h.coordinator.agentCount, 0, "the silent owner's agent is removed")
+        XCTAssertEqual(h.register("A1", by: "new-process", kinds: ["k"]), [])
+    }
+
     // MARK: gg
 
     func testGetByUuidOfExistingContainerRepliesAtOnceAndAddsReference() {

@@ -19,6 +19,7 @@ private enum ServerOut: Equatable {
     case ping(ClientUUID)
     case request(client: ClientUUID, token: RequestToken, reqId: String, method: String, params: String)
     case answered(CallID, Result<String, RemoteError>)
+    case dropped(String)
     case log(LogLevel)
 
     init(_ output: RPCServerOutput) {
@@ -31,6 +32,7 @@ private enum ServerOut: Equatable {
             self = .request(client: request.client, token: request.token, reqId: request.requestId.frameText,
                             method: request.method, params: request.rawParams.frameText)
         case .callAnswered(let id, let result): self = .answered(id, result.map(\.frameText))
+        case .dropped(let reason): self = .dropped(reason)
         case .log(let level, _): self = .log(level)
         }
     }
@@ -284,7 +286,8 @@ final class RPCServerMachineTests: XCTestCase {
             let error = try XCTUnwrap(responseError(out, to: "idA", reqId: "c1-1"), "payload \(payload)")
             XCTAssertEqual(error.code, .invalid, "payload \(payload)")
             XCTAssertTrue(error.message.hasPrefix("request payload is not valid JSON"), error.message)
-            XCTAssertEqual(out.count, 1)
+            XCTAssertEqual(out.count, 2)
+            XCTAssertEqual(out.first, .dropped("request payload not valid JSON"), "counted for the periodic summary")
         }
         XCTAssertEqual(h.machine.stats.malformed, 4)
         XCTAssertEqual(h.machine.pendingCount, 0)

@@ -146,11 +146,11 @@ class IntegrationTestCase: XCTestCase {
     /// A coordinator on 127.0.0.1 (`port` 0 picks one). A port just freed by a stopped server
     /// may take a moment to be released: binding is retried for up to 3 s.
     func startServer(port: Int = 0, timeouts: Timeouts = testTimeouts, inFlightLimit: Int = defaultInFlightLimit,
-                     maxMessageBytes: Int = defaultMaxMessageBytes,
+                     maxMessageBytes: Int = defaultMaxMessageBytes, maxClients: Int = defaultMaxClients,
                      file: StaticString = #filePath, line: UInt = #line) async throws -> NetworkServer {
         let configuration = NetworkServer.Configuration(host: "127.0.0.1", port: port, timeouts: timeouts,
                                                         inFlightLimit: inFlightLimit, maxMessageBytes: maxMessageBytes,
-                                                        logger: testLogger("test.server"))
+                                                        maxClients: maxClients, logger: testLogger("test.server"))
         let deadline = nowMs() + 3000
         while true {
             do {

@@ -762,7 +762,15 @@ static void test_out_of_range(void) {
     CHECK_STATUS(hulynet_client_connect("127.0.0.1", -80, NULL, &client), HULYNET_EINVAL);
     CHECK_STATUS(hulynet_client_connect("127.0.0.1", 65536, NULL, &client), HULYNET_EINVAL);
     CHECK_STATUS(hulynet_client_connect("", 1234, NULL, &client), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_connect("no such/host", 1234, NULL, &client), HULYNET_EINVAL);
+    CHECK_CONTAINS(hulynet_last_error(), "not a host name or address");
     CHECK(client == NULL);
+    /* Empty or malformed hosts: refused before anything is bound, with a message that says why. */
+    CHECK_STATUS(hulynet_server_start("", 0, NULL, &server), HULYNET_EINVAL);
+    CHECK_CONTAINS(hulynet_last_error(), "host is empty");
+    CHECK_STATUS(hulynet_server_start("127.0.0.1 ", 0, NULL, &server), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_server_start("tcp://127.0.0.1", 0, NULL, &server), HULYNET_EINVAL);
+    CHECK(server == NULL);
 
     memset(&timeouts, 0, sizeof timeouts);
     timeouts.alive_ms = -1;
@@ -806,6 +814,15 @@ static void test_out_of_range(void) {
     if (network_up(&net)) {
         CHECK_STATUS(hulynet_client_serve_agent(net.base.user, agent, "127.0.0.1", -1, 1000), HULYNET_EINVAL);
         CHECK_STATUS(hulynet_client_serve_agent(net.base.user, agent, "127.0.0.1", 70000, 1000), HULYNET_EINVAL);
+        CHECK_STATUS(hulynet_client_serve_agent(net.base.user, agent, "", 0, 1000), HULYNET_EINVAL);
+        /* Timeouts: 0 is the default; negative or longer than a day is refused, not taken as the default. */
+        CHECK_STATUS(hulynet_client_serve_agent(net.base.user, agent, "127.0.0.1", 0, -1), HULYNET_EINVAL);
+        CHECK_CONTAINS(hulynet_last_error(), "timeout_ms -1 is out of range");
+        CHECK_STATUS(hulynet_client_wait(net.base.user, -5), HULYNET_EINVAL);
+        CHECK_STATUS(hulynet_client_wait(net.base.user, INT64_MIN), HULYNET_EINVAL);
+        CHECK_STATUS(hulynet_client_wait(net.base.user, 86400001), HULYNET_EINVAL);
+        CHECK_STATUS(hulynet_client_wait(net.base.user, INT64_MAX), HULYNET_EINVAL);
+        CHECK_OK(hulynet_client_wait(net.base.user, 0));
         /* Not claimed by the refusals. */
         CHECK_OK(hulynet_client_serve_agent(net.base.user, agent, "127.0.0.1", 0, 3000));
         CHECK_OK(hulynet_set_log_handler(NULL, NULL, HULYNET_LOG_CRITICAL)); /* the bind failure below logs */

@@ -40,10 +40,13 @@ static void test_reference(void) {
     CHECK_CONTAINS(list, uuid);
 
     CHECK_ANSWER(hulynet_reference_request(reference, "echo", "{\"r\":\"\\u00e9t\\u00e9 \\\"q\\\"\"}", 2000, &out), out, "{\"r\":\"\xc3\xa9t\xc3\xa9 \\\"q\\\"\"}");
-    CHECK_OK(hulynet_reference_request(reference, "echo", NULL, -1, &out)); /* NULL data: null; default timeout */
+    CHECK_OK(hulynet_reference_request(reference, "echo", NULL, 0, &out)); /* NULL data: null; default timeout */
     CHECK_STR_EQ(out, "null");
     hulynet_free(out);
     out = NULL;
+    /* A negative timeout is refused, not taken for the default. */
+    CHECK_STATUS(hulynet_reference_request(reference, "echo", NULL, -1, &out), HULYNET_EINVAL);
+    CHECK(out == NULL);
     CHECK_STATUS(hulynet_reference_request(reference, "fail", "1", 2000, &out), HULYNET_EREMOTE);
     CHECK_CONTAINS(hulynet_last_error(), "deliberate failure");
 

@@ -36,10 +36,10 @@ static void test_bind_errors(void) {
     /* Every address includes 127.0.0.1, which is taken. */
     CHECK_STATUS(hulynet_server_start("0.0.0.0", port, NULL, &second), HULYNET_EBIND);
     CHECK(second == NULL);
-    /* An address that is not this machine's, and one that is not an address. */
+    /* An address that is not this machine's, and text that is not an address. */
     CHECK_STATUS(hulynet_server_start("192.0.2.1", 0, NULL, &second), HULYNET_EBIND);
     CHECK(second == NULL);
-    CHECK_STATUS(hulynet_server_start("not an address", 0, NULL, &second), HULYNET_EBIND);
+    CHECK_STATUS(hulynet_server_start("not an address", 0, NULL, &second), HULYNET_EINVAL);
     CHECK(second == NULL);
     hulynet_server_destroy(first);
 

@@ -49,6 +49,8 @@ final class RPCClient {
         try socket.setOption(ZMQ_TCP_KEEPALIVE, 1)
         try socket.setOption(ZMQ_SNDHWM, 100_000)
         try socket.setOption(ZMQ_RCVHWM, 100_000)
+        // A server (or an agent's endpoint) cannot make this client buffer an oversize frame.
+        try socket.setOption64(ZMQ_MAXMSGSIZE, Int64(defaultMaxMessageBytes))
         try socket.setOption(ZMQ_RECONNECT_IVL, 100)
         try socket.setOption(ZMQ_RECONNECT_IVL_MAX, 1000)
         monitor = try socket.monitor(events: ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED)

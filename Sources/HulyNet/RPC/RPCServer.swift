@@ -3,6 +3,10 @@ import HulyNetCore
 import HulyNetZMQ
 import Logging
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What an `RPCServer` tells its owner, on the loop thread.
 protocol RPCServerDelegate: AnyObject {
     /// A client id said hello for the first time.
@@ -18,17 +22,26 @@ protocol RPCServerDelegate: AnyObject {
 
 /// The server side of the back-RPC protocol on a ROUTER socket: the I/O shell of an
 /// `RPCServerMachine`, which holds every rule; this reads and writes the socket, runs the
-/// machine's timer and carries out what it asks.
+/// machine's timer and carries out what it asks. It also keeps what peers can do to the process
+/// itself bounded (`PeerLimits`): frames over the size limit are refused by libzmq before they
+/// are buffered, connections must finish their handshake in time and stay under a cap, and
+/// what peers send that is refused is logged as a periodic summary, never a line a message.
 ///
 /// Lives on one `IOLoop`; every method must be called on that loop's thread.
 final class RPCServer {
     let loop: IOLoop
     let logger: Logger
-    var maxMessageBytes = defaultMaxMessageBytes
+    let limits: PeerLimits
+    var maxMessageBytes: Int { limits.maxMessageBytes }
     weak var delegate: RPCServerDelegate?
 
     let machine: RPCServerMachine
     private let socket: ZMQSocket
+    /// Connections accepted and closed, for the cap on connections.
+    private let monitor: ZMQMonitor
+    private var connectionCap: ConnectionCap
+    /// What peers sent that was dropped or refused, logged as one line per interval.
+    private var droppedInput = LogSummary()
     private(set) var port: Int = 0
     private var tickTimer: IOLoop.TimerID?
     /// The machine's outputs, reused from message to message.
@@ -42,29 +55,43 @@ final class RPCServer {
         get { machine.inFlightLimit }
         set { machine.inFlightLimit = newValue }
     }
+    /// The most connections accepted at once (`limits.maxClients` lowered to the file limit).
+    var connectionLimit: Int { connectionCap.limit }
 
     /// Binds `tcp://host:port` (port 0 picks a free one). Must run on the loop thread.
-    init(loop: IOLoop, host: String, port: Int, timeouts: Timeouts, logger: Logger,
+    init(loop: IOLoop, host: String, port: Int, timeouts: Timeouts, limits: PeerLimits = PeerLimits(), logger: Logger,
          context: ZMQContext = .shared) throws(ZMQError) {
         self.loop = loop
         self.logger = logger
-        machine = RPCServerMachine(timeouts: timeouts)
+        self.limits = limits
+        connectionCap = ConnectionCap(limit: limits.effectiveMaxClients)
+        machine = RPCServerMachine(timeouts: timeouts, maxClients: connectionCap.limit)
         socket = try ZMQSocket(context: context, type: .router)
-        try socket.setOption(ZMQ_ROUTER_MANDATORY, 1)
-        try socket.setOption(ZMQ_TCP_KEEPALIVE, 1)
-        try socket.setOption(ZMQ_SNDHWM, 100_000)
-        try socket.setOption(ZMQ_RCVHWM, 100_000)
-        let bindHost = (host == "0.0.0.0" || host.isEmpty) ? "*" : host
         do {
+            try socket.setOption(ZMQ_ROUTER_MANDATORY, 1)
+            try socket.setOption(ZMQ_TCP_KEEPALIVE, 1)
+            try socket.setOption(ZMQ_SNDHWM, 100_000)
+            try socket.setOption(ZMQ_RCVHWM, 100_000)
+            // Refused by libzmq from the frame's header, before a byte of it is buffered.
+            try socket.setOption64(ZMQ_MAXMSGSIZE, Int64(limits.maxMessageBytes))
+            try socket.setOption(ZMQ_HANDSHAKE_IVL, Int32(limits.handshakeTimeoutMs))
+            // A burst of connections waits in the kernel's queue (capped by somaxconn) instead of
+            // having its SYNs dropped and retried a second or more later, a real client's too.
+            try socket.setOption(ZMQ_BACKLOG, 4096)
+            monitor = try socket.monitor(events: ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED, context: context)
+            let bindHost = (host == "0.0.0.0" || host.isEmpty) ? "*" : host
             try socket.bind("tcp://\(bindHost):\(port)")
+            self.port = try socket.boundPort()
         } catch {
             socket.close()
             throw error
         }
-        self.port = try socket.boundPort()
         loop.register(socket) { [unowned self] in self.readAll() }
+        loop.register(monitor.socket) { [unowned self] in self.readMonitor() }
         tickTimer = loop.every(milliseconds: Int(timeouts.tickMs)) { [unowned self] in
-            machine.tick(now: MonotonicClock.nowMs(), into: &outputs)
+            let now = MonotonicClock.nowMs()
+            if let line = droppedInput.line(now: now, what: "input from peers refused") { logger.warning("\(line)") }
+            machine.tick(now: now, into: &outputs)
             run()
         }
     }
@@ -73,7 +100,9 @@ final class RPCServer {
         if let tickTimer { loop.cancel(tickTimer) }
         tickTimer = nil
         loop.unregister(socket)
-        socket.close()
+        loop.unregister(monitor.socket)
+        socket.close() // stops the monitor before its reader goes
+        monitor.close()
         machine.close(into: &outputs)
         run()
     }
@@ -121,6 +150,8 @@ final class RPCServer {
     // MARK: - The socket
 
     private func readAll() {
+        // Connections accepted are known before their first message is read.
+        readMonitor()
         // A bounded batch keeps timers and other sockets of the loop served under load.
         for _ in 0..<1024 {
             let received: ZMQReceived?
@@ -138,12 +169,17 @@ final class RPCServer {
                 switch ClientMessage.decode(frames[1...]) {
                 case .success(let message):
                     machine.receive(identity: identity, message, now: MonotonicClock.nowMs(), into: &outputs)
+                    // The connection carries a client now: never closed to make room for a newcomer.
+                    if case .hello(let clientId, _) = message, machine.isConnected(clientId) {
+                        connectionCap.greeted(socket.lastSourceFD)
+                    }
                 case .failure(let malformed):
-                    logger.debug("malformed message: \(malformed.detail)")
+                    droppedInput.record(malformed.reason.summary, input: frames.count > 1 ? frames[frames.count > 2 ? 2 : 1] : [])
                     machine.malformed(identity: identity, malformed, into: &outputs)
                 }
             case .oversize(let head, let total):
-                logger.warning("message of \(total) bytes exceeds the limit of \(maxMessageBytes): dropped")
+                // Frames each within ZMQ_MAXMSGSIZE, but too many or too large together.
+                droppedInput.record("message over the size or frame limit (\(total) bytes)")
                 guard head.count >= 1 else { continue }
                 let reqId = head.count >= 3 && RPCOp(frame: head[1]) == .request ? head[2] : nil
                 machine.oversize(identity: head[0], reqId: reqId, bytes: total, limit: maxMessageBytes, into: &outputs)
@@ -156,10 +192,26 @@ final class RPCServer {
         guard socket.handle != nil else { return }
         do {
             if try !socket.send(frames) {
-                logger.warning("send queue full for a client: message dropped")
+                droppedInput.record("answer dropped, the peer's send queue is full")
             }
         } catch let error {
             if !error.isHostUnreachable { logger.warning("send failed: \(error)") }
+        }
+    }
+
+    /// Keeps the connections within the cap: past it, the one waiting longest without saying
+    /// hello is closed (shutdown makes libzmq see the end of the stream and close it itself).
+    private func readMonitor() {
+        while let event = try? monitor.next() {
+            let fd = Int32(bitPattern: event.value)
+            if event.isAccepted {
+                if let victim = connectionCap.accepted(fd) {
+                    droppedInput.record("connection closed over the limit of \(connectionCap.limit)")
+                    shutdown(victim, Int32(SHUT_RDWR))
+                }
+            } else if event.isDisconnected {
+                connectionCap.closed(fd)
+            }
         }
     }
 
@@ -186,6 +238,8 @@ final class RPCServer {
                 delegate?.rpcServer(self, request: request)
             case .callAnswered(let id, let result):
                 delegate?.rpcServer(self, callAnswered: id, result: result)
+            case .dropped(let reason):
+                droppedInput.record(reason)
             case .log(let level, let message):
                 logger.log(level: level.swiftLogLevel, "\(message)")
             }

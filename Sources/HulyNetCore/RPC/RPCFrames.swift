@@ -30,7 +30,20 @@ public enum ServerMessage: Sendable, Equatable {
 /// Frames that are not a message of the protocol.
 public struct MalformedMessage: Error, Sendable, Equatable {
     public enum Reason: String, Sendable, CaseIterable {
-        case noFrames, badOp, wrongSideOp, missingFrames, emptyClientId, emptyRequestId
+        case noFrames, badOp, wrongSideOp, missingFrames, emptyClientId, badClientId, emptyRequestId
+
+        /// What a log summary counts it as.
+        public var summary: String {
+            switch self {
+            case .noFrames: "message without frames"
+            case .badOp: "unknown or missing op"
+            case .wrongSideOp: "an op of the other side"
+            case .missingFrames: "message missing frames"
+            case .emptyClientId: "hello without a client id"
+            case .badClientId: "hello with a client id that is not printable ASCII of at most 128 bytes"
+            case .emptyRequestId: "message without a request id"
+            }
+        }
     }
 
     public var reason: Reason
@@ -59,6 +72,11 @@ extension ClientMessage {
         switch op {
         case .hello:
             guard let id = rest.first, !id.isEmpty else { return .failure(MalformedMessage(.emptyClientId, "hello without a client id")) }
+            // Client ids are uuids: printable, short. Anything else is refused here, so that no
+            // peer's bytes reach a log line, a map key or an event.
+            guard id.count <= 128, id.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                return .failure(MalformedMessage(.badClientId, "hello with client id \(printable(id))"))
+            }
             var aliveMs: Int64?
             if let payload = rest.dropFirst().first, let value = try? JSONValue.parse(payload),
                let seconds = value.member("aliveTimeout")?.doubleValue, seconds.isFinite, seconds > 0 {

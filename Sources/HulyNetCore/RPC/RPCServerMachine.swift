@@ -58,6 +58,9 @@ public enum RPCServerOutput: Sendable {
     case request(IncomingRequest)
     /// The answer to a request the server sent with `call`.
     case callAnswered(CallID, Result<[UInt8], RemoteError>)
+    /// A peer's message was refused or dropped: count it into the periodic summary (`reason`
+    /// is hulynet's own text, never the peer's bytes).
+    case dropped(String)
     case log(LogLevel, String)
 }
 
@@ -71,6 +74,9 @@ public final class RPCServerMachine {
     public let serverId: String
     public let timeouts: Timeouts
     public var inFlightLimit: Int
+    /// The most clients greeted at once: past it, a hello replaces a client that has missed two
+    /// pings, or is refused.
+    public let maxClients: Int
 
     final class Peer {
         let clientId: ClientUUID
@@ -124,10 +130,12 @@ public final class RPCServerMachine {
     }
     public private(set) var stats = Stats()
 
-    public init(serverId: String = makeUUID(), timeouts: Timeouts, inFlightLimit: Int = defaultInFlightLimit) {
+    public init(serverId: String = makeUUID(), timeouts: Timeouts, inFlightLimit: Int = defaultInFlightLimit,
+                maxClients: Int = defaultMaxClients) {
         self.serverId = serverId
         self.timeouts = timeouts
         self.inFlightLimit = inFlightLimit
+        self.maxClients = max(1, maxClients)
         serverIdFrame = Array(serverId.utf8)
         run = String(serverId.filter(\.isHexDigit).prefix(12))
     }
@@ -206,6 +214,10 @@ public final class RPCServerMachine {
                 // One socket saying hello with another client id: the old id is gone.
                 drop(stale, timedOut: false, into: &out)
             }
+            guard peersByClient.count < maxClients || evictSilentClient(now: now, into: &out) else {
+                out.append(.dropped("hello refused, \(maxClients) clients connected"))
+                return
+            }
             let peer = Peer(clientId: clientId, identity: identity, lastSeen: now, aliveMs: aliveMs, run: run)
             peersByIdentity[FrameKey(identity)] = peer
             peersByClient[clientId] = peer
@@ -241,6 +253,7 @@ public final class RPCServerMachine {
         } catch {
             peer.inFlight.remove(requestKey)
             stats.malformed += 1
+            out.append(.dropped("request payload not valid JSON"))
             out.append(.send([identity, RPCOp.responseError.frame, reqId,
                               RemoteError("request payload is not valid JSON: \(error.message)", code: .invalid).payload]))
             return
@@ -248,6 +261,7 @@ public final class RPCServerMachine {
         guard elements.count >= 1, let method = JSONScanner.stringValue(payload, in: elements[0]) else {
             peer.inFlight.remove(requestKey)
             stats.malformed += 1
+            out.append(.dropped("request payload not [method, params]"))
             out.append(.send([identity, RPCOp.responseError.frame, reqId,
                               RemoteError("request payload must be [method, params]", code: .invalid).payload]))
             return
@@ -343,6 +357,16 @@ public final class RPCServerMachine {
         for (_, call) in open {
             out.append(.callAnswered(call.id, .failure(RemoteError("server closed", code: .agentGone))))
         }
+    }
+
+    /// At the client limit: drops the client silent longest if it has missed two pings (gone
+    /// without a word, its connection closed), to make room. False when every client is live.
+    private func evictSilentClient(now: Int64, into out: inout [RPCServerOutput]) -> Bool {
+        guard let oldest = peersByClient.values.min(by: { $0.lastSeen < $1.lastSeen }),
+              now - oldest.lastSeen > 2 * timeouts.pingIntervalMs else { return false }
+        out.append(.dropped("silent client dropped for a new one"))
+        drop(oldest, timedOut: false, into: &out)
+        return true
     }
 
     private func drop(_ peer: Peer, timedOut: Bool, into out: inout [RPCServerOutput]) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import HulyNet
 import HulyNetCore
+import HulyNetProcess
 import HulyNetZMQ
 import Logging
 
@@ -164,10 +165,10 @@ struct Bench: AsyncParsableCommand {
             let shape = depth == 1 ? "sync" : "\(depth) in flight"
             let rawName = "raw broker CPU per request, \(shape)"
             cases.append(BenchCase(name: rawName, unit: "us CPU/request", kind: .cost) {
-                let broker = try ChildProcess(arguments: ["raw-broker"])
+                let (broker, brokerPort) = try startHulynet(["raw-broker"])
                 defer { broker.stop() }
                 let before = broker.cpuNanoseconds()
-                let count = try RawBaseline.relay(seconds: seconds, bytes: 100, depth: depth, brokerPort: broker.port)
+                let count = try RawBaseline.relay(seconds: seconds, bytes: 100, depth: depth, brokerPort: brokerPort)
                 let cpu = broker.cpuNanoseconds() - before
                 return BenchSample(value: Double(cpu) / 1000 / Double(max(1, count.done)),
                                    notes: [("requests/s", count.perSecond)])
@@ -193,12 +194,12 @@ struct Bench: AsyncParsableCommand {
             cases.append(BenchCase(name: "get-or-start of \(containers) containers, \(depth) at a time", unit: "starts/s") {
                 try await onCoordinatorProcess(logger: logger) { server, network in
                     let client = network.client
-                    let residentBefore = server.residentBytes()
+                    let residentBefore = server.residentBytes() ?? 0
                     let starts = try await forEachIndex(below: containers, concurrency: depth) { index in
                         _ = try await client.get(kind: "echo", options: GetOptions(uuid: "bench-\(index)"))
                     }
                     let elapsed = Double(starts.nanoseconds) / 1e9
-                    let perRecord = Double(server.residentBytes() - residentBefore) / Double(containers)
+                    let perRecord = Double((server.residentBytes() ?? 0) - residentBefore) / Double(containers)
                     let listed = try await client.list(kind: "echo").count
                     guard listed == containers + 1 else { throw BenchError("get-or-start: \(listed) containers listed, expected \(containers + 1)") }
                     return BenchSample(value: Double(containers) / elapsed,
@@ -210,13 +211,25 @@ struct Bench: AsyncParsableCommand {
     }
 }
 
+/// `hulynet <arguments>` (this executable) as a child process measured from outside, once it
+/// printed the port it listens on.
+private func startHulynet(_ arguments: [String]) throws -> (ChildProcess, Int) {
+    let child = try ChildProcess(executable: ChildProcess.ownExecutable(), arguments: arguments)
+    do {
+        return (child, try child.waitForListeningPort(timeoutMs: 10_000))
+    } catch {
+        child.kill()
+        throw error
+    }
+}
+
 /// Runs `body` against a coordinator of its own process, with the bench's agent and client.
 private func onCoordinatorProcess<T: Sendable>(logger: Logger,
                                                _ body: (ChildProcess, BenchNetwork) async throws -> T) async throws -> T {
-    let server = try ChildProcess(arguments: ["server", "--host", "127.0.0.1", "--port", "0", "--stats-interval", "0",
-                                                  "--log-level", "warning"])
+    let (server, port) = try startHulynet(["server", "--host", "127.0.0.1", "--port", "0", "--stats-interval", "0",
+                                           "--log-level", "warning"])
     defer { server.stop() }
-    let network = try await BenchNetwork(port: server.port, logger: logger)
+    let network = try await BenchNetwork(port: port, logger: logger)
     do {
         let result = try await body(server, network)
         await network.close()

@@ -45,6 +45,17 @@ TEST(argument_errors) {
     CHECK_THROWS_CODE(hulynet::Server::start("127.0.0.1", 0, bad), HULYNET_EINVAL, "request_ms");
     CHECK_THROWS_CODE(hulynet::Client::connect("127.0.0.1", 0), HULYNET_EINVAL, "port");
     CHECK_THROWS_CODE(hulynet::Client::connect("", 1234), HULYNET_EINVAL, "host");
+    CHECK_THROWS_CODE(hulynet::Client::connect("bad host", 1234), HULYNET_EINVAL, "not a host name");
+    CHECK_THROWS_CODE(hulynet::Server::start("", 0), HULYNET_EINVAL, "host is empty");
+    CHECK_THROWS_CODE(hulynet::Server::start("127.0.0.1", 99999), HULYNET_EINVAL, "out of range");
+}
+
+TEST(timeout_argument_errors) {
+    hulynet::Server server = start_server();
+    hulynet::Client client = connect_client(server);
+    CHECK_THROWS_CODE(client.wait(-1ms), HULYNET_EINVAL, "timeout_ms -1");
+    CHECK_THROWS_CODE(client.wait(std::chrono::hours(25)), HULYNET_EINVAL, "out of range");
+    client.wait(hulynet::default_timeout);
 }
 
 TEST(client_id_and_wait) {

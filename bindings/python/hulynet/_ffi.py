@@ -315,7 +315,29 @@ def milliseconds(timeout: Optional[float], name: str = "timeout") -> int:
         raise TypeError(f"{name} must be a number of seconds or None, not {type(timeout).__name__}")
     if not math.isfinite(timeout) or timeout <= 0:
         raise errors.InvalidArgument(errors.EINVAL, f"{name} must be a positive number of seconds or None, got {timeout}")
-    return max(1, int(round(timeout * 1000)))
+    # Checked here: ctypes would silently wrap milliseconds beyond int64 into a small timeout.
+    # (Within int64 the library checks the range itself.)
+    return int64(max(1, int(round(timeout * 1000))), name)
+
+
+_INT64_MAX = 2**63 - 1
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+
+
+def int64(value: int, name: str) -> int:
+    """`value` for a C int64_t argument, refused rather than wrapped when it does not fit."""
+    if not -_INT64_MAX - 1 <= value <= _INT64_MAX:
+        raise errors.InvalidArgument(errors.EINVAL, f"{name} {value} does not fit in a 64-bit integer")
+    return value
+
+
+def int_arg(value: int, name: str) -> int:
+    """An int for a C `int` argument: refused rather than wrapped when it does not fit."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not _INT_MIN <= value <= _INT_MAX:
+        raise errors.InvalidArgument(errors.EINVAL, f"{name} {value} does not fit in a C int")
+    return value
 
 
 def out_text() -> c_void_p:

@@ -44,6 +44,7 @@ def set_log_handler(fn: Optional[Callable[[int, str], None]], level: int = LOG_W
     fn(level, message), called on library threads, possibly several at once. None restores the
     default (warnings and above to stderr)."""
     global _handler
+    level = _ffi.int_arg(level, "level")
     if fn is None:
         lib.hulynet_set_log_handler(_ffi.NULL_LOG_FN, None, level)
         _handler = None

@@ -33,8 +33,9 @@ def test_client_arguments():
     with pytest.raises(hulynet.InvalidArgument) as caught:
         hulynet.Client("", 3737)
     assert "host is empty" in caught.value.message
-    with pytest.raises(hulynet.ConnectError):  # not an address ZeroMQ can connect to
+    with pytest.raises(hulynet.InvalidArgument) as caught:  # not a host name or address
         hulynet.Client("bad host", 3737)
+    assert "not a host name or address" in caught.value.message
     with pytest.raises(TypeError):
         hulynet.Client(None, 3737)
     with pytest.raises(hulynet.InvalidArgument):
@@ -60,6 +61,12 @@ def test_timeout_arguments(client):
     with pytest.raises(TypeError):
         client.wait(timeout="1")
     client.wait(timeout=0.0001)  # rounds up to 1 ms, still a valid wait
+    with pytest.raises(hulynet.InvalidArgument) as caught:  # longer than a day: the library refuses it
+        client.wait(timeout=100000)
+    assert "out of range" in caught.value.message
+    with pytest.raises(hulynet.InvalidArgument) as caught:  # beyond int64: refused, not wrapped
+        client.wait(timeout=1e20)
+    assert "does not fit" in caught.value.message
 
 
 def test_network_queries(served):

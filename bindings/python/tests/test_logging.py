@@ -58,6 +58,8 @@ def test_bad_level_and_handler():
     assert "min_level" in caught.value.message
     with pytest.raises(hulynet.InvalidArgument):
         hulynet.set_log_handler(None, -1)
+    with pytest.raises(hulynet.InvalidArgument):  # would wrap to LOG_INFO in a C int
+        hulynet.set_log_handler(print, 2**32 + 2)
     with pytest.raises(TypeError):
         hulynet.set_log_handler("print")
 

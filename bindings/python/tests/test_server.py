@@ -57,6 +57,12 @@ def test_bad_arguments():
         hulynet.Server("bad\0host")
     with pytest.raises(hulynet.BindError):
         hulynet.Server("not-an-address.invalid", 0)
+    with pytest.raises(hulynet.InvalidArgument) as caught:  # empty or malformed: refused, not bound to "*"
+        hulynet.Server("", 0)
+    assert "host is empty" in caught.value.message
+    with pytest.raises(hulynet.InvalidArgument) as caught:
+        hulynet.Server("bad host", 0)
+    assert "not a host name or address" in caught.value.message
 
 
 def test_timeouts_forms():
@@ -70,6 +76,9 @@ def test_timeouts_forms():
         hulynet.Server(timeouts=hulynet.Timeouts(request=float("inf")))
     with pytest.raises(hulynet.InvalidArgument):  # beyond the library's range (a day)
         hulynet.Server(timeouts=hulynet.Timeouts(request=100000))
+    with pytest.raises(hulynet.InvalidArgument) as caught:  # beyond int64: refused, not wrapped
+        hulynet.Server(timeouts=hulynet.Timeouts(request=1e17))
+    assert "does not fit" in caught.value.message
     with pytest.raises(TypeError):
         hulynet.Server(timeouts=3)
     with pytest.raises(TypeError):
