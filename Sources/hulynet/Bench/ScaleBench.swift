@@ -16,7 +16,7 @@ import Glibc
 /// 3. each client gets its share of the containers, by two labels (its own and a slot's), one
 ///    after another, all clients at once: the time to start them all, and the growth per container;
 /// 4. while every client pings once a second and sends one `cs` a second to one of its
-///    containers, the bench's client measures its latency again.
+///    containers: the coordinator's CPU share for that traffic alone, then the latency again.
 /// The clients are raw DEALER sockets on one thread (`RawClientFleet`): a thousand
 /// `NetworkClient`s would run a thousand I/O threads, each decoding every network event.
 func scaleCases(clients: Int, containers: Int, seconds: Double, logger: Logger) -> [BenchCase] {
@@ -46,12 +46,14 @@ func scaleCases(clients: Int, containers: Int, seconds: Double, logger: Logger) 
             try await settle()
             let afterContainers = server.residentBytes()
 
+            // The clients' traffic alone first: what holding them costs the coordinator.
             fleet.sendRequests(true)
-            let (requestsBefore, cpuBefore, loadedSince) = (fleet.requestsAnswered, server.cpuNanoseconds(), MonotonicClock.nowNs())
+            let (requestsBefore, cpuBefore, quietSince) = (fleet.requestsAnswered, server.cpuNanoseconds(), MonotonicClock.nowNs())
+            try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+            let quietFor = Double(MonotonicClock.nowNs() - quietSince)
+            let background = Double(fleet.requestsAnswered - requestsBefore) / (quietFor / 1e9)
+            let coordinatorCPU = Double(server.cpuNanoseconds() - cpuBefore) / quietFor * 100
             let busy = try await latencies(seconds: seconds, request)
-            let loadedFor = Double(MonotonicClock.nowNs() - loadedSince)
-            let background = Double(fleet.requestsAnswered - requestsBefore) / (loadedFor / 1e9)
-            let coordinatorCPU = Double(server.cpuNanoseconds() - cpuBefore) / loadedFor * 100
             fleet.sendRequests(false)
             if let failure = fleet.failure { throw BenchError("scale: \(failure)") }
             let listed = try await client.list(kind: "echo").count
@@ -65,7 +67,7 @@ func scaleCases(clients: Int, containers: Int, seconds: Double, logger: Logger) 
                 idleP50: BenchSample(value: percentile(idle, 0.5)),
                 idleP99: BenchSample(value: percentile(idle, 0.99)),
                 loadedP50: BenchSample(value: percentile(busy, 0.5),
-                                       notes: [("background cs/s", background), ("coordinator CPU %", coordinatorCPU)]),
+                                       notes: [("clients' cs/s", background), ("coordinator CPU % for the clients alone", coordinatorCPU)]),
                 loadedP99: BenchSample(value: percentile(busy, 0.99)),
             ]
         }
