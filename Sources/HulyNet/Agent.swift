@@ -24,7 +24,8 @@ public final class Agent: @unchecked Sendable {
         var directServer: DirectContainerServer?
     }
 
-    /// Change `hosted` only through `host` and `unhost`, which keep `hostedByLabels` in step.
+    /// Change `hosted` only through `host`, `unhost` and `unhostAll`, which keep `hostedByLabels`
+    /// in step.
     private var hosted: [ContainerUUID: Hosted] = [:]
     private var hostedByLabels = LabelIndex<ContainerUUID>()
     private var stateless: [ContainerUUID: Hosted] = [:]
@@ -125,6 +126,11 @@ public final class Agent: @unchecked Sendable {
         return hosted.removeValue(forKey: uuid)
     }
 
+    private func unhostAll() {
+        hosted.removeAll()
+        hostedByLabels.removeAll()
+    }
+
     /// Get-or-start: the container with that uuid, or one of the kind whose labels include those
     /// asked for; a start under way that fits is joined.
     public func get(kind: ContainerKind, options: GetOptions) async throws -> (uuid: ContainerUUID, endpoint: String) {
@@ -216,8 +222,7 @@ public final class Agent: @unchecked Sendable {
     public func terminateAll() async {
         let all = lock.withLock { () -> [Hosted] in
             let all = Array(hosted.values) + Array(stateless.values)
-            hosted.removeAll()
-            hostedByLabels.removeAll()
+            unhostAll()
             stateless.removeAll()
             return all
         }
