@@ -4,7 +4,9 @@
 #   1. `hulynet bench`: raw relay and echo; `cs` through the coordinator (1 client sync, 25 in
 #      flight, 4 clients x 25); routed and direct connections; 100-byte and 64 KiB bodies; the
 #      coordinator's CPU per request in a process of its own against a raw broker's; 10,000
-#      get-or-starts with the coordinator's memory per record; fan-out to 100 clients;
+#      get-or-starts by uuid and by labels with the coordinator's memory per record; 1,000 clients
+#      holding 10,000 containers (memory per client and container, time to start them, latency
+#      against idle); fan-out to 100 clients;
 #   2. the same `cs` from C through libhulynet.so, against a C raw relay;
 #   3. the same `cs` from each face (Swift, C, C++, Python);
 #   4. instructions per forwarded request under callgrind, against raw brokers (needs valgrind).

@@ -26,9 +26,15 @@ public final class Agent: @unchecked Sendable {
         var offered = false
     }
 
+    /// Change `hosted` only through `host`, `unhost` and `unhostAll`, which keep `hostedByLabels`
+    /// in step.
     private var hosted: [ContainerUUID: Hosted] = [:]
+    private var hostedByLabels = LabelIndex<ContainerUUID>()
     private var stateless: [ContainerUUID: Hosted] = [:]
-    private var starts: [Int: (kind: ContainerKind, options: GetOptions, task: Task<Hosted, any Error>)] = [:]
+    /// Starts under way, found by uuid or (those without one) by kind and labels.
+    private var starts: [Int: Task<Hosted, any Error>] = [:]
+    private var startsByUUID: [ContainerUUID: Int] = [:]
+    private var startsByLabels = LabelIndex<Int>()
     private var nextStart = 0
     /// The agent's endpoint (set when it is served), and the loop its servers live on.
     private var endpointRef: EndpointRef?
@@ -104,12 +110,29 @@ public final class Agent: @unchecked Sendable {
 
     /// Called after registration: stateless containers the network accepted become ordinary ones.
     func accepted(except rejected: [ContainerUUID]) {
+        let rejected = Set(rejected)
         lock.withLock {
             for (uuid, record) in stateless where !rejected.contains(uuid) {
-                hosted[uuid] = record
+                host(record)
             }
             stateless = stateless.filter { rejected.contains($0.key) }
         }
+    }
+
+    // `hosted` and its index change together (call with the lock held).
+    private func host(_ record: Hosted) {
+        hosted[record.uuid] = record
+        hostedByLabels.insert(record.uuid, kind: record.kind, labels: record.labels)
+    }
+
+    private func unhost(_ uuid: ContainerUUID) -> Hosted? {
+        hostedByLabels.remove(uuid)
+        return hosted.removeValue(forKey: uuid)
+    }
+
+    private func unhostAll() {
+        hosted.removeAll()
+        hostedByLabels.removeAll()
     }
 
     /// Get-or-start: the container with that uuid, or one of the kind whose labels include those
@@ -122,21 +145,24 @@ public final class Agent: @unchecked Sendable {
         let step: Step = lock.withLock {
             if let wanted = options.uuid {
                 if let found = hosted[wanted] ?? stateless[wanted] { return .found(found) }
-                if let start = starts.values.first(where: { $0.options.uuid == wanted }) { return .join(start.task) }
+                if let id = startsByUUID[wanted], let task = starts[id] { return .join(task) }
             } else {
-                if let found = hosted.values.first(where: { $0.kind == kind && options.labelsMatch($0.labels) }) {
+                if let uuid = hostedByLabels.first(kind: kind, labels: options.labels), let found = hosted[uuid] {
                     return .found(found)
                 }
-                if let start = starts.values.first(where: {
-                    $0.kind == kind && $0.options.uuid == nil && options.labelsMatch($0.options.labels)
-                }) {
-                    return .join(start.task)
+                if let id = startsByLabels.first(kind: kind, labels: options.labels), let task = starts[id] {
+                    return .join(task)
                 }
             }
             let id = nextStart
             nextStart += 1
             let task = Task { try await self.start(kind: kind, options: options, factory: factory) }
-            starts[id] = (kind, options, task)
+            starts[id] = task
+            if let uuid = options.uuid {
+                startsByUUID[uuid] = id
+            } else {
+                startsByLabels.insert(id, kind: kind, labels: options.labels)
+            }
             return .start(id, task)
         }
         switch step {
@@ -149,15 +175,24 @@ public final class Agent: @unchecked Sendable {
             do {
                 let started = try await task.value
                 lock.withLock {
-                    starts.removeValue(forKey: id)
-                    hosted[started.uuid] = started
+                    startFinished(id, options: options)
+                    host(started)
                 }
                 return (started.uuid, started.endpoint)
             } catch {
                 // A failed start leaves nothing behind for later gets to wait on.
-                _ = lock.withLock { starts.removeValue(forKey: id) }
+                lock.withLock { startFinished(id, options: options) }
                 throw error
             }
+        }
+    }
+
+    private func startFinished(_ id: Int, options: GetOptions) {
+        starts.removeValue(forKey: id)
+        if let uuid = options.uuid {
+            startsByUUID.removeValue(forKey: uuid)
+        } else {
+            startsByLabels.remove(id)
         }
     }
 
@@ -183,7 +218,7 @@ public final class Agent: @unchecked Sendable {
 
     /// Stops a container and forgets it.
     public func terminate(_ uuid: ContainerUUID) async {
-        let record = lock.withLock { hosted.removeValue(forKey: uuid) ?? stateless.removeValue(forKey: uuid) }
+        let record = lock.withLock { unhost(uuid) ?? stateless.removeValue(forKey: uuid) }
         guard let record else { return }
         record.directServer?.stop()
         await record.container.terminate()
@@ -214,7 +249,7 @@ public final class Agent: @unchecked Sendable {
     public func terminateAll() async {
         let all = lock.withLock { () -> [Hosted] in
             let all = Array(hosted.values) + Array(stateless.values)
-            hosted.removeAll()
+            unhostAll()
             stateless.removeAll()
             return all
         }

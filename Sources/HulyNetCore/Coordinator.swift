@@ -91,9 +91,16 @@ public final class Coordinator {
     private(set) var agents: [AgentUUID: AgentState] = [:]
     /// Registration order, for stable listings and round-robin.
     private var agentOrder: [AgentUUID] = []
+    /// The agents offering each kind, in registration order; nil after agents changed, until
+    /// the next get needs it.
+    private var agentsByKind: [ContainerKind: [AgentUUID]]?
     private(set) var containers: [ContainerUUID: ContainerState] = [:]
     private(set) var clients: [ClientUUID: ClientState] = [:]
+    /// Starts under way, found by uuid or (those without one) by kind and labels; changed only
+    /// through `addStart` and `removeStart`.
     private var starts: [Int: PendingStart] = [:]
+    private var startsByUUID: [ContainerUUID: Int] = [:]
+    private var startsByLabels = LabelIndex<Int>()
     private var nextStartId = 1
     private var calls: [CallID: PendingCall] = [:]
     private var nextCallId: CallID = 1
@@ -317,7 +324,7 @@ public final class Coordinator {
         case .forward(let token):
             out.append(.fail(token, error))
         case .start(let startId):
-            guard let start = starts.removeValue(forKey: startId) else { return }
+            guard let start = removeStart(startId) else { return }
             // The reference's wording; the code stays the agent's (a start that failed in the
             // container's factory is the container's business).
             let failure = RemoteError("Failed to get endpoint for container \(start.kind): \(error.message)", code: error.code)
@@ -387,6 +394,7 @@ public final class Coordinator {
             clients[previous.owner]?.agents.remove(registration.uuid)
         }
         if previous == nil { agentOrder.append(registration.uuid) }
+        agentsByKind = nil
         let listed = Set(registration.containers.map(\.uuid))
         // Containers the agent had and no longer lists are gone.
         for uuid in previous?.containers ?? [] where !listed.contains(uuid) {
@@ -427,6 +435,7 @@ public final class Coordinator {
     private func removeAgent(_ id: AgentUUID, reason: String, now: Int64, into out: inout [CoordinatorDirective]) {
         guard let agent = agents.removeValue(forKey: id) else { return }
         agentOrder.removeAll { $0 == id }
+        agentsByKind = nil
         clients[agent.owner]?.agents.remove(id)
         out.append(.log(.info, "agent \(id) removed (\(reason)) with \(agent.containers.count) containers"))
         for uuid in agent.containers {
@@ -455,6 +464,17 @@ public final class Coordinator {
         for uuid in uuids { unpark(uuid, now: now, into: &out) }
     }
 
+    private func agents(offering kind: ContainerKind) -> [AgentUUID] {
+        if agentsByKind == nil {
+            var byKind: [ContainerKind: [AgentUUID]] = [:]
+            for id in agentOrder {
+                for offered in Set(agents[id]?.kinds ?? []) { byKind[offered, default: []].append(id) }
+            }
+            agentsByKind = byKind
+        }
+        return agentsByKind?[kind] ?? []
+    }
+
     // MARK: - Containers
 
     private func getOrStart(client: ClientUUID, token: RequestToken, kind: ContainerKind, options: GetOptions,
@@ -466,7 +486,7 @@ public final class Coordinator {
                 out.append(.reply(token, answer(for: uuid)))
                 return
             }
-            if let startId = starts.first(where: { $0.value.options.uuid == uuid })?.key {
+            if let startId = startsByUUID[uuid] {
                 starts[startId]?.waiters.append(waiter)
                 return
             }
@@ -475,30 +495,46 @@ public final class Coordinator {
                 parkedGets[uuid, default: []].append(ParkedGet(client: client, token: token, kind: kind, options: options))
                 return
             }
-        } else if let startId = starts.first(where: {
-            $0.value.kind == kind && $0.value.options.uuid == nil && options.labelsMatch($0.value.options.labels)
-        })?.key {
+        } else if let startId = startsByLabels.first(kind: kind, labels: options.labels) {
             starts[startId]?.waiters.append(waiter)
             return
         }
-        let suitable = agentOrder.filter { agents[$0]?.kinds.contains(kind) == true }
-        guard !suitable.isEmpty else {
+        let suitable = agents(offering: kind)
+        let turn = roundRobin[kind, default: 0] &+ 1
+        guard !suitable.isEmpty, let agent = agents[suitable[turn % suitable.count]] else {
             out.append(.fail(token, RemoteError("No suitable agents found for container \(kind)", code: .noAgent)))
             return
         }
-        let turn = roundRobin[kind, default: 0] &+ 1
         roundRobin[kind] = turn
-        let agent = agents[suitable[turn % suitable.count]]!
         let startId = nextStartId
         nextStartId += 1
-        starts[startId] = PendingStart(id: startId, kind: kind, options: options, agentId: agent.id, waiters: [waiter])
+        addStart(PendingStart(id: startId, kind: kind, options: options, agentId: agent.id, waiters: [waiter]))
         let params: JSONValue = .array([.string(agent.id), .array([.string(kind), options.json])])
         let id = newCall(.start(startId), to: agent.owner, agentId: agent.id, now: now)
         out.append(.call(to: agent.owner, id: id, payload: JSONValue.array([.string(Method.getContainer), params]).serialized()))
     }
 
+    private func addStart(_ start: PendingStart) {
+        starts[start.id] = start
+        if let uuid = start.options.uuid {
+            startsByUUID[uuid] = start.id
+        } else {
+            startsByLabels.insert(start.id, kind: start.kind, labels: start.options.labels)
+        }
+    }
+
+    private func removeStart(_ id: Int) -> PendingStart? {
+        guard let start = starts.removeValue(forKey: id) else { return nil }
+        if let uuid = start.options.uuid {
+            startsByUUID.removeValue(forKey: uuid)
+        } else {
+            startsByLabels.remove(id)
+        }
+        return start
+    }
+
     private func finishStart(_ startId: Int, payload: [UInt8], now: Int64, into out: inout [CoordinatorDirective]) {
-        guard let start = starts.removeValue(forKey: startId) else { return }
+        guard let start = removeStart(startId) else { return }
         guard let value = try? JSONValue.parse(payload), case .array(let pair) = value, pair.count >= 2,
               let uuid = pair[0].stringValue, let endpoint = pair[1].stringValue else {
             let failure = RemoteError("Failed to get endpoint for container \(start.kind): agent \(start.agentId) answered \(String(decoding: payload.prefix(200), as: UTF8.self))", code: .invalid)

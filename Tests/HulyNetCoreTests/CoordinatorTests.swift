@@ -611,6 +611,73 @@ final class CoordinatorTests: XCTestCase {
         XCTAssertEqual(h.calls("gg").last?.args?[1]?["uuid"], "wanted")
     }
 
+    /// Starts under way are found by uuid or by labels among many: each get joins the start it
+    /// fits, and a finished or failed start is joined no more.
+    func testManyStartsUnderWayAreEachJoinedByTheGetsThatFitThem() throws {
+        let h = CoordHarness()
+        h.register("A1", by: "o1", kinds: ["k"])
+        let count = 300
+        let labelled = (0..<count).map { h.get("a\($0)", kind: "k", labels: ["shared", "own-\($0)"]) }
+        let identified = (0..<count).map { h.get("b\($0)", kind: "k", uuid: "u\($0)", labels: ["shared"]) }
+        let starts = h.openCalls("gg")
+        XCTAssertEqual(starts.count, 2 * count)
+
+        let joiningLabels = (0..<count).map { h.get("c\($0)", kind: "k", labels: ["own-\($0)"]) }
+        let joiningUuid = (0..<count).map { h.get("d\($0)", kind: "k", uuid: "u\($0)") }
+        // Only the starts without a uuid are joined by labels, and any of them has "shared".
+        let anyShared = h.get("e", kind: "k", labels: ["shared"])
+        XCTAssertEqual(h.calls("gg").count, 2 * count, "every get above joined a start")
+        h.get("f", kind: "k", labels: ["own-1", "own-2"])
+        h.get("g", kind: "j2", labels: ["own-1"])
+        XCTAssertEqual(h.calls("gg").count, 2 * count + 1, "no start has both labels: a start of its own; no agent has kind j2")
+
+        // Answered in reverse order, each start answers its own waiters.
+        for call in starts.reversed() {
+            let options = try XCTUnwrap(call.args?[1])
+            let uuid = options["uuid"]?.stringValue ?? "started-" + (options["labels"]?[1]?.stringValue ?? "?")
+            h.started(call, uuid: uuid, endpoint: "e-\(uuid)")
+        }
+        for i in 0..<count {
+            XCTAssertEqual(h.reply(labelled[i])?[0], .string("started-own-\(i)"))
+            XCTAssertEqual(h.reply(joiningLabels[i])?[0], .string("started-own-\(i)"))
+            XCTAssertEqual(h.reply(identified[i])?[0], .string("u\(i)"))
+            XCTAssertEqual(h.reply(joiningUuid[i])?[0], .string("u\(i)"))
+        }
+        XCTAssertEqual(h.reply(anyShared)?[0]?.stringValue?.hasPrefix("started-own-"), true)
+
+        // Finished starts are joined no more: labels go to the agent again, a uuid is answered at once.
+        let again = h.get("a0", kind: "k", labels: ["shared", "own-0"])
+        XCTAssertEqual(h.openCalls("gg").count, 2, "the start of f and a new one for the same labels")
+        XCTAssertTrue(h.answers(again).isEmpty)
+        XCTAssertEqual(h.reply(h.get("b0", kind: "k", uuid: "u0"))?[0], "u0")
+        // A failed start is joined no more either.
+        for call in h.openCalls("gg") { h.fail(call, "no") }
+        XCTAssertNotNil(h.failure(again))
+        h.get("a0", kind: "k", labels: ["shared", "own-0"])
+        XCTAssertEqual(h.openCalls("gg").count, 1)
+    }
+
+    func testAgentsOfAKindFollowRegistrationsAndRemovals() {
+        let h = CoordHarness()
+        h.register("A1", by: "o1", kinds: ["k"])
+        h.get("c", kind: "k", labels: ["1"])
+        XCTAssertEqual(h.calls("gg").last?.to, "o1")
+        // A1 registers again without k: no agent offers it now.
+        h.register("A1", by: "o1", kinds: ["j"])
+        XCTAssertEqual(h.failure(h.get("c", kind: "k", labels: ["2"])), "No suitable agents found for container k")
+        // An agent naming a kind twice is one agent of that kind.
+        h.register("A2", by: "o2", kinds: ["k", "k"])
+        h.register("A3", by: "o3", kinds: ["k"])
+        for i in 3..<7 { h.get("c", kind: "k", labels: ["\(i)"]) }
+        XCTAssertEqual(h.calls("gg").suffix(4).map(\.to).sorted(), ["o2", "o2", "o3", "o3"])
+        h.request("o2", Method.unregisterAgent, ["uuid": "A2"])
+        h.gone("o3")
+        XCTAssertEqual(h.failure(h.get("c", kind: "k", labels: ["7"])), "No suitable agents found for container k")
+        h.register("A4", by: "o4", kinds: ["j", "k"])
+        h.get("c", kind: "k", labels: ["8"])
+        XCTAssertEqual(h.calls("gg").last?.to, "o4")
+    }
+
     func testRoundRobinAcrossThreeAgentsOfAKind() {
         let h = CoordHarness()
         h.register("A1", by: "o1", kinds: ["k"])

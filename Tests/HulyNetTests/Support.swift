@@ -190,6 +190,17 @@ class IntegrationTestCase: XCTestCase {
         cleanup.add(recorder.gate)
         return recorder
     }
+
+    /// A coordinator, an agent of "probe" containers served by a client of its own, and a client.
+    func probeNetwork() async throws -> (server: NetworkServer, agentSide: NetworkClient, agent: Agent,
+                                         recorder: ProbeRecorder, client: NetworkClient) {
+        let server = try await startServer()
+        let agentSide = try await makeClient(port: server.port)
+        let recorder = makeRecorder()
+        let agent = Agent(factories: ["probe": recorder.factory()])
+        try await agentSide.serve(agent)
+        return (server, agentSide, agent, recorder, try await makeClient(port: server.port))
+    }
 }
 
 /// A factory of the built-in "echo" kind.

@@ -35,13 +35,19 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Clients of the many-clients case (1: skip it).")
     var clients: Int = 4
 
-    @Option(help: "Distinct containers for the get-or-start case (0: skip it).")
+    @Option(help: "Distinct containers for the get-or-start cases, by uuid and by labels (0: skip them).")
     var containers: Int = 10_000
 
     @Option(help: "Clients receiving a container's broadcasts in the fan-out case (0: skip it).")
     var fanout: Int = 100
 
-    @Flag(help: "Skip the cases that run the coordinator in a process of its own (CPU and memory per request and record).")
+    @Option(help: "Clients of the scale case, raw sockets on one thread (0: skip it).")
+    var scaleClients: Int = 1000
+
+    @Option(help: "Containers the scale case's clients get between them.")
+    var scaleContainers: Int = 10_000
+
+    @Flag(help: "Skip the cases that run the coordinator in a process of its own (CPU and memory per request and record, get-or-start, scale).")
     var noProcesses = false
 
     @Flag(help: "Skip the raw ZeroMQ baselines.")
@@ -63,6 +69,8 @@ struct Bench: AsyncParsableCommand {
         guard (1...64).contains(clients) else { throw ValidationError("--clients must be 1 to 64") }
         guard (0...1_000_000).contains(containers) else { throw ValidationError("--containers must be 0 to 1000000") }
         guard (0...1000).contains(fanout) else { throw ValidationError("--fanout must be 0 to 1000") }
+        guard (0...5000).contains(scaleClients) else { throw ValidationError("--scale-clients must be 0 to 5000") }
+        guard (1...1_000_000).contains(scaleContainers) else { throw ValidationError("--scale-containers must be 1 to 1000000") }
         _ = try sizes()
     }
 
@@ -91,6 +99,9 @@ struct Bench: AsyncParsableCommand {
             suite += network.requestCases(bytes: size, depth: depth, seconds: seconds)
         }
         if !noProcesses { suite += processCases(logger: logger) }
+        if !noProcesses, scaleClients > 0 {
+            suite += scaleCases(clients: scaleClients, containers: scaleContainers, seconds: seconds, logger: logger)
+        }
         if fanout > 0 { suite.append(network.fanOutCase(fanout: fanout, depth: depth, seconds: seconds)) }
         suite = selected(suite)
 
@@ -190,30 +201,56 @@ struct Bench: AsyncParsableCommand {
             })
         }
         if containers > 0 {
-            let depth = self.depth
-            cases.append(BenchCase(name: "get-or-start of \(containers) containers, \(depth) at a time", unit: "starts/s") {
-                try await onCoordinatorProcess(logger: logger) { server, network in
-                    let client = network.client
-                    let residentBefore = server.residentBytes() ?? 0
-                    let starts = try await forEachIndex(below: containers, concurrency: depth) { index in
-                        _ = try await client.get(kind: "echo", options: GetOptions(uuid: "bench-\(index)"))
-                    }
-                    let elapsed = Double(starts.nanoseconds) / 1e9
-                    let perRecord = Double((server.residentBytes() ?? 0) - residentBefore) / Double(containers)
-                    let listed = try await client.list(kind: "echo").count
-                    guard listed == containers + 1 else { throw BenchError("get-or-start: \(listed) containers listed, expected \(containers + 1)") }
-                    return BenchSample(value: Double(containers) / elapsed,
-                                       notes: [("ms in all", elapsed * 1000), ("coordinator bytes per record", perRecord)])
-                }
+            let byUuid = "get-or-start of \(containers) containers by uuid, \(depth) at a time"
+            cases.append(getOrStartCase(byUuid, logger: logger) { GetOptions(uuid: "bench-\($0)") })
+            // One label every container has and one of its own, of a realistic length (longer
+            // than the 15 bytes Swift keeps inline): the lookup must not scan the containers that
+            // share the first.
+            cases.append(getOrStartCase("get-or-start of \(containers) containers by labels, \(depth) at a time",
+                                        baseline: byUuid, logger: logger) {
+                GetOptions(labels: ["bench-workspace-0001", "bench-user-\($0)-of-workspace-0001"])
             })
         }
         return cases
+    }
+
+    /// `containers` get-or-starts with the options `options(index)`, `depth` at a time, against a
+    /// coordinator process; then the same gets again, which must find the containers started.
+    private func getOrStartCase(_ name: String, baseline: String? = nil, logger: Logger,
+                                options: @escaping @Sendable (Int) -> GetOptions) -> BenchCase {
+        let (containers, depth) = (self.containers, self.depth)
+        return BenchCase(name: name, unit: "starts/s", baseline: baseline) {
+            try await onCoordinatorProcess(logger: logger) { server, network in
+                let client = network.client
+                let residentBefore = server.residentBytes() ?? 0
+                let started = Locked([ContainerUUID](repeating: "", count: containers))
+                let starts = try await forEachIndex(below: containers, concurrency: depth) { index in
+                    let uuid = try await client.get(kind: "echo", options: options(index)).uuid
+                    started.withLock { $0[index] = uuid }
+                }
+                let perRecord = Double((server.residentBytes() ?? 0) - residentBefore) / Double(containers)
+                let again = try await forEachIndex(below: containers, concurrency: depth) { index in
+                    let uuid = try await client.get(kind: "echo", options: options(index)).uuid
+                    let first = started.withLock { $0[index] }
+                    guard uuid == first else { throw BenchError("get-or-start \(index) again: container \(uuid), not \(first)") }
+                }
+                let distinct = started.withLock { Set($0).count }
+                let listed = try await client.list(kind: "echo").count
+                guard distinct == containers, listed == containers + 1 else {
+                    throw BenchError("get-or-start: \(distinct) distinct containers started, \(listed) listed; expected \(containers) and \(containers + 1)")
+                }
+                let elapsed = Double(starts.nanoseconds) / 1e9
+                return BenchSample(value: Double(containers) / elapsed,
+                                   notes: [("ms in all", elapsed * 1000), ("coordinator bytes per record", perRecord),
+                                           ("gets of started ones/s", again.perSecond)])
+            }
+        }
     }
 }
 
 /// `hulynet <arguments>` (this executable) as a child process measured from outside, once it
 /// printed the port it listens on.
-private func startHulynet(_ arguments: [String]) throws -> (ChildProcess, Int) {
+func startHulynet(_ arguments: [String]) throws -> (ChildProcess, Int) {
     let child = try ChildProcess(executable: ChildProcess.ownExecutable(), arguments: arguments)
     do {
         return (child, try child.waitForListeningPort(timeoutMs: 10_000))
@@ -224,8 +261,8 @@ private func startHulynet(_ arguments: [String]) throws -> (ChildProcess, Int) {
 }
 
 /// Runs `body` against a coordinator of its own process, with the bench's agent and client.
-private func onCoordinatorProcess<T: Sendable>(logger: Logger,
-                                               _ body: (ChildProcess, BenchNetwork) async throws -> T) async throws -> T {
+func onCoordinatorProcess<T: Sendable>(logger: Logger,
+                                       _ body: (ChildProcess, BenchNetwork) async throws -> T) async throws -> T {
     let (server, port) = try startHulynet(["server", "--host", "127.0.0.1", "--port", "0", "--stats-interval", "0",
                                            "--log-level", "warning"])
     defer { server.stop() }

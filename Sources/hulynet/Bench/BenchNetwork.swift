@@ -22,11 +22,13 @@ func benchAgent() -> Agent {
 /// A client, an agent serving the echo kinds (on a client of its own) and an echo container the
 /// client holds, against a coordinator at `port`.
 final class BenchNetwork: @unchecked Sendable {
+    let port: Int
     let agentSide: NetworkClient
     let client: NetworkClient
     let reference: ContainerReference
 
     init(port: Int, logger: Logger) async throws {
+        self.port = port
         agentSide = try NetworkClient(host: "127.0.0.1", port: port, options: .init(logger: logger))
         try await agentSide.serve(benchAgent())
         client = try NetworkClient(host: "127.0.0.1", port: port, options: .init(logger: logger))
