@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: the Swift tests (pure state machines, JSON, socket-level), a smoke run of the
-# benchmark suite, the C side through CMake (libhulynet.so, its C tests, samples, examples, install
-# and consume), the Python binding, and the three ways to install: the Debian packages, the Python
-# wheel and a SwiftPM package depending on this one. Each step prints how long it took.
+# Runs every test: the Swift tests (pure state machines, JSON, socket-level, multi-process), a
+# bounded fuzzing run of the JSON code and the frame decoders (fuzz/), a smoke run of the benchmark
+# suite, the C side through CMake (libhulynet.so, its C tests, samples, examples, install and
+# consume), the Python binding, and the three ways to install: the Debian packages, the Python wheel
+# and a SwiftPM package depending on this one. Each step prints how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() {
@@ -14,6 +15,7 @@ scripts/setup.sh
 step swift build --build-tests
 # XCTest only: no suite uses Swift Testing, whose empty run would print a misleading "0 tests" line.
 step swift test --skip-build --disable-swift-testing
+step scripts/fuzz.sh 10                # 10 s per target here; longer runs: scripts/fuzz.sh 600
 step scripts/bench-smoke.sh
 step scripts/cmake-test.sh
 step scripts/deb-test.sh                 # the packages of cmake-test.sh's build/ (root only)
