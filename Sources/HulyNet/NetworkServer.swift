@@ -236,7 +236,7 @@ final class CoordinatorShell: RPCServerDelegate {
                 return
             }
             coordinator.forward(client: request.client, token: request.token, target: target, rawParams: request.rawParams,
-                                origin: request.requestId.frameText, now: now, into: &directives)
+                                origin: request.requestId, now: now, into: &directives)
         } else {
             let params: JSONValue
             do {

@@ -273,23 +273,23 @@ public final class Coordinator {
     /// (the JSON text `[target, operation, data]` as the client sent it). `origin` (the client's
     /// own request id) goes with it, so that the agent runs a resend of it only once.
     public func forward(client: ClientUUID, token: RequestToken, target: ContainerUUID, rawParams: [UInt8],
-                        origin: String?, now: Int64, into out: inout [CoordinatorDirective]) {
+                        origin: [UInt8]?, now: Int64, into out: inout [CoordinatorDirective]) {
         guard let container = containers[target], let agent = agents[container.record.agentId] else {
             out.append(.fail(token, RemoteError("Container \(target) not found", code: .containerNotFound)))
             return
         }
         // ["cs", ["<agentId>", <rawParams>, {"client": "<client>", "request": "<origin>"}]]
         var payload: [UInt8] = []
-        payload.reserveCapacity(rawParams.count + agent.id.utf8.count + client.utf8.count + (origin?.utf8.count ?? 0) + 48)
+        payload.reserveCapacity(rawParams.count + agent.id.utf8.count + client.utf8.count + (origin?.count ?? 0) + 48)
         payload.append(contentsOf: #"["cs",["#.utf8)
-        JSONValue.string(agent.id).write(to: &payload)
+        JSONValue.appendString(agent.id, to: &payload)
         payload.append(UInt8(ascii: ","))
         payload.append(contentsOf: rawParams)
         if let origin {
             payload.append(contentsOf: #",{"client":"#.utf8)
-            JSONValue.string(client).write(to: &payload)
+            JSONValue.appendString(client, to: &payload)
             payload.append(contentsOf: #","request":"#.utf8)
-            JSONValue.string(origin).write(to: &payload)
+            JSONValue.appendString(origin, to: &payload)
             payload.append(UInt8(ascii: "}"))
         }
         payload.append(contentsOf: "]]".utf8)

@@ -306,6 +306,23 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(key["😀"], 1)
     }
 
+    /// The hot path's string writer: plain text copied as it is, anything else escaped as
+    /// `write` does.
+    func testAppendStringCopiesPlainTextAndEscapesTheRest() {
+        for text in ["3d1433dc-a1b2-4c0b-8a67-e44ac80832cd", "", "é中😀", "quote\"back\\slash", "tab\tnul\u{0}"] {
+            var appended: [UInt8] = [0x5B]
+            JSONValue.appendString(text, to: &appended)
+            var written: [UInt8] = [0x5B]
+            JSONValue.string(text).write(to: &written)
+            XCTAssertEqual(appended, written, text.debugDescription)
+            XCTAssertEqual(try JSONValue.parse(appended.dropFirst()), .string(text))
+        }
+        // A peer's bytes that are not UTF-8 still make valid JSON.
+        var repaired: [UInt8] = []
+        JSONValue.appendString([0x61, 0xFF, 0x62], to: &repaired)
+        XCTAssertEqual(try JSONValue.parse(repaired), .string("a\u{FFFD}b"))
+    }
+
     func testWriteEscapes() {
         func written(_ s: String) -> String { JSONValue.string(s).serializedString() }
         XCTAssertEqual(written("plain"), #""plain""#)

@@ -360,14 +360,14 @@ final class RPCServerMachineTests: XCTestCase {
 
     // MARK: the server's calls to clients
 
-    /// "<clientId>-<run>-<n>": the run is the first 12 hex digits of the server id.
+    /// "<clientId>-<run>-<n>": the run is the first 8 hex digits of the server id.
     func testCallIdsAreTheClientTheRunAndACounter() {
         let h = ServerHarness()
         h.hello("idA", "c1")
         h.hello("idB", "c2")
-        XCTAssertEqual(h.call("c1", id: 7).reqId, "c1-0123abcd4567-1")
-        XCTAssertEqual(h.call("c2", id: 8).reqId, "c2-0123abcd4567-2")
-        XCTAssertEqual(h.call("c1", id: 9).reqId, "c1-0123abcd4567-3")
+        XCTAssertEqual(h.call("c1", id: 7).reqId, "c1-0123abcd-1")
+        XCTAssertEqual(h.call("c2", id: 8).reqId, "c2-0123abcd-2")
+        XCTAssertEqual(h.call("c1", id: 9).reqId, "c1-0123abcd-3")
     }
 
     func testCallGoesToTheClientsIdentityWithThePayload() {
@@ -375,7 +375,7 @@ final class RPCServerMachineTests: XCTestCase {
         h.hello("idA", "c1")
         var out: [RPCServerOutput] = []
         XCTAssertTrue(h.machine.call("c1", id: 1, payload: Array(#"["ct",["A1",["u1"]]]"#.utf8), now: h.now, into: &out))
-        XCTAssertEqual(out.map(ServerOut.init), [.send(["idA", "1", "c1-0123abcd4567-1", #"["ct",["A1",["u1"]]]"#])])
+        XCTAssertEqual(out.map(ServerOut.init), [.send(["idA", "1", "c1-0123abcd-1", #"["ct",["A1",["u1"]]]"#])])
     }
 
     /// Two runs of a server (a restart) never give two calls the same id, even to the same
@@ -430,7 +430,7 @@ final class RPCServerMachineTests: XCTestCase {
         let h = ServerHarness()
         h.hello("idA", "c1")
         _ = h.call("c1", id: 1)
-        for reqId in ["c1-0123abcd4567-2", "c1-1", "", "c1-0123abcd4567-1x"] {
+        for reqId in ["c1-0123abcd-2", "c1-1", "", "c1-0123abcd-1x"] {
             XCTAssertEqual(h.receive("idA", .response(reqId: Array(reqId.utf8), payload: Array("1".utf8))), [], reqId)
             XCTAssertEqual(h.receive("idA", .responseError(reqId: Array(reqId.utf8), payload: Array("{}".utf8))), [], reqId)
         }

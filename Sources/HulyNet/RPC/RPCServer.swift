@@ -150,8 +150,6 @@ final class RPCServer {
     // MARK: - The socket
 
     private func readAll() {
-        // Connections accepted are known before their first message is read.
-        readMonitor()
         // A bounded batch keeps timers and other sockets of the loop served under load.
         for _ in 0..<1024 {
             let received: ZMQReceived?
@@ -169,8 +167,10 @@ final class RPCServer {
                 switch ClientMessage.decode(frames[1...]) {
                 case .success(let message):
                     machine.receive(identity: identity, message, now: MonotonicClock.nowMs(), into: &outputs)
-                    // The connection carries a client now: never closed to make room for a newcomer.
+                    // The connection carries a client now: never closed to make room for a newcomer
+                    // (its accepted event is taken first, so that the cap knows the connection).
                     if case .hello(let clientId, _) = message, machine.isConnected(clientId) {
+                        readMonitor()
                         connectionCap.greeted(socket.lastSourceFD)
                     }
                 case .failure(let malformed):

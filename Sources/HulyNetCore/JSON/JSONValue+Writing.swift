@@ -25,6 +25,34 @@ extension JSONValue {
         output.append(to: &buffer)
     }
 
+    /// Appends `text` as a JSON string. Text that needs no escaping (ids, the usual case on the
+    /// coordinator's hot path) is copied as it is, with no buffer in between.
+    public static func appendString(_ text: String, to buffer: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { appendString($0, to: &buffer) }
+    }
+
+    public static func appendString(_ text: [UInt8], to buffer: inout [UInt8]) {
+        text.withUnsafeBufferPointer { appendString($0, to: &buffer) }
+    }
+
+    /// Printable ASCII but '"' and '\\' is copied as it is; anything else goes through `String`
+    /// (which also repairs bytes that are not UTF-8, as a peer's may be) and is escaped.
+    static func appendString(_ text: UnsafeBufferPointer<UInt8>, to buffer: inout [UInt8]) {
+        var plain = true
+        for byte in text where byte < 0x20 || byte >= 0x80 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+            plain = false
+            break
+        }
+        if plain {
+            buffer.append(UInt8(ascii: "\""))
+            buffer.append(contentsOf: text)
+            buffer.append(UInt8(ascii: "\""))
+        } else {
+            JSONValue.string(String(decoding: text, as: UTF8.self)).write(to: &buffer)
+        }
+    }
+
     /// A cheap first guess for the output size (looks at the top level only).
     var estimatedSize: Int {
         switch self {

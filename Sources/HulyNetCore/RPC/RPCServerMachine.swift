@@ -137,7 +137,8 @@ public final class RPCServerMachine {
         self.inFlightLimit = inFlightLimit
         self.maxClients = max(1, maxClients)
         serverIdFrame = Array(serverId.utf8)
-        run = String(serverId.filter(\.isHexDigit).prefix(12))
+        // 32 bits of the server's random id: short, so the ids hash fast on the hot path.
+        run = String(serverId.filter(\.isHexDigit).prefix(8))
     }
 
     public var clientCount: Int { peersByClient.count }
@@ -279,9 +280,13 @@ public final class RPCServerMachine {
     private func answer(from peer: Peer?, reqId: [UInt8], _ result: Result<[UInt8], RemoteError>,
                         into out: inout [RPCServerOutput]) {
         let key = FrameKey(reqId)
-        // Only the client a call went to may answer it; anyone else's answer is ignored.
-        guard let call = calls[key], call.peer === peer else { return }
-        calls.removeValue(forKey: key)
+        // Only the client a call went to may answer it; anyone else's answer is ignored (one hash
+        // for the common case).
+        guard let call = calls.removeValue(forKey: key) else { return }
+        guard call.peer === peer else {
+            calls[key] = call
+            return
+        }
         stats.responses += 1
         out.append(.callAnswered(call.id, result))
     }
