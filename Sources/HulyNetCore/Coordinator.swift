@@ -94,6 +94,9 @@ public final class Coordinator {
     /// The agents offering each kind, in registration order; nil after agents changed, until
     /// the next get needs it.
     private var agentsByKind: [ContainerKind: [AgentUUID]]?
+    /// Agents that offer a container another agent runs (highly available, "stateless" ones),
+    /// by uuid: when the container has to start again, one of them has a copy on standby.
+    private var standbys: [ContainerUUID: [AgentUUID]] = [:]
     private(set) var containers: [ContainerUUID: ContainerState] = [:]
     private(set) var clients: [ClientUUID: ClientState] = [:]
     /// Starts under way, found by uuid or (those without one) by kind and labels; changed only
@@ -403,12 +406,14 @@ public final class Coordinator {
             }
         }
         var terminate: [ContainerUUID] = []
+        forgetStandby(registration.uuid)
         for var record in registration.containers {
             record.agentId = registration.uuid
             if let existing = containers[record.uuid] {
                 if existing.record.agentId != registration.uuid {
                     // Highly available containers: the first agent keeps the uuid.
                     terminate.append(record.uuid)
+                    standbys[record.uuid, default: []].append(registration.uuid)
                     out.append(.log(.info, "container \(record.uuid) already runs on agent \(existing.record.agentId); agent \(registration.uuid) is told to terminate it"))
                     continue
                 }
@@ -436,6 +441,7 @@ public final class Coordinator {
         guard let agent = agents.removeValue(forKey: id) else { return }
         agentOrder.removeAll { $0 == id }
         agentsByKind = nil
+        forgetStandby(id)
         clients[agent.owner]?.agents.remove(id)
         out.append(.log(.info, "agent \(id) removed (\(reason)) with \(agent.containers.count) containers"))
         for uuid in agent.containers {
@@ -462,6 +468,15 @@ public final class Coordinator {
         let uuids = parkedGets.keys.sorted()
         out.append(.log(.info, "settled: \(uuids.count) containers asked for by restoring clients were not registered again"))
         for uuid in uuids { unpark(uuid, now: now, into: &out) }
+    }
+
+    /// The agent no longer offers anything on standby (it registers again, or it is gone).
+    private func forgetStandby(_ agent: AgentUUID) {
+        guard !standbys.isEmpty else { return }
+        for (uuid, offering) in standbys where offering.contains(agent) {
+            let left = offering.filter { $0 != agent }
+            standbys[uuid] = left.isEmpty ? nil : left
+        }
     }
 
     private func agents(offering kind: ContainerKind) -> [AgentUUID] {
@@ -501,11 +516,15 @@ public final class Coordinator {
         }
         let suitable = agents(offering: kind)
         let turn = roundRobin[kind, default: 0] &+ 1
-        guard !suitable.isEmpty, let agent = agents[suitable[turn % suitable.count]] else {
+        // A copy on standby is taken over rather than a fresh one started elsewhere.
+        let standby = options.uuid.flatMap { uuid in
+            standbys[uuid]?.lazy.compactMap { self.agents[$0] }.first { $0.kinds.contains(kind) }
+        }
+        guard let agent = standby ?? (suitable.isEmpty ? nil : agents[suitable[turn % suitable.count]]) else {
             out.append(.fail(token, RemoteError("No suitable agents found for container \(kind)", code: .noAgent)))
             return
         }
-        roundRobin[kind] = turn
+        if standby == nil { roundRobin[kind] = turn }
         let startId = nextStartId
         nextStartId += 1
         addStart(PendingStart(id: startId, kind: kind, options: options, agentId: agent.id, waiters: [waiter]))

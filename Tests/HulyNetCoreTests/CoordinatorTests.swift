@@ -408,6 +408,39 @@ final class CoordinatorTests: XCTestCase {
         XCTAssertEqual(h.openCalls("cs").first?.agentId, "A1")
     }
 
+    /// When a highly available container's owner goes, a get of its uuid goes to an agent that
+    /// offered it on standby, not to the next agent of the kind in turn (which would start a
+    /// fresh copy and leave the standby's unused).
+    func testGetOfARemovedHighlyAvailableContainerGoesToItsStandby() throws {
+        let h = CoordHarness()
+        h.register("A1", by: "o1", kinds: ["k"], containers: [coordRecord("ha")])
+        h.register("A2", by: "o2", kinds: ["k"])
+        h.register("A3", by: "o3", kinds: ["k"], containers: [coordRecord("ha")])
+        h.register("A4", by: "o4", kinds: ["k"])
+        h.gone("o1")
+        for round in 0..<3 {
+            h.get("c", uuid: "filler-\(round)") // moves the round robin on
+            h.get("c", uuid: "ha")
+            let start = try XCTUnwrap(h.openCalls("gg").last)
+            XCTAssertEqual(start.agentId, "A3", "the standby, every time")
+            h.started(start, uuid: "ha", endpoint: "ep-A3")
+            h.release("c", "ha")
+            h.advance(by: 6000)
+            for call in h.openCalls("ct") { h.succeed(call, "") }
+        }
+        // A standby that registers again without the container offers it no more: the get goes
+        // to the agents in turn.
+        h.register("A3", by: "o3", kinds: ["k"])
+        var picked = Set<AgentUUID>()
+        for round in 0..<3 {
+            h.get("c", uuid: "ha-\(round)")
+            picked.insert(try XCTUnwrap(h.openCalls("gg").last?.agentId))
+        }
+        XCTAssertEqual(picked, ["A2", "A3", "A4"])
+        h.get("c", uuid: "ha")
+        XCTAssertEqual(h.openCalls("gg").filter { $0.args?[1] == ["uuid": "ha"] }.count, 1, "started in turn, not on standby")
+    }
+
     func testUnregisterRemovesAgentAndItsContainersWithRemovedEvents() throws {
         let h = CoordHarness()
         h.register("A1", by: "o1", kinds: ["k"], containers: [coordRecord("u1"), coordRecord("u2")])
