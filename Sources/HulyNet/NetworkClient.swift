@@ -707,8 +707,9 @@ extension NetworkClient: RPCClientDelegate {
     /// or gets its answer again.
     private func forwardedRequest(agent: Agent, target: ContainerUUID, operation: String, data: JSONValue,
                                   origin: RequestOrigin?, reqId: [UInt8]) {
-        if let origin {
-            switch recentAnswers.admit(origin, waiter: reqId, now: MonotonicClock.nowMs()) {
+        let key = origin?.key
+        if let key {
+            switch recentAnswers.admit(key, waiter: reqId, now: MonotonicClock.nowMs()) {
             case .run: break
             case .joined: return
             case .answered(let result):
@@ -722,8 +723,8 @@ extension NetworkClient: RPCClientDelegate {
             let respond = { [weak self] in
                 guard let self else { return }
                 rpc.respond(reqId, answer)
-                guard let origin else { return }
-                for waiter in recentAnswers.finish(origin, answer, now: MonotonicClock.nowMs()) { rpc.respond(waiter, answer) }
+                guard let key else { return }
+                for waiter in recentAnswers.finish(key, answer, now: MonotonicClock.nowMs()) { rpc.respond(waiter, answer) }
             }
             if loop.inLoop { respond() } else { loop.executeUnchecked(respond) }
         }

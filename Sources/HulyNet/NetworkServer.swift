@@ -133,7 +133,7 @@ final class CoordinatorShell: RPCServerDelegate {
     let rpc: RPCServer
     let coordinator: Coordinator
     let logger: Logger
-    private var directives: [CoordinatorDirective] = []
+    @exclusivity(unchecked) private var directives: [CoordinatorDirective] = [] // loop-confined
     private var tickTimer: IOLoop.TimerID?
     private let loop: IOLoop
 

@@ -281,7 +281,7 @@ public final class Coordinator {
             out.append(.fail(token, RemoteError("Container \(target) not found", code: .containerNotFound)))
             return
         }
-        // ["cs", ["<agentId>", <rawParams>, {"client": "<client>", "request": "<origin>"}]]
+        // ["cs", ["<agentId>", <rawParams>, ["<client>", "<origin>"]]]
         var payload: [UInt8] = []
         payload.reserveCapacity(rawParams.count + agent.id.utf8.count + client.utf8.count + (origin?.count ?? 0) + 48)
         payload.append(contentsOf: #"["cs",["#.utf8)
@@ -289,11 +289,11 @@ public final class Coordinator {
         payload.append(UInt8(ascii: ","))
         payload.append(contentsOf: rawParams)
         if let origin {
-            payload.append(contentsOf: #",{"client":"#.utf8)
+            payload.append(contentsOf: ",[".utf8)
             JSONValue.appendString(client, to: &payload)
-            payload.append(contentsOf: #","request":"#.utf8)
+            payload.append(UInt8(ascii: ","))
             JSONValue.appendString(origin, to: &payload)
-            payload.append(UInt8(ascii: "}"))
+            payload.append(UInt8(ascii: "]"))
         }
         payload.append(contentsOf: "]]".utf8)
         let id = newCall(.forward(token), to: agent.owner, agentId: agent.id, now: now)

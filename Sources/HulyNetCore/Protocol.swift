@@ -63,6 +63,29 @@ public func agentOwnedByAnotherClient(_ uuid: AgentUUID) -> RemoteError {
 }
 
 extension Array where Element == UInt8 {
+    /// Appends `value` in decimal, without a String in between (request ids on the hot path).
+    @inlinable
+    public mutating func appendDecimal(_ value: Int) {
+        guard value >= 0 else {
+            append(contentsOf: String(value).utf8)
+            return
+        }
+        var digits = 1
+        var left = value / 10
+        while left > 0 {
+            digits += 1
+            left /= 10
+        }
+        append(contentsOf: repeatElement(0x30, count: digits))
+        var rest = value
+        var index = count - 1
+        while rest > 0 {
+            self[index] = 0x30 &+ UInt8(truncatingIfNeeded: rest % 10)
+            rest /= 10
+            index -= 1
+        }
+    }
+
     /// Frame text as UTF-8 bytes.
     @inlinable
     public init(frameText text: String) { self = Array(text.utf8) }

@@ -190,7 +190,7 @@ public final class ZMQSocket {
 
     /// The file descriptor of the connection the last received message came from (-1 when
     /// unknown): it names a peer of a ROUTER in its socket monitor's events.
-    public private(set) var lastSourceFD: Int32 = -1
+    @exclusivity(unchecked) public private(set) var lastSourceFD: Int32 = -1
 
     /// Every one-byte frame, shared: op frames and other one-byte frames are received with no
     /// allocation.

@@ -1411,7 +1411,7 @@ final class CoordinatorTests: XCTestCase {
         h.forward("c", target: "u1", raw: Array(coordText: #"["u1","op",1]"#), origin: #"c-"7""#)
         let call = try XCTUnwrap(h.calls("cs").first)
         XCTAssertEqual(call.to, "o1")
-        XCTAssertEqual(call.json, ["cs", ["A1", ["u1", "op", 1], ["client": "c", "request": #"c-"7""#]]])
+        XCTAssertEqual(call.json, ["cs", ["A1", ["u1", "op", 1], ["c", #"c-"7""#]]])
         XCTAssertEqual(RequestOrigin(json: call.params?[2]), RequestOrigin(client: "c", request: #"c-"7""#))
     }
 

@@ -266,6 +266,14 @@ final class RPCFramesTests: XCTestCase {
 private func randomBytes(_ rng: inout SplitMix64, nonEmpty: Bool = false) -> [UInt8] {
     let count = rng.below(12) + (nonEmpty ? 1 : 0)
     return (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+
+    func testAppendDecimalWritesWhatStringWould() {
+        for value in [0, 7, 9, 10, 99, 100, 12_345, Int(Int32.max), Int.max, -1, Int.min] {
+            var bytes: [UInt8] = [0x2D]
+            bytes.appendDecimal(value)
+            XCTAssertEqual(bytes, Array("-\(value)".utf8))
+        }
+    }
 }
 
 /// Any Swift string (valid Unicode, so it survives the bytes -> text of the id frames).

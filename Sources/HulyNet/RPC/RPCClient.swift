@@ -33,8 +33,9 @@ final class RPCClient {
     private var timer: IOLoop.TimerID?
     private var connectionWaiters: [(Result<Void, NetworkError>) -> Void] = []
     private var completions: [RPCRequestKey: Completion] = [:]
-    private var outputs: [RPCClientOutput] = []
-    private var running = false
+    // Loop-confined, touched on every message: no dynamic exclusivity checks.
+    @exclusivity(unchecked) private var outputs: [RPCClientOutput] = []
+    @exclusivity(unchecked) private var running = false
 
     var clientId: ClientUUID { machine.clientId }
 

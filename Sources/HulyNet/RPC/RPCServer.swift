@@ -45,8 +45,9 @@ final class RPCServer {
     private(set) var port: Int = 0
     private var tickTimer: IOLoop.TimerID?
     /// The machine's outputs, reused from message to message.
-    private var outputs: [RPCServerOutput] = []
-    private var running = false
+    // Loop-confined, touched on every message: no dynamic exclusivity checks.
+    @exclusivity(unchecked) private var outputs: [RPCServerOutput] = []
+    @exclusivity(unchecked) private var running = false
 
     var serverId: String { machine.serverId }
     var stats: RPCServerMachine.Stats { machine.stats }

@@ -108,7 +108,7 @@ public final class RPCClientMachine {
             return key
         }
         var reqId = idPrefix
-        reqId.append(contentsOf: String(key).utf8)
+        reqId.appendDecimal(key)
         let timeoutMs = timeoutMs ?? timeouts.requestMs
         var entry = Pending(payload: payload, reqId: reqId, deadline: now + timeoutMs, timeoutMs: timeoutMs,
                             restores: restores)

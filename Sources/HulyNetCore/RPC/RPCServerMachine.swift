@@ -317,7 +317,7 @@ public final class RPCServerMachine {
         guard let peer = peersByClient[client] else { return false }
         callCounter += 1
         var reqId = peer.callIdPrefix
-        reqId.append(contentsOf: String(callCounter).utf8)
+        reqId.appendDecimal(callCounter)
         calls[FrameKey(reqId)] = Call(peer: peer, id: id, deadline: now + timeouts.requestMs)
         out.append(.send([peer.identity, RPCOp.request.frame, reqId, payload]))
         return true
