@@ -52,8 +52,7 @@ public final class NetworkClient: @unchecked Sendable {
     /// The client's own rules above the connection: restores, references that follow their
     /// container, claims of stateless containers.
     let machine: NetworkClientMachine
-    var outputs: [NetworkClientOutput] = []
-    private var runningMachine = false
+    let outputs = OutputQueue<NetworkClientOutput>()
     private var machineTimer: IOLoop.TimerID?
     private var agents: [AgentUUID: Agent] = [:]
     private var agentServers: [AgentUUID: AgentEndpointServer] = [:]
@@ -90,7 +89,7 @@ public final class NetworkClient: @unchecked Sendable {
                                     aliveTimeoutSeconds: options.aliveTimeoutSeconds, logger: options.logger)
                 rpc.delegate = self
                 machineTimer = loop.every(milliseconds: Int(options.timeouts.tickMs)) { [unowned self] in
-                    machine.tick(now: MonotonicClock.nowMs(), into: &outputs)
+                    machine.tick(now: MonotonicClock.nowMs(), into: &outputs.items)
                     runMachine()
                 }
                 return nil
@@ -422,7 +421,7 @@ public final class NetworkClient: @unchecked Sendable {
             isClosed = true
             if let machineTimer { loop.cancel(machineTimer) }
             // References and agents point back at this client: let go of them.
-            for id in Array(references.keys) { machine.referenceReleased(id, into: &outputs) }
+            for id in Array(references.keys) { machine.referenceReleased(id, into: &outputs.items) }
             runMachine()
             references.removeAll()
             agents.removeAll()
@@ -444,28 +443,19 @@ public final class NetworkClient: @unchecked Sendable {
 
     /// Carries out what the machine asked, including what that adds.
     func runMachine() {
-        guard !runningMachine else { return }
-        runningMachine = true
-        defer { runningMachine = false }
-        var index = 0
-        while index < outputs.count {
-            let output = outputs[index]
-            index += 1
-            carryOut(output)
-        }
-        outputs.removeAll(keepingCapacity: true)
+        outputs.drain(carryOut)
     }
 
     private func carryOut(_ output: NetworkClientOutput) {
         switch output {
         case .register(let agentId, let restores):
             guard let agent = agents[agentId] else {
-                machine.registered(agentId, restores: restores, result: .failure(.closed), into: &outputs)
+                machine.registered(agentId, restores: restores, result: .failure(.closed), into: &outputs.items)
                 return
             }
             sendRegistration(agent, restores: restores) { [self] result in
                 machine.registered(agentId, restores: restores, result: result.mapError { .remote(RemoteError("\($0)")) },
-                                   into: &outputs)
+                                   into: &outputs.items)
                 runMachine()
             }
         case .get(let id, let kind, let getOptions, let restores, let attempt):
@@ -479,7 +469,7 @@ public final class NetworkClient: @unchecked Sendable {
                     }
                     return .success(pair)
                 }
-                machine.gotten(id, attempt: attempt, result: answer, now: MonotonicClock.nowMs(), into: &outputs)
+                machine.gotten(id, attempt: attempt, result: answer, now: MonotonicClock.nowMs(), into: &outputs.items)
                 runMachine()
             }
         case .release(let uuid):
@@ -510,7 +500,7 @@ public final class NetworkClient: @unchecked Sendable {
         case .wake(let delay):
             loop.after(milliseconds: delay) { [weak self] in
                 guard let self, !isClosed else { return }
-                machine.tick(now: MonotonicClock.nowMs(), into: &outputs)
+                machine.tick(now: MonotonicClock.nowMs(), into: &outputs.items)
                 runMachine()
             }
         case .log(let level, let message):
@@ -526,7 +516,7 @@ public final class NetworkClient: @unchecked Sendable {
                             completion: @escaping (Result<[UInt8], NetworkError>) -> Void) {
         guard !isClosed else { completion(.failure(.closed)); return }
         let callId = machine.startCall(reference: reference.id, timeoutMs: timeoutMs ?? options.timeouts.requestMs,
-                                       viaConnection: connection != nil, now: MonotonicClock.nowMs(), into: &outputs)
+                                       viaConnection: connection != nil, now: MonotonicClock.nowMs(), into: &outputs.items)
         referenceCalls[callId] = ReferenceCall(reference: reference, connection: connection, operation: operation,
                                                data: data, completion: completion)
         runMachine()
@@ -543,7 +533,7 @@ public final class NetworkClient: @unchecked Sendable {
                 call.completion(.success(payload))
             case .failure(let failure):
                 referenceCalls[callId]?.attempt = nil
-                machine.callFailed(callId, failure, now: MonotonicClock.nowMs(), into: &outputs)
+                machine.callFailed(callId, failure, now: MonotonicClock.nowMs(), into: &outputs.items)
                 runMachine()
             }
         }
@@ -552,7 +542,7 @@ public final class NetworkClient: @unchecked Sendable {
             guard let endpointClient = connection.endpointClient else {
                 let failure: RPCFailure = connection.isClosed
                     ? .closed : .remote(RemoteError("container \(uuid) has no connection endpoint", code: .invalid))
-                machine.callFailed(callId, failure, now: MonotonicClock.nowMs(), into: &outputs)
+                machine.callFailed(callId, failure, now: MonotonicClock.nowMs(), into: &outputs.items)
                 return
             }
             // Direct: [operation, data] to the container itself; routed: cs through the agent.
@@ -583,7 +573,7 @@ public final class NetworkClient: @unchecked Sendable {
     func forget(_ reference: ContainerReference) {
         loop.executeUnchecked { [self] in
             references.removeValue(forKey: reference.id)
-            machine.referenceReleased(reference.id, into: &outputs)
+            machine.referenceReleased(reference.id, into: &outputs.items)
             runMachine()
         }
     }
@@ -643,7 +633,7 @@ struct Attempt {
 
 extension NetworkClient: RPCClientDelegate {
     func rpcClient(_ client: RPCClient, connectedTo serverId: String, _ greeting: Greeting) {
-        machine.connected(greeting, now: MonotonicClock.nowMs(), into: &outputs)
+        machine.connected(greeting, now: MonotonicClock.nowMs(), into: &outputs.items)
         runMachine()
     }
 
@@ -653,7 +643,7 @@ extension NetworkClient: RPCClientDelegate {
             return
         }
         for listener in listeners.values { listener(event) }
-        machine.networkEvent(event, now: MonotonicClock.nowMs(), into: &outputs)
+        machine.networkEvent(event, now: MonotonicClock.nowMs(), into: &outputs.items)
         runMachine()
     }
 

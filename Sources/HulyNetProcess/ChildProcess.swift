@@ -166,7 +166,12 @@ public final class ChildProcess {
         let deadline = Self.nowMs() + Int64(timeoutMs)
         while true {
             if try condition() { return }
-            if !isRunning { throw failure("exited (\(exitStatus.map { "\($0)" } ?? "?")) before \(what)") }
+            if !isRunning {
+                // It may have written what we wait for between the check and its exit: its output
+                // is complete now, so look once more.
+                if try condition() { return }
+                throw failure("exited (\(exitStatus.map { "\($0)" } ?? "?")) before \(what)")
+            }
             if Self.nowMs() >= deadline { throw failure("no \(what) within \(timeoutMs) ms") }
             usleep(5_000)
         }

@@ -33,9 +33,7 @@ final class RPCClient {
     private var timer: IOLoop.TimerID?
     private var connectionWaiters: [(Result<Void, NetworkError>) -> Void] = []
     private var completions: [RPCRequestKey: Completion] = [:]
-    // Loop-confined, touched on every message: no dynamic exclusivity checks.
-    @exclusivity(unchecked) private var outputs: [RPCClientOutput] = []
-    @exclusivity(unchecked) private var running = false
+    private let outputs = OutputQueue<RPCClientOutput>()
 
     var clientId: ClientUUID { machine.clientId }
 
@@ -59,7 +57,7 @@ final class RPCClient {
         loop.register(socket) { [unowned self] in readAll() }
         loop.register(monitor.socket) { [unowned self] in readMonitor() }
         timer = loop.every(milliseconds: Int(min(timeouts.tickMs, timeouts.pingIntervalMs))) { [unowned self] in
-            machine.tick(now: MonotonicClock.nowMs(), into: &outputs)
+            machine.tick(now: MonotonicClock.nowMs(), into: &outputs.items)
             run()
         }
     }
@@ -80,7 +78,7 @@ final class RPCClient {
     func request(payload: [UInt8], timeoutMs: Int64? = nil, restores: Bool = false,
                  completion: @escaping Completion) -> RPCRequestKey {
         let key = machine.request(payload: payload, timeoutMs: timeoutMs, restores: restores,
-                                  now: MonotonicClock.nowMs(), into: &outputs)
+                                  now: MonotonicClock.nowMs(), into: &outputs.items)
         completions[key] = completion
         run()
         return key
@@ -97,20 +95,20 @@ final class RPCClient {
     }
 
     func respond(_ reqId: [UInt8], _ result: Result<[UInt8], RemoteError>) {
-        machine.respond(reqId, result, into: &outputs)
+        machine.respond(reqId, result, into: &outputs.items)
         run()
     }
 
     /// Ends a restore: the held requests go to the server.
     func resendPending() {
-        machine.resendPending(into: &outputs)
+        machine.resendPending(into: &outputs.items)
         run()
     }
 
     /// Sends close, fails what is pending and closes the socket; idempotent.
     func close() {
         guard !machine.closed else { return }
-        machine.close(into: &outputs)
+        machine.close(into: &outputs.items)
         run()
         if let timer { loop.cancel(timer) }
         loop.unregister(socket)
@@ -137,7 +135,7 @@ final class RPCClient {
         while let event = try? monitor.next() {
             if event.isConnected {
                 logger.debug("connected to \(host):\(port)")
-                machine.socketConnected(into: &outputs)
+                machine.socketConnected(into: &outputs.items)
             } else if event.isDisconnected {
                 logger.debug("disconnected from \(host):\(port)")
                 machine.socketDisconnected()
@@ -155,7 +153,7 @@ final class RPCClient {
             }
             switch ServerMessage.decode(frames[...]) {
             case .success(let message):
-                machine.receive(message, now: MonotonicClock.nowMs(), into: &outputs)
+                machine.receive(message, now: MonotonicClock.nowMs(), into: &outputs.items)
             case .failure(let malformed):
                 logger.warning("malformed message from \(host):\(port): \(malformed.detail)")
             }
@@ -165,13 +163,7 @@ final class RPCClient {
 
     /// Carries out the machine's outputs, including those its owner's reactions add.
     private func run() {
-        guard !running else { return }
-        running = true
-        defer { running = false }
-        var index = 0
-        while index < outputs.count {
-            let output = outputs[index]
-            index += 1
+        outputs.drain { output in
             switch output {
             case .send(let frames):
                 send(frames)
@@ -181,7 +173,7 @@ final class RPCClient {
                 for waiter in waiters { waiter(.success(())) }
                 delegate?.rpcClient(self, connectedTo: serverId, greeting)
             case .complete(let key, let result):
-                guard let completion = completions.removeValue(forKey: key) else { continue }
+                guard let completion = completions.removeValue(forKey: key) else { return }
                 if case .failure(.timeout(let text)) = result {
                     completion(.failure(.timeout("\(text) from \(host):\(port)")))
                 } else {
@@ -194,13 +186,12 @@ final class RPCClient {
             case .wake(let delay):
                 loop.after(milliseconds: delay) { [weak self] in
                     guard let self, !machine.closed else { return }
-                    machine.tick(now: MonotonicClock.nowMs(), into: &outputs)
+                    machine.tick(now: MonotonicClock.nowMs(), into: &outputs.items)
                     run()
                 }
             case .log(let level, let message):
                 logger.log(level: level.swiftLogLevel, "\(message)")
             }
         }
-        outputs.removeAll(keepingCapacity: true)
     }
 }

@@ -45,9 +45,7 @@ final class RPCServer {
     private(set) var port: Int = 0
     private var tickTimer: IOLoop.TimerID?
     /// The machine's outputs, reused from message to message.
-    // Loop-confined, touched on every message: no dynamic exclusivity checks.
-    @exclusivity(unchecked) private var outputs: [RPCServerOutput] = []
-    @exclusivity(unchecked) private var running = false
+    private let outputs = OutputQueue<RPCServerOutput>()
 
     var serverId: String { machine.serverId }
     var stats: RPCServerMachine.Stats { machine.stats }
@@ -92,7 +90,7 @@ final class RPCServer {
         tickTimer = loop.every(milliseconds: Int(timeouts.tickMs)) { [unowned self] in
             let now = MonotonicClock.nowMs()
             if let line = droppedInput.line(now: now, what: "input from peers refused") { logger.warning("\(line)") }
-            machine.tick(now: now, into: &outputs)
+            machine.tick(now: now, into: &outputs.items)
             run()
         }
     }
@@ -104,7 +102,7 @@ final class RPCServer {
         loop.unregister(monitor.socket)
         socket.close() // stops the monitor before its reader goes
         monitor.close()
-        machine.close(into: &outputs)
+        machine.close(into: &outputs.items)
         run()
     }
 
@@ -114,14 +112,14 @@ final class RPCServer {
 
     /// Answers a request with JSON text.
     func replyRaw(_ token: RequestToken, _ payload: [UInt8]) {
-        machine.reply(token, payload, into: &outputs)
+        machine.reply(token, payload, into: &outputs.items)
         run()
     }
 
     func reply(_ token: RequestToken, _ value: JSONValue) { replyRaw(token, value.serialized()) }
 
     func fail(_ token: RequestToken, _ error: RemoteError) {
-        machine.fail(token, error, into: &outputs)
+        machine.fail(token, error, into: &outputs.items)
         run()
     }
 
@@ -129,20 +127,20 @@ final class RPCServer {
     /// when the client is not connected; otherwise the answer comes to the delegate.
     @discardableResult
     func call(_ client: ClientUUID, id: CallID, payload: [UInt8]) -> Bool {
-        let sent = machine.call(client, id: id, payload: payload, now: MonotonicClock.nowMs(), into: &outputs)
+        let sent = machine.call(client, id: id, payload: payload, now: MonotonicClock.nowMs(), into: &outputs.items)
         run()
         return sent
     }
 
     /// Sends an event to one client.
     func event(_ client: ClientUUID, payload: [UInt8]) {
-        machine.event(client, payload: payload, into: &outputs)
+        machine.event(client, payload: payload, into: &outputs.items)
         run()
     }
 
     /// Sends an event to every connected client.
     func broadcast(payload: [UInt8]) {
-        machine.broadcast(payload: payload, into: &outputs)
+        machine.broadcast(payload: payload, into: &outputs.items)
         run()
     }
 
@@ -167,7 +165,7 @@ final class RPCServer {
                 let identity = frames[0]
                 switch ClientMessage.decode(frames[1...]) {
                 case .success(let message):
-                    machine.receive(identity: identity, message, now: MonotonicClock.nowMs(), into: &outputs)
+                    machine.receive(identity: identity, message, now: MonotonicClock.nowMs(), into: &outputs.items)
                     // The connection carries a client now: never closed to make room for a newcomer
                     // (its accepted event is taken first, so that the cap knows the connection).
                     if case .hello(let clientId, _) = message, machine.isConnected(clientId) {
@@ -176,14 +174,14 @@ final class RPCServer {
                     }
                 case .failure(let malformed):
                     droppedInput.record(malformed.reason.summary, input: frames.count > 1 ? frames[frames.count > 2 ? 2 : 1] : [])
-                    machine.malformed(identity: identity, malformed, into: &outputs)
+                    machine.malformed(identity: identity, malformed, into: &outputs.items)
                 }
             case .oversize(let head, let total):
                 // Frames each within ZMQ_MAXMSGSIZE, but too many or too large together.
                 droppedInput.record("message over the size or frame limit (\(total) bytes)")
                 guard head.count >= 1 else { continue }
                 let reqId = head.count >= 3 && RPCOp(frame: head[1]) == .request ? head[2] : nil
-                machine.oversize(identity: head[0], reqId: reqId, bytes: total, limit: maxMessageBytes, into: &outputs)
+                machine.oversize(identity: head[0], reqId: reqId, bytes: total, limit: maxMessageBytes, into: &outputs.items)
             }
             run()
         }
@@ -219,13 +217,7 @@ final class RPCServer {
     /// Carries out the machine's outputs, including those its owner's reactions add (the owner
     /// calls back in while this runs: those calls only append, and this loop takes them).
     private func run() {
-        guard !running else { return }
-        running = true
-        defer { running = false }
-        var index = 0
-        while index < outputs.count {
-            let output = outputs[index]
-            index += 1
+        outputs.drain { output in
             switch output {
             case .send(let frames):
                 send(frames)
@@ -245,6 +237,5 @@ final class RPCServer {
                 logger.log(level: level.swiftLogLevel, "\(message)")
             }
         }
-        outputs.removeAll(keepingCapacity: true)
     }
 }
