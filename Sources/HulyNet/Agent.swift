@@ -130,6 +130,9 @@ public final class Agent: @unchecked Sendable {
         return hosted.removeValue(forKey: uuid)
     }
 
+    /// Containers in the label index, which must be the ones hosted (for tests).
+    var indexedCount: Int { lock.withLock { hostedByLabels.count } }
+
     private func unhostAll() {
         hosted.removeAll()
         hostedByLabels.removeAll()
@@ -218,10 +221,8 @@ public final class Agent: @unchecked Sendable {
 
     /// Stops a container and forgets it.
     public func terminate(_ uuid: ContainerUUID) async {
-        let record = lock.withLock { unhost(uuid) ?? stateless.removeValue(forKey: uuid) }
-        guard let record else { return }
-        record.directServer?.stop()
-        await record.container.terminate()
+        guard let record = lock.withLock({ unhost(uuid) ?? stateless.removeValue(forKey: uuid) }) else { return }
+        await Self.stop([record])
     }
 
     /// The network gave this agent's containers to other agents: forgets the ones started for
@@ -233,11 +234,12 @@ public final class Agent: @unchecked Sendable {
             for (uuid, record) in hosted {
                 if record.offered { stateless[uuid] = record } else { abandoned.append(record) }
             }
-            hosted.removeAll()
+            unhostAll()
             return abandoned
         }
     }
 
+    /// Stops containers this agent no longer hosts (their endpoints, then the containers).
     static func stop(_ containers: [Hosted]) async {
         for record in containers {
             record.directServer?.stop()
@@ -253,10 +255,7 @@ public final class Agent: @unchecked Sendable {
             stateless.removeAll()
             return all
         }
-        for record in all {
-            record.directServer?.stop()
-            await record.container.terminate()
-        }
+        await Self.stop(all)
     }
 
     /// A request for one of this agent's containers.

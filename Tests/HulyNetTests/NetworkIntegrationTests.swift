@@ -1,5 +1,5 @@
 import Foundation
-import HulyNet
+@testable import HulyNet
 import HulyNetCore
 import HulyNetZMQ
 import XCTest
@@ -913,5 +913,9 @@ final class FailoverIntegrationTests: IntegrationTestCase {
         XCTAssertEqual(answer, 1)
         let listed = try await client.list(kind: "probe")
         XCTAssertFalse(listed.contains { $0.uuid == first }, "the dropped copy is not registered again")
+        // The agent forgot the dropped copy in its label index too (a stale entry could hide the
+        // copy that runs now from a labelled get, which would then start another).
+        XCTAssertEqual(agent.indexedCount, agent.list().count)
+        XCTAssertEqual(agent.indexedCount, 1)
     }
 }
