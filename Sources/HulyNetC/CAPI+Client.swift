@@ -172,6 +172,15 @@ public func hulynet_client_get_async(_ handle: OpaquePointer?, _ kind: UnsafePoi
 }
 
 /// Completes a C result callback with a JSON value or a failure.
+/// The completion of an asynchronous request: calls C's `done(user, status, json)` once. Throws
+/// EINVAL for a NULL `done`.
+func resultCompletion(_ done: hulynet_result_fn?, _ user: UnsafeMutableRawPointer?) throws(CFailure)
+    -> @Sendable (Result<JSONValue, NetworkError>) -> Void {
+    guard let done else { throw CFailure.invalid("done is NULL") }
+    let user = UserPointer(raw: user)
+    return { result in complete(done, user, result.mapError { $0 }) }
+}
+
 func complete(_ done: hulynet_result_fn, _ user: UserPointer, _ result: Result<JSONValue, any Error>) {
     switch result {
     case .success(let value):
@@ -210,12 +219,9 @@ public func hulynet_client_request_async(_ handle: OpaquePointer?, _ uuid: Unsaf
         let uuid = try cString(uuid, "uuid")
         let operation = try cString(operation, "operation")
         let data = try cJSON(dataJSON, "data_json")
-        guard let done else { throw CFailure.invalid("done is NULL") }
+        let completion = try resultCompletion(done, user)
         let ms = try timeout(timeoutMs, default: client.requestMs)
-        let user = UserPointer(raw: user)
-        client.client.request(uuid, operation: operation, data: data, timeoutMs: ms) { result in
-            complete(done, user, result.mapError { $0 })
-        }
+        client.client.request(uuid, operation: operation, data: data, timeoutMs: ms, completion: completion)
     }
 }
 
@@ -360,12 +366,9 @@ public func hulynet_reference_request_async(_ handle: OpaquePointer?, _ operatio
         let reference = try liveReference(handle)
         let operation = try cString(operation, "operation")
         let data = try cJSON(dataJSON, "data_json")
-        guard let done else { throw CFailure.invalid("done is NULL") }
+        let completion = try resultCompletion(done, user)
         let ms = try timeout(timeoutMs, default: reference.client.requestMs)
-        let user = UserPointer(raw: user)
-        reference.reference.request(operation, data, timeoutMs: ms) { result in
-            complete(done, user, result.mapError { $0 })
-        }
+        reference.reference.request(operation, data, timeoutMs: ms, completion: completion)
     }
 }
 
@@ -462,12 +465,9 @@ public func hulynet_connection_request_async(_ handle: OpaquePointer?, _ operati
         let connection = try liveConnection(handle)
         let operation = try cString(operation, "operation")
         let data = try cJSON(dataJSON, "data_json")
-        guard let done else { throw CFailure.invalid("done is NULL") }
+        let completion = try resultCompletion(done, user)
         let ms = try timeout(timeoutMs, default: connection.client.requestMs)
-        let user = UserPointer(raw: user)
-        connection.connection.request(operation, data, timeoutMs: ms) { result in
-            complete(done, user, result.mapError { $0 })
-        }
+        connection.connection.request(operation, data, timeoutMs: ms, completion: completion)
     }
 }
 

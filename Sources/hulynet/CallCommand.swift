@@ -53,10 +53,10 @@ struct CallCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard rate > 0, rate <= 100_000 else { throw ValidationError("--rate must be in (0, 100000]") }
-        guard duration >= 0, duration <= 86_400 else { throw ValidationError("--duration must be in [0, 86400]") }
+        try checkSeconds(duration, "--duration", allowZero: true)
         guard (0...10_000).contains(slow) else { throw ValidationError("--slow must be in [0, 10000]") }
         guard (0...60_000).contains(slowMs) else { throw ValidationError("--slow-ms must be in [0, 60000]") }
-        if let timeoutMs, !(1...86_400_000).contains(timeoutMs) { throw ValidationError("--timeout-ms must be in [1, 86400000]") }
+        if let timeoutMs, !(1...Timeouts.maxMs).contains(timeoutMs) { throw ValidationError("--timeout-ms must be in [1, \(Timeouts.maxMs)]") }
     }
 
     func run() async throws {

@@ -19,7 +19,7 @@ public enum ClientMessage: Sendable, Equatable {
 
     /// The alive timeouts a client may ask for: at least 1 ms (a positive request never means
     /// "drop at once"), at most a day.
-    public static let aliveTimeoutRangeMs: ClosedRange<Int64> = 1...86_400_000
+    public static let aliveTimeoutRangeMs: ClosedRange<Int64> = 1...Timeouts.maxMs
 
     public static func decode(_ frames: ArraySlice<[UInt8]>) -> Result<ClientMessage, MalformedMessage> {
         guard let opFrame = frames.first else {
