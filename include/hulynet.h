@@ -25,10 +25,18 @@
  * destroying it, is detected and answered with HULYNET_EINVAL: handles are never reused. Destroying a client closes the references and connections it made: calls on
  * them then return HULYNET_ECLOSED; destroy them as usual to free them.
  *
- * Threads. Every function may be called from any thread. Callbacks run on threads owned by the
- * library. From inside a callback you may call any non-blocking function (hulynet_request_reply,
+ * Threads. Every function may be called from any thread. Callbacks (container callbacks, result,
+ * event and moved functions) run on the library's callback threads, a pool of threads that do
+ * nothing else (named "hulynet-cb"; see hulynet_set_callback_threads): a callback that blocks
+ * holds one of them, while the library's own work (sockets, timers, gets, requests) goes on and
+ * other callbacks run on the others. The calls of one event, moved or listener function, and a
+ * container's connect, disconnect and terminate, come one at a time and in order; requests and
+ * results may run concurrently. Log functions run where the message is logged. Where a function
+ * replaces or removes a callback ("once this returns, ... is not called again"), called outside a
+ * callback it also waits for a call in progress to return; inside one it does not wait.
+ * From inside a callback you may call any non-blocking function (hulynet_request_reply,
  * hulynet_container_emit, the *_async functions, destroy functions) but not a blocking one (those
- * taking a timeout_ms): it would wait for the thread it runs on. Blocking calls with
+ * taking a timeout_ms): it could wait for callback threads that are all busy. Blocking calls with
  * timeout_ms 0 use the library's default request timeout; a negative timeout_ms, or one longer
  * than a day (86400000), is refused with HULYNET_EINVAL.
  *
@@ -110,6 +118,13 @@ typedef void (*hulynet_log_fn)(void *user, int level, const char *message);
  *  at once, for every server, client and agent. */
 HULYNET_API int hulynet_set_log_handler(hulynet_log_fn fn, void *user, int min_level);
 
+/** Sets the number of callback threads: `count` 1 to 1024, or 0 for the default, max(4, 2 x the
+ *  cores online), unless the HULYNET_CALLBACK_THREADS environment variable (read on first use)
+ *  gives another. More threads start at once; surplus ones end once idle. */
+HULYNET_API int hulynet_set_callback_threads(int count);
+/** The number of callback threads asked for now. */
+HULYNET_API int hulynet_callback_threads(void);
+
 /* ============================================================================================
  * Timeouts
  * ============================================================================================ */
@@ -157,7 +172,7 @@ typedef struct hulynet_agent hulynet_agent;
 
 /** Completion of an asynchronous call: `status` as the blocking call would return; `json` the
  *  result (HULYNET_OK) or the error message (otherwise), valid until the callback returns. It
- *  may run on the client's I/O thread: keep it short (starting another async call is fine). */
+ *  runs on a callback thread (starting another async call from it is fine). */
 typedef void (*hulynet_result_fn)(void *user, int status, const char *json);
 
 /** Receives JSON events: network changes (a NetworkEvent object) or a container's events. */
@@ -309,8 +324,8 @@ HULYNET_API hulynet_container *hulynet_agent_stateless_container(hulynet_agent *
 #define HULYNET_REQUESTS_ON_CALLBACK_THREAD 0 /* the default: see hulynet_agent_set_request_mode */
 #define HULYNET_REQUESTS_INLINE 1
 /** Where `kind`'s request callbacks run, from the next request on.
- *  HULYNET_REQUESTS_ON_CALLBACK_THREAD (the default): on a library thread of their own, so that a
- *  slow callback delays only itself. HULYNET_REQUESTS_INLINE: on the agent's client I/O thread,
+ *  HULYNET_REQUESTS_ON_CALLBACK_THREAD (the default): on the callback threads, so that a slow
+ *  callback delays only itself. HULYNET_REQUESTS_INLINE: on the agent's client I/O thread,
  *  with no thread crossed per request, which is faster for callbacks that answer at once; such a
  *  callback must return quickly, since the client's other traffic waits while it runs.
  *  HULYNET_ENOTFOUND when the agent has no such kind. */

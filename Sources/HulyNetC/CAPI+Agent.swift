@@ -60,21 +60,30 @@ final class CContainer: CallbackContainer, @unchecked Sendable {
     func setUser(_ user: UnsafeMutableRawPointer?) { lock.withLock { self.user = user } }
     private var currentUser: UnsafeMutableRawPointer? { lock.withLock { user } }
 
-    /// Calls the C request callback on a library thread other than the client's I/O thread, so
-    /// that a slow callback delays only itself, unless the kind asked for inline requests; the C
-    /// code answers through hulynet_request_reply / _fail, inside the callback or later from any
-    /// thread.
+    /// Connect, disconnect and terminate callbacks, in order, one at a time, on the pool.
+    private let lane = CallbackLane()
+
+    /// Calls the C request callback on a callback thread (CallbackPool), so that a slow callback
+    /// delays only itself, unless the kind asked for inline requests; the C code answers through
+    /// hulynet_request_reply / _fail, inside the callback or later from any thread.
     func request(operation: String, data: JSONValue, client: ClientUUID?,
                  reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
         if kind.runsInline.isInline {
             invoke(operation: operation, data: data, client: client, reply: reply)
         } else {
-            Task { self.invoke(operation: operation, data: data, client: client, reply: reply) }
+            CallbackPool.shared.submit { self.invoke(operation: operation, data: data, client: client, reply: reply) }
         }
     }
 
+    private var isTerminated: Bool { lock.withLock { terminated } }
+
     private func invoke(operation: String, data: JSONValue, client: ClientUUID?,
                         reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
+        // The header promises no request callback starts once terminate has.
+        if isTerminated {
+            reply(.failure(ContainerError("container \(uuid) is stopping")))
+            return
+        }
         let user = currentUser
         let dataText = data.serializedString()
         let kind = self.kind
@@ -91,17 +100,24 @@ final class CContainer: CallbackContainer, @unchecked Sendable {
     }
 
     func connect(client: ClientUUID, events: EventSink) {
+        // The sink is there at once (emit reaches the client from now on); the callback follows.
         lock.withLock { sinks[client] = events }
         guard let fn = kind.connect else { return }
-        let user = currentUser
-        client.withCString { id in CallbackThread.run { fn(user, id) } }
+        lane.submit { [self] in
+            guard !isTerminated else { return }
+            let user = currentUser
+            client.withCString { id in CallbackThread.run { fn(user, id) } }
+        }
     }
 
     func disconnect(client: ClientUUID) {
         _ = lock.withLock { sinks.removeValue(forKey: client) }
         guard let fn = kind.disconnect else { return }
-        let user = currentUser
-        client.withCString { id in CallbackThread.run { fn(user, id) } }
+        lane.submit { [self] in
+            guard !isTerminated else { return }
+            let user = currentUser
+            client.withCString { id in CallbackThread.run { fn(user, id) } }
+        }
     }
 
     func terminate() async {
@@ -112,7 +128,12 @@ final class CContainer: CallbackContainer, @unchecked Sendable {
         guard first else { return }
         if let fn = kind.terminate {
             let user = currentUser
-            CallbackThread.run { fn(user) }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                lane.submit {
+                    CallbackThread.run { fn(user) }
+                    continuation.resume()
+                }
+            }
         }
         _ = Handles.take(handle, CContainer.self)
     }
@@ -261,17 +282,25 @@ public func hulynet_agent_create(_ uuid: UnsafePointer<CChar>?, _ table: UnsafeP
                 let uuid = options.uuid ?? makeUUID()
                 let container = CContainer(kind: kind, uuid: uuid)
                 let handle = container.register()
-                var user: UnsafeMutableRawPointer?
-                let status = uuid.withCString { id in
-                    options.json.serializedString().withCString { json in
-                        CallbackThread.run { kind.start(kind.kindUser, handle, id, json, &user) }
+                let optionsText = options.json.serializedString()
+                nonisolated(unsafe) let containerHandle = handle // a number (see Handles), not memory
+                // On a callback thread: a slow start must not hold Swift's cooperative pool.
+                let (status, user) = await withCheckedContinuation { (continuation: CheckedContinuation<(Int32, UserPointer), Never>) in
+                    CallbackPool.shared.submit {
+                        var user: UnsafeMutableRawPointer?
+                        let status = uuid.withCString { id in
+                            optionsText.withCString { json in
+                                CallbackThread.run { kind.start(kind.kindUser, containerHandle, id, json, &user) }
+                            }
+                        }
+                        continuation.resume(returning: (status, UserPointer(raw: user)))
                     }
                 }
                 guard status == HULYNET_OK else {
                     _ = Handles.take(handle, CContainer.self)
                     throw ContainerError("container kind \(name) failed to start \(uuid): status \(status)")
                 }
-                container.setUser(user)
+                container.setUser(user.raw)
                 return StartedContainer(uuid: uuid, container: container)
             }
         }

@@ -9,7 +9,9 @@ final class CClient: @unchecked Sendable {
     let client: NetworkClient
     let id: OwnedCString
     private let lock = Lock()
-    private var listeners: [UInt64: Subscription] = [:]
+    private var listeners: [UInt64: (Subscription, CallbackSlot<EventHandler>)] = [:]
+    /// The network events of all its listeners, in order, one at a time.
+    let listenerLane = CallbackLane()
     private var nextListener: UInt64 = 1
     private(set) var closed = false
 
@@ -20,19 +22,21 @@ final class CClient: @unchecked Sendable {
 
     var requestMs: Int64 { client.options.timeouts.requestMs }
 
-    func addListener(_ subscription: Subscription) -> UInt64 {
+    func addListener(_ subscription: Subscription, _ slot: CallbackSlot<EventHandler>) -> UInt64 {
         lock.withLock {
             let id = nextListener
             nextListener += 1
-            listeners[id] = subscription
+            listeners[id] = (subscription, slot)
             return id
         }
     }
 
+    /// Once this returns the listener's function is not called again (see CallbackSlot.set).
     func removeListener(_ id: UInt64) -> Bool {
-        let subscription = lock.withLock { listeners.removeValue(forKey: id) }
-        subscription?.cancel()
-        return subscription != nil
+        guard let (subscription, slot) = lock.withLock({ listeners.removeValue(forKey: id) }) else { return false }
+        subscription.cancel()
+        slot.set(nil)
+        return true
     }
 
     func check() throws(CFailure) {
@@ -41,12 +45,15 @@ final class CClient: @unchecked Sendable {
 
     /// Marks the client closed: calls on it and on what it made answer HULYNET_ECLOSED.
     func markClosed() {
-        let subscriptions = lock.withLock { () -> [Subscription] in
+        let subscriptions = lock.withLock { () -> [(Subscription, CallbackSlot<EventHandler>)] in
             closed = true
             defer { listeners.removeAll() }
             return Array(listeners.values)
         }
-        for subscription in subscriptions { subscription.cancel() }
+        for (subscription, slot) in subscriptions {
+            subscription.cancel()
+            slot.set(nil)
+        }
     }
 }
 
@@ -161,11 +168,13 @@ public func hulynet_client_get_async(_ handle: OpaquePointer?, _ kind: UnsafePoi
         Task {
             do {
                 let reference = try await client.client.get(kind: kind, options: options, timeoutMs: ms)
-                let handle = makeReference(reference, client: client)
-                CallbackThread.run { done(user.raw, HULYNET_OK, handle, nil) }
+                nonisolated(unsafe) let handle = makeReference(reference, client: client) // a number, not memory
+                CallbackPool.shared.submit { CallbackThread.run { done(user.raw, HULYNET_OK, handle, nil) } }
             } catch {
                 let failure = CFailure(error)
-                failure.message.withCString { text in CallbackThread.run { done(user.raw, failure.status, nil, text) } }
+                CallbackPool.shared.submit {
+                    failure.message.withCString { text in CallbackThread.run { done(user.raw, failure.status, nil, text) } }
+                }
             }
         }
     }
@@ -181,13 +190,17 @@ func resultCompletion(_ done: hulynet_result_fn?, _ user: UnsafeMutableRawPointe
     return { result in complete(done, user, result.mapError { $0 }) }
 }
 
+/// Calls `done` on a callback thread (CallbackPool), never on the I/O thread that completed it.
 func complete(_ done: hulynet_result_fn, _ user: UserPointer, _ result: Result<JSONValue, any Error>) {
+    let (status, text): (Int32, String)
     switch result {
-    case .success(let value):
-        value.serializedString().withCString { text in CallbackThread.run { done(user.raw, HULYNET_OK, text) } }
+    case .success(let value): (status, text) = (HULYNET_OK, value.serializedString())
     case .failure(let error):
         let failure = CFailure(error)
-        failure.message.withCString { text in CallbackThread.run { done(user.raw, failure.status, text) } }
+        (status, text) = (failure.status, failure.message)
+    }
+    CallbackPool.shared.submit {
+        text.withCString { pointer in CallbackThread.run { done(user.raw, status, pointer) } }
     }
 }
 
@@ -232,11 +245,13 @@ public func hulynet_client_add_listener(_ handle: OpaquePointer?, _ fn: hulynet_
         let client = try liveClient(handle)
         guard let fn else { throw CFailure.invalid("fn is NULL") }
         guard let subscription else { throw CFailure.invalid("subscription is NULL") }
-        let user = UserPointer(raw: user)
+        let slot = CallbackSlot(EventHandler(fn: fn, user: UserPointer(raw: user)))
+        let lane = client.listenerLane
         let token = client.client.onUpdate { event in
-            event.json.serializedString().withCString { text in CallbackThread.run { fn(user.raw, text) } }
+            let text = event.json.serializedString()
+            slot.deliver(on: lane) { $0.call(text) }
         }
-        subscription.pointee = client.addListener(token)
+        subscription.pointee = client.addListener(token, slot)
     }
 }
 
@@ -273,6 +288,10 @@ final class CReference: @unchecked Sendable {
     /// Every text handed out, kept until the handle is destroyed (the header promises that).
     private var uuids: [OwnedCString]
     private var endpoints: [OwnedCString]
+    /// The C moved handler's calls, in order, on the callback threads.
+    let moved = CallbackSlot<MovedHandler>()
+    private let movedLane = CallbackLane()
+    private var movedInstalled = false
 
     init(_ reference: ContainerReference, client: CClient) {
         self.reference = reference
@@ -297,10 +316,24 @@ final class CReference: @unchecked Sendable {
         return lock.withLock { Self.current(&endpoints, value) }
     }
 
+    func setMoved(_ handler: MovedHandler?) {
+        moved.set(handler)
+        let install = lock.withLock { () -> Bool in
+            defer { movedInstalled = true }
+            return !movedInstalled
+        }
+        guard install else { return }
+        let (slot, lane) = (moved, movedLane)
+        reference.onMoved { uuid, endpoint in
+            slot.deliver(on: lane) { $0.call(uuid, endpoint) }
+        }
+    }
+
     func drop(release: Bool) {
         // Once destroy returns, the caller's moved function must not be called again (the
         // release below completes later, and a move may finish meanwhile).
         reference.onMoved { _, _ in }
+        moved.set(nil)
         guard release, (try? client.check()) != nil else { return }
         let reference = self.reference
         Task { try? await reference.release() }
@@ -328,16 +361,7 @@ public func hulynet_reference_set_moved_handler(_ handle: OpaquePointer?, _ fn: 
                                                 _ user: UnsafeMutableRawPointer?) -> Int32 {
     cCall {
         let reference = try liveReference(handle)
-        guard let fn else {
-            reference.reference.onMoved { _, _ in }
-            return
-        }
-        let user = UserPointer(raw: user)
-        reference.reference.onMoved { uuid, endpoint in
-            uuid.withCString { uuidText in
-                endpoint.withCString { endpointText in CallbackThread.run { fn(user.raw, uuidText, endpointText) } }
-            }
-        }
+        reference.setMoved(fn.map { MovedHandler(fn: $0, user: UserPointer(raw: user)) })
     }
 }
 
@@ -404,13 +428,35 @@ public func hulynet_reference_destroy(_ handle: OpaquePointer?) {
 final class CConnection: @unchecked Sendable {
     let connection: ContainerConnection
     let client: CClient
+    /// The C event handler's calls, in order, on the callback threads.
+    let events = CallbackSlot<EventHandler>()
+    private let lane = CallbackLane()
+    private let lock = Lock()
+    private var installed = false
 
     init(_ connection: ContainerConnection, client: CClient) {
         self.connection = connection
         self.client = client
     }
 
+    /// The first call installs the forwarding to the lane (events that came before it go to the
+    /// first handler set, as the header says); later ones only swap the C handler.
+    func setHandler(_ handler: EventHandler?) {
+        events.set(handler)
+        let install = lock.withLock { () -> Bool in
+            defer { installed = true }
+            return !installed
+        }
+        guard install else { return }
+        let (slot, lane) = (events, self.lane)
+        connection.onEvent { event in
+            let text = event.serializedString()
+            slot.deliver(on: lane) { $0.call(text) }
+        }
+    }
+
     func drop() {
+        events.set(nil)
         guard (try? client.check()) != nil else { return }
         let connection = self.connection
         connection.onEvent { _ in }
@@ -429,14 +475,7 @@ public func hulynet_connection_set_event_handler(_ handle: OpaquePointer?, _ fn:
                                                  _ user: UnsafeMutableRawPointer?) -> Int32 {
     cCall {
         let connection = try liveConnection(handle)
-        guard let fn else {
-            connection.connection.onEvent { _ in }
-            return
-        }
-        let user = UserPointer(raw: user)
-        connection.connection.onEvent { event in
-            event.serializedString().withCString { text in CallbackThread.run { fn(user.raw, text) } }
-        }
+        connection.setHandler(fn.map { EventHandler(fn: $0, user: UserPointer(raw: user)) })
     }
 }
 
@@ -474,4 +513,24 @@ public func hulynet_connection_request_async(_ handle: OpaquePointer?, _ operati
 @_cdecl("hulynet_connection_destroy")
 public func hulynet_connection_destroy(_ handle: OpaquePointer?) {
     Handles.take(handle, CConnection.self)?.drop()
+}
+
+// MARK: - C handlers
+
+/// A C event function with its user pointer.
+struct EventHandler: @unchecked Sendable {
+    let fn: hulynet_event_fn
+    let user: UserPointer
+    func call(_ text: String) { text.withCString { pointer in CallbackThread.run { fn(user.raw, pointer) } } }
+}
+
+/// A C moved function with its user pointer.
+struct MovedHandler: @unchecked Sendable {
+    let fn: hulynet_moved_fn
+    let user: UserPointer
+    func call(_ uuid: String, _ endpoint: String) {
+        uuid.withCString { uuidText in
+            endpoint.withCString { endpointText in CallbackThread.run { fn(user.raw, uuidText, endpointText) } }
+        }
+    }
 }

@@ -118,8 +118,8 @@ done:
     network_down(&net);
 }
 
-/* hulynet_agent_set_request_mode: inline request callbacks run on the agent's I/O thread (where
- * connect callbacks run), the default ones on a thread of their own; misuse is refused. */
+/* hulynet_agent_set_request_mode: inline request callbacks run on the agent's I/O thread, the
+ * default ones on a callback thread ("hulynet-cb"); misuse is refused. */
 static void test_request_mode(void) {
     network net;
     hulynet_reference *reference = NULL;
@@ -136,14 +136,20 @@ static void test_request_mode(void) {
     if (reference == NULL) goto done;
     CHECK_OK(hulynet_reference_connect(reference, 3000, &connection));
     if (connection == NULL) goto done;
-    CHECK_EVENTUALLY(fx_int(&net.kind.lock, &net.kind.connect_thread_set) == 1, 2000);
+    CHECK_EVENTUALLY(fx_int(&net.kind.lock, &net.kind.connects) == 1, 2000);
 
-    CHECK_ANSWER(hulynet_connection_request(connection, "on_connect_thread", NULL, 2000, &out), out, "false");
+    CHECK_ANSWER(hulynet_connection_request(connection, "thread_name", NULL, 2000, &out), out, "\"hulynet-cb\"");
 
     CHECK_OK(hulynet_agent_set_request_mode(net.agent, "echo", HULYNET_REQUESTS_INLINE));
-    CHECK_ANSWER(hulynet_connection_request(connection, "on_connect_thread", NULL, 2000, &out), out, "true");
+    CHECK_OK(hulynet_connection_request(connection, "thread_name", NULL, 2000, &out));
+    CHECK(out != NULL && strcmp(out, "\"hulynet-cb\"") != 0);
+    hulynet_free(out);
+    out = NULL;
     /* Through the coordinator too, and answers from other threads still work. */
-    CHECK_ANSWER(hulynet_reference_request(reference, "on_connect_thread", NULL, 2000, &out), out, "true");
+    CHECK_OK(hulynet_reference_request(reference, "thread_name", NULL, 2000, &out));
+    CHECK(out != NULL && strcmp(out, "\"hulynet-cb\"") != 0);
+    hulynet_free(out);
+    out = NULL;
     CHECK_ANSWER(hulynet_reference_request(reference, "later", "[1]", 2000, &out), out, "[1]");
     /* Inside an inline callback a blocking call is refused, as in any callback. */
     pthread_mutex_lock(&net.kind.lock);
@@ -152,8 +158,8 @@ static void test_request_mode(void) {
     CHECK_ANSWER(hulynet_reference_request(reference, "blocking", NULL, 2000, &out), out, "{\"status\":-1}");
 
     CHECK_OK(hulynet_agent_set_request_mode(net.agent, "echo", HULYNET_REQUESTS_ON_CALLBACK_THREAD));
-    CHECK_OK(hulynet_connection_request(connection, "on_connect_thread", NULL, 2000, &out));
-    CHECK_STR_EQ(out, "false");
+    CHECK_OK(hulynet_connection_request(connection, "thread_name", NULL, 2000, &out));
+    CHECK_STR_EQ(out, "\"hulynet-cb\"");
     CHECK(fx_wait_threads(&net.kind, 2000));
 
 done:

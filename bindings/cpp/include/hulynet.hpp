@@ -406,6 +406,13 @@ inline void set_log_handler(LogHandler handler, int min_level = HULYNET_LOG_WARN
     }
 }
 
+/** Sets the number of the library's callback threads, which run every handler of this binding
+ *  (0: the default, max(4, 2 x cores), or $HULYNET_CALLBACK_THREADS). Throws error on a count
+ *  out of range (1 to 1024). */
+inline void set_callback_threads(int count) { detail::check(hulynet_set_callback_threads(count)); }
+/** The number of the library's callback threads. */
+inline int callback_threads() noexcept { return hulynet_callback_threads(); }
+
 // ============================================================================================
 // Server
 // ============================================================================================

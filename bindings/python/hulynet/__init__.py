@@ -21,7 +21,7 @@ wheel carries it), else installed as libhulynet.so.0.
 """
 
 from ._ffi import library_path, registry as _registry
-from ._ffi import strerror, version as library_version
+from ._ffi import callback_threads, set_callback_threads, strerror, version as library_version
 from .errors import (BindError, Closed, ConnectError, Error, InternalError, InvalidArgument, InvalidJSON,
                      LibraryNotFoundError, NotFound, RemoteError, Timeout)
 from ._network import Client, Connection, Reference, Server, ServerStats, Subscription, Timeouts
@@ -36,5 +36,6 @@ __all__ = [
     "Error", "InvalidArgument", "InvalidJSON", "NotFound", "Timeout", "Closed", "RemoteError", "BindError",
     "ConnectError", "InternalError", "LibraryNotFoundError",
     "set_log_handler", "log_to_logging", "LOG_TRACE", "LOG_DEBUG", "LOG_INFO", "LOG_NOTICE", "LOG_WARNING",
-    "LOG_ERROR", "LOG_CRITICAL", "library_version", "library_path", "strerror",
+    "LOG_ERROR", "LOG_CRITICAL", "library_version", "library_path", "strerror", "set_callback_threads",
+    "callback_threads",
 ]

@@ -169,6 +169,8 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_last_error", [], c_char_p),
     ("hulynet_free", [c_void_p], None),
     ("hulynet_set_log_handler", [LOG_FN, c_void_p, c_int], c_int, _check_status),
+    ("hulynet_set_callback_threads", [c_int], c_int, _check_status),
+    ("hulynet_callback_threads", [], c_int),
 
     ("hulynet_server_start", [c_char_p, c_int, POINTER(TimeoutsC), POINTER(ServerP)], c_int, _check_status),
     ("hulynet_server_port", [ServerP], c_int, _check_status),
@@ -390,6 +392,17 @@ registry = Registry()
 
 def version() -> str:
     return lib.hulynet_version_string().decode()
+
+
+def set_callback_threads(count: int = 0) -> None:
+    """Sets the number of the library's callback threads, which run every callback of this binding
+    (0: the default, max(4, 2 x cores), or $HULYNET_CALLBACK_THREADS)."""
+    lib.hulynet_set_callback_threads(count)
+
+
+def callback_threads() -> int:
+    """The number of the library's callback threads."""
+    return lib.hulynet_callback_threads()
 
 
 def strerror(code: int) -> str:

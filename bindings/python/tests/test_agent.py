@@ -2,6 +2,7 @@
 
 import logging
 import threading
+import time
 
 import pytest
 
@@ -223,9 +224,9 @@ def test_failing_start_and_raising_callbacks_are_contained(served, recorder, cap
             with reference.connect() as connection:
                 assert connection.request("anything") == "ok"
         wait_for(lambda: recorder.of("terminate"), message="terminate of broken")
-        texts = " ".join(r.exc_text or "" for r in caplog.records)
-        wait_for(lambda: "disconnect raised" in " ".join(r.exc_text or "" for r in caplog.records))
-        assert "connect raised" in texts and "terminate raised" in texts
+        # Callbacks run on the library's callback threads: their logs come when they have raised.
+        for text in ("connect raised", "disconnect raised", "terminate raised"):
+            wait_for(lambda: text in " ".join(r.exc_text or "" for r in caplog.records), message=text)
 
 
 def test_start_may_return_a_hulynet_status(make_client, caplog):
@@ -314,18 +315,27 @@ def test_any_teardown_order_leaves_networking_working(order, recorder):
         client.wait(timeout=5)
 
 
+def _thread_name():
+    """The native name of the calling thread (the library names its callback threads)."""
+    with open(f"/proc/self/task/{threading.get_native_id()}/comm") as comm:
+        return comm.read().strip()
+
+
 class ThreadProbe(hulynet.Container):
-    """Answers whether request() runs on the thread of the last connect() (the agent's I/O thread)."""
+    """Answers the name of the thread request() runs on; counts connects off the callback threads."""
 
     kind = "thread-probe"
     inline_requests = True
-    connect_thread = None
+    connects = 0
+    off_pool = 0
 
     def connect(self, client_id):
-        type(self).connect_thread = threading.get_ident()
+        type(self).connects += 1
+        if _thread_name() != "hulynet-cb":
+            type(self).off_pool += 1
 
     def request(self, operation, data, client_id):
-        return threading.get_ident() == type(self).connect_thread
+        return _thread_name()
 
 
 def test_inline_requests_run_on_the_agents_io_thread(make_client, make_agent):
@@ -333,12 +343,52 @@ def test_inline_requests_run_on_the_agents_io_thread(make_client, make_agent):
     agent = make_agent([ThreadProbe])
     host.serve_agent(agent)
     with user.get("thread-probe") as reference, reference.connect() as connection:
-        wait_for(lambda: ThreadProbe.connect_thread is not None, message="connect")
-        assert connection.request("where") is True  # the class attribute asked for inline requests
-        assert reference.request("where") is True  # through the coordinator as well
+        wait_for(lambda: ThreadProbe.connects == 1, message="connect")
+        assert ThreadProbe.off_pool == 0  # connect ran on a callback thread
+        assert connection.request("where") != "hulynet-cb"  # the class attribute asked for inline requests
+        assert reference.request("where") != "hulynet-cb"  # through the coordinator as well
         agent.set_inline_requests("thread-probe", False)
-        assert connection.request("where") is False
+        assert connection.request("where") == "hulynet-cb"
         agent.set_inline_requests("thread-probe")
-        assert connection.request("where") is True
+        assert connection.request("where") != "hulynet-cb"
     with pytest.raises(hulynet.NotFound):
         agent.set_inline_requests("no-such-kind")
+
+
+class Sleeper(hulynet.Container):
+    """Blocks its callback thread for 1.5 s on every request (as a careless container would)."""
+
+    kind = "sleeper"
+    started = 0
+    lock = threading.Lock()
+
+    def request(self, operation, data, client_id):
+        with Sleeper.lock:
+            Sleeper.started += 1
+        time.sleep(1.5)
+        return data
+
+
+def test_blocking_callbacks_do_not_stall_the_library(make_client, make_agent):
+    """Three Python request callbacks block at once (more than Swift's cooperative pool has
+    threads on a 2-core machine) while gets and requests of another container go on quickly."""
+    hulynet.set_callback_threads(8)
+    host, user, other = make_client(), make_client(), make_client()
+    agent = make_agent([Sleeper, Echo])
+    host.serve_agent(agent)
+    Sleeper.started = 0
+    with user.get("sleeper") as slow:
+        callers = [threading.Thread(target=slow.request, args=("wait", i)) for i in range(3)]
+        for caller in callers:
+            caller.start()
+        wait_for(lambda: Sleeper.started == 3, timeout=1.0, message="three blocking callbacks at once")
+        began = time.monotonic()
+        with other.get("echo") as echo:
+            for i in range(20):
+                assert echo.request("echo", i) == i
+        took = time.monotonic() - began
+        assert took < 1.0, f"a get and 20 requests took {took:.2f} s while callbacks blocked"
+        assert all(caller.is_alive() for caller in callers)  # the slow ones were still blocked
+        for caller in callers:
+            caller.join(timeout=5)
+    hulynet.set_callback_threads(0)

@@ -65,8 +65,19 @@ def test_table_covers_the_header():
 def test_every_status_function_is_checked():
     for item in _ffi.FUNCTIONS:
         name, restype = item[0], item[2]
-        if restype is _ffi.c_int and name not in ("hulynet_server_port",):
+        if restype is _ffi.c_int and name not in ("hulynet_server_port", "hulynet_callback_threads"):
             assert len(item) > 3 and item[3] is _ffi._check_status, name
+
+
+def test_callback_threads():
+    before = hulynet.callback_threads()
+    assert before >= 1
+    with pytest.raises(hulynet.InvalidArgument):
+        hulynet.set_callback_threads(-1)
+    hulynet.set_callback_threads(5)
+    assert hulynet.callback_threads() == 5
+    hulynet.set_callback_threads(before)
+    assert hulynet.callback_threads() == before
 
 
 @pytest.mark.parametrize("code, cls, builtin", [
