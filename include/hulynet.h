@@ -91,6 +91,20 @@ HULYNET_API const char *hulynet_version_string(void);
 #define HULYNET_EBIND (-7)      /* an address could not be bound (a port in use, say) */
 #define HULYNET_ECONNECT (-8)   /* a connection could not be set up */
 #define HULYNET_EINTERNAL (-9)  /* a defect of the library; please report it */
+#define HULYNET_EAGAIN (-10)    /* refused for now, retry later: too many requests in flight, a rate
+                                   limit, a coordinator restoring its state, a busy container */
+#define HULYNET_ELIMIT (-11)    /* a configured limit refuses it for good: the most clients, the
+                                   largest message, ... */
+
+/* How an error answered by the network becomes a status. A hulynet peer sends a code with every
+ * error (the "code" field of a responseError, docs/PROTOCOL.md); the status follows the code:
+ *   container_not_found, no_agent, agent_gone -> HULYNET_ENOTFOUND
+ *   retry_later -> HULYNET_EAGAIN           limit -> HULYNET_ELIMIT
+ *   timeout -> HULYNET_ETIMEOUT             anything else (a container's own error) -> HULYNET_EREMOTE
+ * A TypeScript peer sends text only. One rule reads it: the reference's exact messages
+ * "No suitable agents found for container <kind>" (no_agent), "Container <uuid> not found"
+ * (container_not_found) and "Agent <uuid> not found" (agent_gone), with <uuid> one word; any
+ * other text is a container's own error (HULYNET_EREMOTE), whatever it says. */
 
 /** A short static description of a status code ("unknown status" for others). */
 HULYNET_API const char *hulynet_strerror(int status);
@@ -352,6 +366,11 @@ HULYNET_API int hulynet_container_emit(hulynet_container *container, const char 
 HULYNET_API int hulynet_request_reply(hulynet_request *request, const char *json);
 /** Answers a request with an error message. Frees the request. */
 HULYNET_API int hulynet_request_fail(hulynet_request *request, const char *message);
+/** Answers a request with an error message and a status the caller receives: HULYNET_EREMOTE
+ *  (as hulynet_request_fail), HULYNET_EAGAIN (busy: retry later) or HULYNET_ELIMIT (a limit of
+ *  the container's). Another status is refused with HULYNET_EINVAL, and the request still fails
+ *  (HULYNET_EREMOTE) so that nobody waits for it. Frees the request. */
+HULYNET_API int hulynet_request_fail_status(hulynet_request *request, int status, const char *message);
 
 #ifdef __cplusplus
 }

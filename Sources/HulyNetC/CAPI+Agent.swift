@@ -157,12 +157,12 @@ final class CRequest: @unchecked Sendable {
         self.reply = reply
     }
 
-    func finish(_ result: Result<JSONValue, ContainerError>) {
+    func finish(_ result: Result<JSONValue, any Error>) {
         let reply = lock.withLock { () -> (@Sendable (Result<JSONValue, any Error>) -> Void)? in
             defer { self.reply = nil }
             return self.reply
         }
-        reply?(result.mapError { $0 })
+        reply?(result)
     }
 }
 
@@ -195,6 +195,31 @@ public func hulynet_request_fail(_ handle: OpaquePointer?, _ message: UnsafePoin
             throw error
         }
         Handles.take(handle, CRequest.self)?.finish(.failure(ContainerError(text ?? "request failed")))
+    }
+}
+
+@_cdecl("hulynet_request_fail_status")
+public func hulynet_request_fail_status(_ handle: OpaquePointer?, _ status: Int32, _ message: UnsafePointer<CChar>?) -> Int32 {
+    cCall {
+        _ = try Handles.get(handle, CRequest.self, "request")
+        let code: NetworkErrorCode?
+        switch status {
+        case HULYNET_EREMOTE: code = nil
+        case HULYNET_EAGAIN: code = .retryLater
+        case HULYNET_ELIMIT: code = .limit
+        default:
+            Handles.take(handle, CRequest.self)?.finish(.failure(ContainerError("request failed (with status \(status))")))
+            throw CFailure.invalid("status \(status) is none of HULYNET_EREMOTE, HULYNET_EAGAIN, HULYNET_ELIMIT")
+        }
+        let text: String?
+        do throws(CFailure) {
+            text = try optionalCString(message, "message")
+        } catch {
+            Handles.take(handle, CRequest.self)?.finish(.failure(RemoteError("request failed (its message was not UTF-8)", code: code)))
+            throw error
+        }
+        // The code travels in the error's JSON, so the caller's library decides by it, not by text.
+        Handles.take(handle, CRequest.self)?.finish(.failure(RemoteError(text ?? "request failed", code: code)))
     }
 }
 

@@ -31,6 +31,8 @@ private let statusTexts: [Int32: OwnedCString] = [
     HULYNET_EBIND: OwnedCString("cannot bind the address"),
     HULYNET_ECONNECT: OwnedCString("cannot connect"),
     HULYNET_EINTERNAL: OwnedCString("internal error"),
+    HULYNET_EAGAIN: OwnedCString("retry later"),
+    HULYNET_ELIMIT: OwnedCString("a limit is reached"),
 ]
 private let unknownStatus = OwnedCString("unknown status")
 private let emptyText = OwnedCString("")

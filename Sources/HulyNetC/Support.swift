@@ -31,13 +31,24 @@ struct CFailure: Error {
         switch error {
         case .bindFailed(let text): self.init(status: HULYNET_EBIND, message: "cannot bind \(text)")
         case .remote(let error):
-            // The network's own "not found" (by its code, or the reference's text), as opposed to
-            // a container's error that happens to say so.
-            let notFound = error.code == .containerNotFound || error.code == .noAgent
-            self.init(status: notFound ? HULYNET_ENOTFOUND : HULYNET_EREMOTE, message: error.message)
+            // By the error's code only (hulynet.h states the table; RemoteError(payload:) holds
+            // the one rule for a TypeScript peer's text): a container's error that happens to say
+            // "not found" stays HULYNET_EREMOTE.
+            self.init(status: CFailure.status(of: error.code), message: error.message)
         case .timeout(let text): self.init(status: HULYNET_ETIMEOUT, message: "timed out: \(text)")
         case .closed: self = .closed
         case .invalid(let text): self.init(status: HULYNET_EINVAL, message: text)
+        }
+    }
+
+    /// The status of a network error code (the table in hulynet.h).
+    static func status(of code: NetworkErrorCode?) -> Int32 {
+        switch code {
+        case .containerNotFound, .noAgent, .agentGone: HULYNET_ENOTFOUND
+        case .retryLater: HULYNET_EAGAIN
+        case .limit: HULYNET_ELIMIT
+        case .timeout: HULYNET_ETIMEOUT
+        case .invalid, .forbidden, nil: HULYNET_EREMOTE
         }
     }
 

@@ -200,6 +200,18 @@ static void echo_request(void *container_user, hulynet_request *request, const c
         hulynet_request_reply(request, answer);
     } else if (strcmp(operation, "fail") == 0) {
         hulynet_request_fail(request, "deliberate failure");
+    } else if (strcmp(operation, "busy") == 0) {
+        hulynet_request_fail_status(request, HULYNET_EAGAIN, "busy, retry later");
+    } else if (strcmp(operation, "too_big") == 0) {
+        hulynet_request_fail_status(request, HULYNET_ELIMIT, "over the container's limit");
+    } else if (strcmp(operation, "bad_status") == 0) {
+        int status = hulynet_request_fail_status(request, HULYNET_ETIMEOUT, "not a status a container gives");
+        pthread_mutex_lock(&kind->lock);
+        kind->reply_badjson_status = status;
+        pthread_mutex_unlock(&kind->lock);
+    } else if (strcmp(operation, "says_not_found") == 0) {
+        /* The reference's text for the network's own failure, from a container: still its own error. */
+        hulynet_request_fail(request, "Container abc not found");
     } else if (strcmp(operation, "later") == 0) {
         answer_later(kind, request, data_json, 0);
     } else if (strcmp(operation, "later_fail") == 0) {

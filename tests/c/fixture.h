@@ -47,6 +47,11 @@ int fx_int(pthread_mutex_t *lock, const int *field);
  *   echo       answers the data as is
  *   whoami     answers {"tag":..,"uuid":..,"client":..|null}
  *   fail       hulynet_request_fail(request, "deliberate failure")
+ *   busy       hulynet_request_fail_status(request, HULYNET_EAGAIN, "busy, retry later")
+ *   too_big    hulynet_request_fail_status(request, HULYNET_ELIMIT, "over the container's limit")
+ *   bad_status hulynet_request_fail_status with HULYNET_ETIMEOUT (refused; status kept in
+ *              reply_badjson_status)
+ *   says_not_found hulynet_request_fail(request, "Container abc not found")
  *   later      answers the data 20 ms later from a thread of its own
  *   later_fail fails with "late failure" 20 ms later from a thread of its own
  *   badjson    hulynet_request_reply(request, "{not json") (its status is kept in reply_badjson_status)

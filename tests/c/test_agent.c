@@ -385,11 +385,58 @@ done:
     echo_kind_destroy(&kind);
 }
 
+/* Errors by their code, not their text: a container's EAGAIN / ELIMIT reach the caller as such
+ * (through the coordinator, on a connection, asynchronously); a container's text that looks
+ * like the network's "not found" stays a container's error. */
+static void test_error_statuses(void) {
+    network net;
+    hulynet_reference *reference = NULL;
+    hulynet_connection *connection = NULL;
+    fx_async async;
+    char *out = NULL;
+    fx_async_init(&async);
+    if (!network_up(&net, "echo")) goto done;
+    CHECK_OK(hulynet_client_get(net.user, "echo", NULL, 3000, &reference));
+    if (reference == NULL) goto done;
+    CHECK_OK(hulynet_reference_connect(reference, 3000, &connection));
+    if (connection == NULL) goto done;
+
+    CHECK_STATUS(hulynet_reference_request(reference, "busy", NULL, 2000, &out), HULYNET_EAGAIN);
+    CHECK_STR_EQ(hulynet_last_error(), "busy, retry later");
+    CHECK_STATUS(hulynet_connection_request(connection, "busy", NULL, 2000, &out), HULYNET_EAGAIN);
+    CHECK_STATUS(hulynet_reference_request(reference, "too_big", NULL, 2000, &out), HULYNET_ELIMIT);
+    CHECK_STR_EQ(hulynet_last_error(), "over the container's limit");
+    CHECK_STATUS(hulynet_connection_request(connection, "too_big", NULL, 2000, &out), HULYNET_ELIMIT);
+    CHECK_STATUS(hulynet_reference_request(reference, "says_not_found", NULL, 2000, &out), HULYNET_EREMOTE);
+    CHECK_STR_EQ(hulynet_last_error(), "Container abc not found");
+    CHECK_STATUS(hulynet_connection_request(connection, "says_not_found", NULL, 2000, &out), HULYNET_EREMOTE);
+    CHECK_STATUS(hulynet_reference_request(reference, "fail", NULL, 2000, &out), HULYNET_EREMOTE);
+    /* A status a container may not give is refused, and the request still ends. */
+    CHECK_STATUS(hulynet_reference_request(reference, "bad_status", NULL, 2000, &out), HULYNET_EREMOTE);
+    CHECK_INT_EQ(fx_int(&net.kind.lock, &net.kind.reply_badjson_status), HULYNET_EINVAL);
+    CHECK_OK(hulynet_reference_request_async(reference, "busy", NULL, 2000, fx_result_fn, &async));
+    CHECK_EVENTUALLY(fx_async_calls(&async) == 1, 2000);
+    CHECK_INT_EQ(async.status, HULYNET_EAGAIN);
+    CHECK_STR_EQ(async.text, "busy, retry later");
+    /* The network's own not-found, by its code. */
+    CHECK_STATUS(hulynet_client_request(net.user, "no-such-container", "echo", NULL, 2000, &out), HULYNET_ENOTFOUND);
+    CHECK_STATUS(hulynet_request_fail_status(NULL, HULYNET_EAGAIN, "x"), HULYNET_EINVAL);
+    CHECK_STR_EQ(hulynet_strerror(HULYNET_EAGAIN), "retry later");
+    CHECK_STR_EQ(hulynet_strerror(HULYNET_ELIMIT), "a limit is reached");
+done:
+    hulynet_free(out);
+    hulynet_connection_destroy(connection);
+    hulynet_reference_destroy(reference);
+    network_down(&net);
+    fx_async_destroy(&async);
+}
+
 int main(void) {
     check_init("test_c_agent", 55);
     RUN_TEST(test_agent_create);
     RUN_TEST(test_requests);
     RUN_TEST(test_request_mode);
+    RUN_TEST(test_error_statuses);
     RUN_TEST(test_concurrent_requests);
     RUN_TEST(test_start_failure);
     RUN_TEST(test_terminate);

@@ -89,6 +89,10 @@ public:
         : std::runtime_error(message.empty() ? std::string(describe(code)) : message), code_(code) {}
     /** The C status, a negative HULYNET_E... code. */
     int code() const noexcept { return code_; }
+    /** HULYNET_EAGAIN: refused for now, the call may be made again later. */
+    bool retry_later() const noexcept { return code_ == HULYNET_EAGAIN; }
+    /** HULYNET_ELIMIT: a limit refuses it for good. */
+    bool limit_reached() const noexcept { return code_ == HULYNET_ELIMIT; }
     /** hulynet_strerror(code()): a short static description of the code ("not found"). */
     const char *name() const noexcept { return describe(code_); }
 
@@ -714,7 +718,8 @@ public:
     virtual ~Container() = default;
 
     /** Answers a request: return the result as JSON text, or throw (the caller then gets
-     *  hulynet::error HULYNET_EREMOTE with what() as its message). `client_id` is the caller's
+     *  hulynet::error HULYNET_EREMOTE with what() as its message; throw hulynet::error with
+     *  HULYNET_EAGAIN or HULYNET_ELIMIT to answer "retry later" or "a limit is reached"). `client_id` is the caller's
      *  id on a connection, empty for a request through the coordinator. */
     virtual std::string request(std::string_view operation, std::string_view data_json,
                                 std::string_view client_id) = 0;
@@ -809,6 +814,11 @@ struct container_access {
                 view(operation), data_json != nullptr ? view(data_json) : std::string_view("null"), view(client_id));
             // A reply that is not JSON ends the request as an error (the library says why).
             hulynet_request_reply(request, answer.c_str());
+        } catch (const error &failure) {
+            // hulynet::error(HULYNET_EAGAIN / HULYNET_ELIMIT, ...) reaches the caller as that status.
+            const int code = failure.code();
+            hulynet_request_fail_status(request, code == HULYNET_EAGAIN || code == HULYNET_ELIMIT ? code : HULYNET_EREMOTE,
+                                        failure.what());
         } catch (const std::exception &failure) {
             hulynet_request_fail(request, failure.what());
         } catch (...) {

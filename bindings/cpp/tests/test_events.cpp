@@ -27,6 +27,19 @@ TEST(connection_events_and_requests) {
     CHECK_EQ(connection.request("emit_to", quote(me)), std::string("{\"delivered\":1}"));
     CHECK(inbox.wait_for("\"to you\""));
     CHECK_THROWS_CODE(connection.request("fail", "3"), HULYNET_EREMOTE, "deliberate failure: 3");
+    // Errors by status, not text: a container's EAGAIN / ELIMIT reach the caller as such; its
+    // other errors (even one worded as the network's) are HULYNET_EREMOTE.
+    CHECK_THROWS_CODE(connection.request("busy"), HULYNET_EAGAIN, "busy, retry later");
+    CHECK_THROWS_CODE(ref.request("busy"), HULYNET_EAGAIN, "busy, retry later");
+    CHECK_THROWS_CODE(connection.request("too_big"), HULYNET_ELIMIT, "too much");
+    CHECK_THROWS_CODE(connection.request("says_not_found"), HULYNET_EREMOTE, "Container abc not found");
+    try {
+        (void)ref.request("busy");
+    } catch (const hulynet::error &failure) {
+        CHECK(failure.retry_later());
+        CHECK(!failure.limit_reached());
+        CHECK_EQ(std::string(failure.name()), std::string("retry later"));
+    }
 }
 
 TEST(emit_errors_reach_the_caller) {

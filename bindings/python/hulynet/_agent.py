@@ -115,11 +115,18 @@ def _error_text(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def _fail(request: Any, message: str) -> None:
+def _fail(request: Any, message: str, status: int = errors.EREMOTE) -> None:
     try:
-        lib.hulynet_request_fail(request, message.encode("utf-8", "replace"))
+        lib.hulynet_request_fail_status(request, status, message.encode("utf-8", "replace"))
     except BaseException:
-        log_callback_error("hulynet_request_fail")
+        log_callback_error("hulynet_request_fail_status")
+
+
+def _fail_with(request: Any, error: BaseException) -> None:
+    """A raised RetryLater / LimitReached reaches the caller as that status; anything else as the
+    container's own error (RemoteError) with its text."""
+    status = error.code if isinstance(error, (errors.RetryLater, errors.LimitReached)) else errors.EREMOTE
+    _fail(request, _error_text(error), status)
 
 
 def _reply(request: Any, value: JSON) -> None:
@@ -141,7 +148,7 @@ def _answer_from_future(request: Any, future: "concurrent.futures.Future") -> No
             return
         error = future.exception()
         if error is not None:
-            _fail(request, _error_text(error))
+            _fail_with(request, error)
         else:
             _reply(request, future.result())
 
@@ -159,7 +166,7 @@ def _request(container_user: Optional[int], request: Any, operation: Optional[by
                                           client_id.decode("utf-8", "replace") if client_id is not None else None)
             except BaseException as error:
                 logger.debug("container %s: request %r raised %r", instance.uuid, operation, error)
-                _fail(request, _error_text(error))
+                _fail_with(request, error)
                 return
             if isinstance(result, concurrent.futures.Future):
                 result.add_done_callback(lambda done: _answer_from_future(request, done))

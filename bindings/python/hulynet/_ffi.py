@@ -222,6 +222,7 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_container_emit", [ContainerP, c_char_p, c_char_p, POINTER(c_int)], c_int, _check_status),
     ("hulynet_request_reply", [RequestP, c_char_p], c_int, _check_status),
     ("hulynet_request_fail", [RequestP, c_char_p], c_int, _check_status),
+    ("hulynet_request_fail_status", [RequestP, c_int, c_char_p], c_int, _check_status),
 ]
 
 

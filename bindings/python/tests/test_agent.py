@@ -392,3 +392,34 @@ def test_blocking_callbacks_do_not_stall_the_library(make_client, make_agent):
         for caller in callers:
             caller.join(timeout=5)
     hulynet.set_callback_threads(0)
+
+
+class Refusing(hulynet.Container):
+    """Answers with the error its operation names."""
+
+    kind = "refusing"
+
+    def request(self, operation, data, client_id):
+        if operation == "busy":
+            raise hulynet.RetryLater(message="busy, retry later")
+        if operation == "limit":
+            raise hulynet.LimitReached(message="too much")
+        raise ValueError("Container abc not found")  # the network's words, a container's error
+
+
+def test_errors_by_status_not_text(make_client, make_agent):
+    host, user = make_client(), make_client()
+    agent = make_agent([Refusing])
+    host.serve_agent(agent)
+    with user.get("refusing") as reference, reference.connect() as connection:
+        for target in (reference, connection):
+            with pytest.raises(hulynet.RetryLater) as caught:
+                target.request("busy")
+            assert caught.value.message == "busy, retry later"
+            with pytest.raises(hulynet.LimitReached):
+                target.request("limit")
+            with pytest.raises(hulynet.RemoteError) as caught:
+                target.request("other")
+            assert caught.value.message == "Container abc not found"
+    with pytest.raises(hulynet.NotFound):
+        user.request("no-such-container", "x")

@@ -90,6 +90,8 @@ def test_callback_threads():
     (-7, hulynet.BindError, OSError),
     (-8, hulynet.ConnectError, ConnectionError),
     (-9, hulynet.InternalError, Exception),
+    (-10, hulynet.RetryLater, Exception),
+    (-11, hulynet.LimitReached, Exception),
 ])
 def test_error_classes(code, cls, builtin):
     error = errors.error_for(code, "detail")
