@@ -10,6 +10,8 @@ import Glibc
 
 // MARK: - Version, errors, memory
 
+// From hulynet.h's macros, the library's own copy; scripts/check-version.sh and the CMake build
+// check them against VERSION.
 private let versionString = OwnedCString("\(HULYNET_VERSION_MAJOR).\(HULYNET_VERSION_MINOR).\(HULYNET_VERSION_PATCH)")
 
 @_cdecl("hulynet_version_number")

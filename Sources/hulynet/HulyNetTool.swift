@@ -14,6 +14,7 @@ struct HulyNetTool: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hulynet",
         abstract: "The Huly virtual network: a coordinator, agents and clients over ZeroMQ.",
+        version: hulynetVersion,
         subcommands: [Server.self, AgentCommand.self, Agents.self, Containers.self, Request.self, CallCommand.self, Demo.self,
                       Bench.self, RawBroker.self, BenchLoad.self]
     )

@@ -116,4 +116,17 @@ class PlatformWheel(bdist_wheel):
         metadata.write_text(headers + ("\n" + body if blank else ""), encoding="utf-8")
 
 
+def check_version() -> None:
+    """The package's __version__ must be the checkout's VERSION (the one source) when built from it."""
+    source = CHECKOUT / "VERSION"
+    if not source.is_file():
+        return  # an sdist or a copy outside the checkout: __version__ stands alone
+    wanted = source.read_text().strip()
+    found = re.search(r'^__version__ = "([^"]+)"', (HERE / "hulynet" / "__init__.py").read_text(), re.M)
+    if found is None or found.group(1) != wanted:
+        raise SystemExit(f"hulynet wheel: hulynet/__init__.py's __version__ is "
+                         f"{found.group(1) if found else 'missing'}, VERSION says {wanted}")
+
+
+check_version()
 setup(distclass=PlatformDistribution, cmdclass={"build_py": BuildPyWithLibrary, "bdist_wheel": PlatformWheel})

@@ -20,6 +20,7 @@ BUNDLED = bool(os.environ.get("HULYNET_TEST_BUNDLED"))
 
 def test_version():
     assert re.fullmatch(r"\d+\.\d+\.\d+", hulynet.library_version())
+    assert hulynet.__version__ == hulynet.library_version()  # the binding is the library's version
     major, minor, patch = map(int, hulynet.library_version().split("."))
     assert _ffi.lib.hulynet_version_number() == major * 10000 + minor * 100 + patch
     if not BUNDLED:
