@@ -71,14 +71,36 @@ final class AgentEndpointServer: RPCServerDelegate {
             case nil: uuids = []
             }
             var connected = 0
+            var deferred: [(DeferredConnectContainer, EventSink)] = []
             for case .string(let uuid) in uuids {
                 guard let container = agent.container(uuid) else { continue }
                 let sink = eventSink(client: client, container: uuid)
-                container.connect(client: client, events: sink)
+                if let slow = container as? DeferredConnectContainer {
+                    deferred.append((slow, sink))
+                } else {
+                    container.connect(client: client, events: sink)
+                }
                 connections[client, default: []].insert(uuid)
                 connected += 1
             }
-            rpc.reply(request.token, .number(Double(connected)))
+            guard !deferred.isEmpty else {
+                rpc.reply(request.token, .number(Double(connected)))
+                return
+            }
+            // The answer waits until every container has taken the connection in, off this thread.
+            let reply = replier(rpc, request.token, loop: loop)
+            let answer = JSONValue.number(Double(connected))
+            let left = Box(deferred.count)
+            let lock = Lock()
+            for (container, sink) in deferred {
+                container.connect(client: client, events: sink) {
+                    let last = lock.withLock { () -> Bool in
+                        left.value -= 1
+                        return left.value == 0
+                    }
+                    if last { reply(.success(answer)) }
+                }
+            }
         case Method.disconnect:
             guard let uuid = params.member("uuid")?.stringValue, let container = agent.container(uuid) else {
                 rpc.fail(request.token, RemoteError("Container \(params.member("uuid")?.stringValue ?? "?") not found", code: .containerNotFound))

@@ -21,6 +21,8 @@ struct CKind: @unchecked Sendable {
     let connect: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Void)?
     let disconnect: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Void)?
     let terminate: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?
+    /// kind_user's destroy notification (0.2).
+    let destroy: hulynet_destroy_fn?
     /// HULYNET_REQUESTS_INLINE: request callbacks run on the I/O thread that received them.
     let runsInline = RequestMode()
 }
@@ -34,7 +36,7 @@ final class RequestMode: Sendable {
 
 /// A container whose behaviour is a C kind's callbacks. Its handle (`hulynet_container *`) lives
 /// from before `start` until `terminate` has returned.
-final class CContainer: CallbackContainer, @unchecked Sendable {
+final class CContainer: CallbackContainer, DeferredConnectContainer, @unchecked Sendable {
     let kind: CKind
     let uuid: ContainerUUID
     let uuidText: OwnedCString
@@ -43,6 +45,9 @@ final class CContainer: CallbackContainer, @unchecked Sendable {
     private var sinks: [ClientUUID: EventSink] = [:]
     private var terminated = false
     private(set) var handle: OpaquePointer?
+    /// While `start` runs: the message hulynet_container_start_error gave, if any.
+    private var starting = true
+    private var startMessage: String?
 
     init(kind: CKind, uuid: ContainerUUID, user: UnsafeMutableRawPointer? = nil) {
         self.kind = kind
@@ -58,6 +63,18 @@ final class CContainer: CallbackContainer, @unchecked Sendable {
     }
 
     func setUser(_ user: UnsafeMutableRawPointer?) { lock.withLock { self.user = user } }
+
+    /// Records start's error message; false once start has returned.
+    func setStartError(_ message: String) -> Bool {
+        lock.withLock {
+            guard starting else { return false }
+            startMessage = message
+            return true
+        }
+    }
+
+    var startError: String? { lock.withLock { startMessage } }
+    func startFinished() { lock.withLock { starting = false } }
     private var currentUser: UnsafeMutableRawPointer? { lock.withLock { user } }
 
     /// Connect, disconnect and terminate callbacks, in order, one at a time, on the pool.
@@ -100,10 +117,19 @@ final class CContainer: CallbackContainer, @unchecked Sendable {
     }
 
     func connect(client: ClientUUID, events: EventSink) {
-        // The sink is there at once (emit reaches the client from now on); the callback follows.
+        connect(client: client, events: events) {}
+    }
+
+    /// The sink is there at once (emit reaches the client from now on); the callback follows on
+    /// the container's lane, and the client's connect is answered after it (`done`).
+    func connect(client: ClientUUID, events: EventSink, done: @escaping @Sendable () -> Void) {
         lock.withLock { sinks[client] = events }
-        guard let fn = kind.connect else { return }
+        guard let fn = kind.connect else {
+            done()
+            return
+        }
         lane.submit { [self] in
+            defer { done() }
             guard !isTerminated else { return }
             let user = currentUser
             client.withCString { id in CallbackThread.run { fn(user, id) } }
@@ -228,6 +254,17 @@ public func hulynet_container_uuid(_ handle: OpaquePointer?) -> UnsafePointer<CC
     (try? Handles.get(handle, CContainer.self, "container"))?.uuidText.constPointer
 }
 
+@_cdecl("hulynet_container_start_error")
+public func hulynet_container_start_error(_ handle: OpaquePointer?, _ message: UnsafePointer<CChar>?) -> Int32 {
+    cCall {
+        let container = try Handles.get(handle, CContainer.self, "container")
+        let text = try cString(message, "message")
+        guard container.setStartError(text) else {
+            throw CFailure.invalid("hulynet_container_start_error outside the container's start")
+        }
+    }
+}
+
 @_cdecl("hulynet_container_emit")
 public func hulynet_container_emit(_ handle: OpaquePointer?, _ clientId: UnsafePointer<CChar>?, _ json: UnsafePointer<CChar>?,
                                    _ delivered: UnsafeMutablePointer<Int32>?) -> Int32 {
@@ -280,6 +317,37 @@ final class CAgent: @unchecked Sendable {
     var client: CClient? { lock.withLock { servedBy } }
 }
 
+/// Entry `index` of a C kind table, in the 0.2 layout whichever the caller used: the table's
+/// stride is its entries' size (the first entry's `size`, or the 0.1 layout's seven pointers).
+func cKindEntry(_ table: UnsafePointer<hulynet_container_kind>, _ index: Int) throws(CFailure) -> hulynet_container_kind {
+    let base = UnsafeRawPointer(table)
+    let known = MemoryLayout<hulynet_container_kind>.size
+    let first = try StructLayout.of(base, known: known, "kinds[0]")
+    var entry = hulynet_container_kind()
+    switch first {
+    case .v0_1:
+        // kind, kind_user, start, request, connect, disconnect, terminate: seven pointers.
+        let stride = 7 * MemoryLayout<UnsafeRawPointer>.size
+        let raw = base + index * stride
+        // The same fields one word later in the 0.2 layout (after `size`).
+        withUnsafeMutableBytes(of: &entry) { bytes in
+            UnsafeMutableRawBufferPointer(rebasing: bytes[8..<(8 + stride)])
+                .copyMemory(from: UnsafeRawBufferPointer(start: raw, count: stride))
+        }
+    case .sized(let size):
+        let raw = base + index * size
+        if index > 0 {
+            guard case .sized(size) = try StructLayout.of(raw, known: known, "kinds[\(index)]") else {
+                throw .invalid("kinds[\(index)].size differs from kinds[0].size")
+            }
+        }
+        withUnsafeMutableBytes(of: &entry) { bytes in
+            bytes.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: min(size, known)))
+        }
+    }
+    return entry
+}
+
 @_cdecl("hulynet_agent_create")
 public func hulynet_agent_create(_ uuid: UnsafePointer<CChar>?, _ table: UnsafePointer<hulynet_container_kind>?, _ count: Int,
                                  _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
@@ -292,14 +360,19 @@ public func hulynet_agent_create(_ uuid: UnsafePointer<CChar>?, _ table: UnsafeP
         guard count == 0 || table != nil else { throw CFailure.invalid("kinds is NULL") }
         var kinds: [String: CKind] = [:]
         for index in 0..<count {
-            let entry = table![index]
+            let entry = try cKindEntry(table!, index)
+            if entry.size == 0, entry.kind == nil {
+                // Most likely a 0.2 struct filled without its INIT macro, read in the 0.1 layout.
+                throw CFailure.invalid("kinds[\(index)].kind is NULL (initialise hulynet_container_kind with HULYNET_CONTAINER_KIND_INIT)")
+            }
             let name = try cString(entry.kind, "kinds[\(index)].kind")
             guard !name.isEmpty else { throw CFailure.invalid("kinds[\(index)].kind is empty") }
             guard kinds[name] == nil else { throw CFailure.invalid("kind \(name) appears twice") }
             guard let start = entry.start else { throw CFailure.invalid("kinds[\(index)].start is NULL") }
             guard let request = entry.request else { throw CFailure.invalid("kinds[\(index)].request is NULL") }
             kinds[name] = CKind(name: name, kindUser: entry.kind_user, start: start, request: request,
-                                connect: entry.connect, disconnect: entry.disconnect, terminate: entry.terminate)
+                                connect: entry.connect, disconnect: entry.disconnect, terminate: entry.terminate,
+                                destroy: entry.kind_user_destroy)
         }
         var factories: [ContainerKind: ContainerFactory] = [:]
         for (name, kind) in kinds {
@@ -323,8 +396,13 @@ public func hulynet_agent_create(_ uuid: UnsafePointer<CChar>?, _ table: UnsafeP
                 }
                 guard status == HULYNET_OK else {
                     _ = Handles.take(handle, CContainer.self)
-                    throw ContainerError("container kind \(name) failed to start \(uuid): status \(status)")
+                    // The kind's own message (hulynet_container_start_error) and, for EAGAIN and
+                    // ELIMIT, the code the client's get then receives.
+                    let message = container.startError ?? "container kind \(name) failed to start \(uuid): status \(status)"
+                    let code: NetworkErrorCode? = status == HULYNET_EAGAIN ? .retryLater : status == HULYNET_ELIMIT ? .limit : nil
+                    throw RemoteError(message, code: code)
                 }
+                container.startFinished()
                 container.setUser(user.raw)
                 return StartedContainer(uuid: uuid, container: container)
             }
@@ -349,6 +427,7 @@ public func hulynet_agent_add_stateless(_ handle: OpaquePointer?, _ uuid: Unsafe
             throw CFailure(status: HULYNET_ENOTFOUND, message: "the agent has no container kind \(kindName)")
         }
         let container = CContainer(kind: kind, uuid: uuid, user: user)
+        container.startFinished() // it has no start
         _ = container.register()
         agent.addStateless(container)
         agent.agent.addStatelessContainer(uuid: uuid, kind: kindName, container: container)
@@ -427,6 +506,13 @@ public func hulynet_agent_destroy(_ handle: OpaquePointer?) {
     let body: @Sendable () async -> Void = {
         if let network { try? await network.unregister(agent.agent, timeoutMs: 2000) }
         await agent.agent.terminateAll()
+        // Every container has terminated: no callback of the kinds runs any more.
+        for kind in agent.kinds.values {
+            if let destroy = kind.destroy {
+                let user = UserPointer(raw: kind.kindUser)
+                CallbackThread.run { destroy(user.raw) }
+            }
+        }
     }
     if CallbackThread.isInside {
         Task { await body() }

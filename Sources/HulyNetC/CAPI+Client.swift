@@ -241,11 +241,18 @@ public func hulynet_client_request_async(_ handle: OpaquePointer?, _ uuid: Unsaf
 @_cdecl("hulynet_client_add_listener")
 public func hulynet_client_add_listener(_ handle: OpaquePointer?, _ fn: hulynet_event_fn?, _ user: UnsafeMutableRawPointer?,
                                         _ subscription: UnsafeMutablePointer<UInt64>?) -> Int32 {
+    hulynet_client_add_listener_v2(handle, fn, user, nil, subscription)
+}
+
+@_cdecl("hulynet_client_add_listener_v2")
+public func hulynet_client_add_listener_v2(_ handle: OpaquePointer?, _ fn: hulynet_event_fn?, _ user: UnsafeMutableRawPointer?,
+                                           _ destroy: hulynet_destroy_fn?,
+                                           _ subscription: UnsafeMutablePointer<UInt64>?) -> Int32 {
     cCall {
         let client = try liveClient(handle)
         guard let fn else { throw CFailure.invalid("fn is NULL") }
         guard let subscription else { throw CFailure.invalid("subscription is NULL") }
-        let slot = CallbackSlot(EventHandler(fn: fn, user: UserPointer(raw: user)))
+        let slot = CallbackSlot(EventHandler(fn: fn, user: UserPointer(raw: user), destroy: destroy))
         let lane = client.listenerLane
         let token = client.client.onUpdate { event in
             let text = event.json.serializedString()
@@ -359,9 +366,15 @@ public func hulynet_reference_endpoint(_ handle: OpaquePointer?) -> UnsafePointe
 @_cdecl("hulynet_reference_set_moved_handler")
 public func hulynet_reference_set_moved_handler(_ handle: OpaquePointer?, _ fn: hulynet_moved_fn?,
                                                 _ user: UnsafeMutableRawPointer?) -> Int32 {
+    hulynet_reference_set_moved_handler_v2(handle, fn, user, nil)
+}
+
+@_cdecl("hulynet_reference_set_moved_handler_v2")
+public func hulynet_reference_set_moved_handler_v2(_ handle: OpaquePointer?, _ fn: hulynet_moved_fn?,
+                                                   _ user: UnsafeMutableRawPointer?, _ destroy: hulynet_destroy_fn?) -> Int32 {
     cCall {
         let reference = try liveReference(handle)
-        reference.setMoved(fn.map { MovedHandler(fn: $0, user: UserPointer(raw: user)) })
+        reference.setMoved(fn.map { MovedHandler(fn: $0, user: UserPointer(raw: user), destroy: destroy) })
     }
 }
 
@@ -430,7 +443,9 @@ final class CConnection: @unchecked Sendable {
     let client: CClient
     /// The C event handler's calls, in order, on the callback threads.
     let events = CallbackSlot<EventHandler>()
-    private let lane = CallbackLane()
+    /// The event function's calls, and after them the answers to requests on this connection:
+    /// an event sent before an answer is handed over before it.
+    let lane = CallbackLane()
     private let lock = Lock()
     private var installed = false
 
@@ -473,9 +488,15 @@ func liveConnection(_ handle: OpaquePointer?) throws(CFailure) -> CConnection {
 @_cdecl("hulynet_connection_set_event_handler")
 public func hulynet_connection_set_event_handler(_ handle: OpaquePointer?, _ fn: hulynet_event_fn?,
                                                  _ user: UnsafeMutableRawPointer?) -> Int32 {
+    hulynet_connection_set_event_handler_v2(handle, fn, user, nil)
+}
+
+@_cdecl("hulynet_connection_set_event_handler_v2")
+public func hulynet_connection_set_event_handler_v2(_ handle: OpaquePointer?, _ fn: hulynet_event_fn?,
+                                                    _ user: UnsafeMutableRawPointer?, _ destroy: hulynet_destroy_fn?) -> Int32 {
     cCall {
         let connection = try liveConnection(handle)
-        connection.setHandler(fn.map { EventHandler(fn: $0, user: UserPointer(raw: user)) })
+        connection.setHandler(fn.map { EventHandler(fn: $0, user: UserPointer(raw: user), destroy: destroy) })
     }
 }
 
@@ -489,8 +510,10 @@ public func hulynet_connection_request(_ handle: OpaquePointer?, _ operation: Un
         let data = try cJSON(dataJSON, "data_json")
         guard out != nil else { throw CFailure.invalid("json_out is NULL") }
         let ms = try timeout(timeoutMs, default: connection.client.requestMs)
+        // After the events that came before the answer have been handed to the event function.
+        let lane = connection.lane
         let answer = try blockingCompletion { done in
-            connection.connection.request(operation, data, timeoutMs: ms, completion: done)
+            connection.connection.request(operation, data, timeoutMs: ms) { result in lane.afterPending { done(result) } }
         }
         try setOut(out, answer)
     }
@@ -506,7 +529,8 @@ public func hulynet_connection_request_async(_ handle: OpaquePointer?, _ operati
         let data = try cJSON(dataJSON, "data_json")
         let completion = try resultCompletion(done, user)
         let ms = try timeout(timeoutMs, default: connection.client.requestMs)
-        connection.connection.request(operation, data, timeoutMs: ms, completion: completion)
+        let lane = connection.lane
+        connection.connection.request(operation, data, timeoutMs: ms) { result in lane.afterPending { completion(result) } }
     }
 }
 
@@ -517,20 +541,24 @@ public func hulynet_connection_destroy(_ handle: OpaquePointer?) {
 
 // MARK: - C handlers
 
-/// A C event function with its user pointer.
-struct EventHandler: @unchecked Sendable {
+/// A C event function with its user pointer and destroy notification.
+struct EventHandler: CHandler, @unchecked Sendable {
     let fn: hulynet_event_fn
     let user: UserPointer
+    var destroy: hulynet_destroy_fn? = nil
     func call(_ text: String) { text.withCString { pointer in CallbackThread.run { fn(user.raw, pointer) } } }
+    func destroyed() { if let destroy { CallbackThread.run { destroy(user.raw) } } }
 }
 
-/// A C moved function with its user pointer.
-struct MovedHandler: @unchecked Sendable {
+/// A C moved function with its user pointer and destroy notification.
+struct MovedHandler: CHandler, @unchecked Sendable {
     let fn: hulynet_moved_fn
     let user: UserPointer
+    var destroy: hulynet_destroy_fn? = nil
     func call(_ uuid: String, _ endpoint: String) {
         uuid.withCString { uuidText in
             endpoint.withCString { endpointText in CallbackThread.run { fn(user.raw, uuidText, endpointText) } }
         }
     }
+    func destroyed() { if let destroy { CallbackThread.run { destroy(user.raw) } } }
 }

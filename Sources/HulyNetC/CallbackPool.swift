@@ -180,6 +180,19 @@ final class CallbackLane: @unchecked Sendable {
         if schedule { CallbackPool.shared.submit { self.drain() } }
     }
 
+    /// Runs `job` after the jobs queued now: at once, on this thread, when none is queued or
+    /// running (it must be short: the answer to a blocking call, say), else queued behind them.
+    func afterPending(_ job: @escaping () -> Void) {
+        let now = lock.withLock { () -> Bool in
+            if scheduled {
+                pending.push(job)
+                return false
+            }
+            return true
+        }
+        if now { job() }
+    }
+
     /// Runs a bounded batch, then gives the thread back so that one busy lane cannot hold it.
     private func drain() {
         for _ in 0..<64 {
@@ -197,12 +210,21 @@ final class CallbackLane: @unchecked Sendable {
     }
 }
 
-/// A replaceable C handler (an event, moved or listener function). Once `set` returns, the
-/// previous handler is not called again.
-final class CallbackSlot<Handler>: @unchecked Sendable {
+/// A C handler that may carry a destroy notification for its user pointer.
+protocol CHandler {
+    /// Calls the destroy notification, if any (once: the slot retires each handler once).
+    func destroyed()
+}
+
+/// A replaceable C handler (an event, moved, listener or log function). Once `set` returns, the
+/// previous handler is not called again; its destroy notification comes once no call of the
+/// slot is in progress.
+final class CallbackSlot<Handler: CHandler>: @unchecked Sendable {
     private let monitor = Monitor()
     private var handler: Handler?
     private var inProgress = 0
+    /// Replaced handlers whose destroy notification waits for the calls in progress.
+    private var retired: [Handler] = []
 
     init(_ handler: Handler? = nil) { self.handler = handler }
 
@@ -217,10 +239,14 @@ final class CallbackSlot<Handler>: @unchecked Sendable {
         }
         guard let current else { return }
         body(current)
-        monitor.withLock {
+        let done = monitor.withLock { () -> [Handler] in
             inProgress -= 1
-            if inProgress == 0 { monitor.broadcast() }
+            guard inProgress == 0 else { return [] }
+            monitor.broadcast()
+            defer { retired.removeAll() }
+            return retired
         }
+        for old in done { old.destroyed() }
     }
 
     /// Replaces the handler. Outside a callback it also waits for calls in progress to return
@@ -228,10 +254,15 @@ final class CallbackSlot<Handler>: @unchecked Sendable {
     /// removing each other would wait for each other forever.
     func set(_ new: Handler?) {
         let mayWait = !CallbackThread.isInside
-        monitor.withLock {
+        let done = monitor.withLock { () -> [Handler] in
+            if let old = handler { retired.append(old) }
             handler = new
             while mayWait, inProgress > 0 { monitor.wait() }
+            guard inProgress == 0 else { return [] }
+            defer { retired.removeAll() }
+            return retired
         }
+        for old in done { old.destroyed() }
     }
 
     /// Queues a call on `lane` for something that arrived now: dropped if no handler is set now,

@@ -181,6 +181,15 @@ enum Handles {
         return typed
     }
 
+    /// How many handles are live (hulynet_shutdown refuses to run while any is).
+    static var count: Int { lock.withLock { live.count } }
+
+    /// The kinds of the live handles, for a message ("CClient, CReference").
+    static var liveKinds: String {
+        let names = lock.withLock { live.values.map { String(describing: type(of: $0)) } }
+        return Set(names).sorted().joined(separator: ", ")
+    }
+
     /// Removes the handle and returns its object (nil when it was not a live handle of that type).
     static func take<T: AnyObject>(_ handle: OpaquePointer?, _ type: T.Type) -> T? {
         guard let handle else { return nil }

@@ -4,7 +4,7 @@ The wheel build copies a built libhulynet, stripped, into the package under its 
 (hulynet/libhulynet.so.0), where hulynet/_ffi.py looks first. The library is
 
 - the file named by HULYNET_BUILD_LIBRARY when set (SwiftPM's .build/release/libHulyNetC.so, or a
-  CMake build's lib/libhulynet.so.0.1.0), else
+  CMake build's lib/libhulynet.so.0.2.0), else
 - built here: `swift build -c release --product HulyNetC` in the hulynet checkout around this
   directory (so the Swift toolchain is needed at build time, never at run time).
 
@@ -46,7 +46,7 @@ def built_library() -> pathlib.Path:
         return path
     if not (CHECKOUT / "Package.swift").is_file():
         raise SystemExit(f"hulynet wheel: no hulynet checkout around {HERE} to build libhulynet in; set "
-                         f"{ENV_BUILD_LIBRARY} to a built library (libHulyNetC.so or libhulynet.so.0.1.0)")
+                         f"{ENV_BUILD_LIBRARY} to a built library (libHulyNetC.so or libhulynet.so.0.2.0)")
     swift = shutil.which("swift")
     if not swift:
         raise SystemExit(f"hulynet wheel: building libhulynet needs the Swift toolchain on PATH; or set "

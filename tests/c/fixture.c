@@ -11,6 +11,7 @@
 hulynet_timeouts fx_timeouts(void) {
     hulynet_timeouts timeouts;
     memset(&timeouts, 0, sizeof timeouts);
+    timeouts.size = HULYNET_STRUCT_SIZE(hulynet_timeouts);
     timeouts.alive_ms = 1000;
     timeouts.unused_container_ms = 300;
     timeouts.ping_interval_ms = 200;
@@ -292,6 +293,7 @@ static void echo_terminate(void *container_user) {
 hulynet_container_kind echo_table(const char *name, echo_kind *kind) {
     hulynet_container_kind entry;
     memset(&entry, 0, sizeof entry);
+    entry.size = HULYNET_STRUCT_SIZE(hulynet_container_kind);
     entry.kind = name;
     entry.kind_user = kind;
     entry.start = echo_start;

@@ -117,6 +117,7 @@ static void test_slow_callbacks(void) {
 
     if (!fx_network_up(&net, "cb", "echo", 1)) goto done;
     memset(&table, 0, sizeof table);
+    table.size = HULYNET_STRUCT_SIZE(hulynet_container_kind);
     table.kind = "slow";
     table.kind_user = &slow;
     table.start = slow_start;

@@ -113,9 +113,11 @@ struct Timeouts {
     std::chrono::milliseconds unused_container{0}; // an unreferenced container stops; 5 s
     std::chrono::milliseconds ping_interval{0};    // how often clients ping; 1 s
     std::chrono::milliseconds request{0};          // the longest any request waits; 30 s
+    std::chrono::milliseconds tick{0};             // how often timers are checked; 100 ms
 
     hulynet_timeouts to_c() const noexcept {
-        hulynet_timeouts out{};
+        hulynet_timeouts out = HULYNET_TIMEOUTS_INIT;
+        out.tick_ms = tick.count();
         out.alive_ms = alive.count();
         out.unused_container_ms = unused_container.count();
         out.ping_interval_ms = ping_interval.count();
@@ -887,7 +889,7 @@ public:
             if (!kind.factory) throw error(HULYNET_EINVAL, "kind " + kind.name + " has no factory");
             const std::uint64_t id = factories.add(std::make_shared<ContainerFactory>(std::move(kind.factory)));
             agent.kinds_.push_back(id);
-            hulynet_container_kind entry{};
+            hulynet_container_kind entry = HULYNET_CONTAINER_KIND_INIT;
             entry.kind = kind.name.c_str();
             entry.kind_user = detail::id_user(id);
             entry.start = &detail::container_access::start;
@@ -951,8 +953,8 @@ public:
      *  once; such a handler must return quickly, since the client's other traffic waits meanwhile. */
     void set_inline_requests(std::string_view kind, bool inline_requests = true) {
         detail::check(hulynet_agent_set_request_mode(live(), detail::text(kind, "kind").c_str(),
-                                                     inline_requests ? HULYNET_REQUESTS_INLINE
-                                                                     : HULYNET_REQUESTS_ON_CALLBACK_THREAD));
+                                                     inline_requests ? HULYNET_EXPERIMENTAL_REQUESTS_INLINE
+                                                                     : HULYNET_EXPERIMENTAL_REQUESTS_ON_CALLBACK_THREAD));
     }
 
     /** Stops the agent's containers (their C++ objects are destroyed), unregisters it, frees it

@@ -29,7 +29,7 @@ from ._agent import Agent, Container
 from ._logging import (LOG_CRITICAL, LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NOTICE, LOG_TRACE, LOG_WARNING,
                        log_to_logging, set_log_handler)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Server", "ServerStats", "Timeouts", "Client", "Subscription", "Reference", "Connection", "Agent", "Container",

@@ -238,6 +238,7 @@ class Agent(Resource):
         self._kind_keys = [_ffi.registry.add(cls) for cls in classes]
         table = (_ffi.ContainerKindC * max(1, len(classes)))()
         for entry, name, key in zip(table, names, self._kind_keys):
+            entry.size = _ffi.struct_size(_ffi.ContainerKindC)
             entry.kind = name
             entry.kind_user = key
             entry.start = _start_callback

@@ -15,7 +15,7 @@ import json
 import math
 import os
 import threading
-from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_int, c_int64, c_size_t, c_uint, c_uint64, c_void_p
+from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_int, c_int64, c_size_t, c_uint, c_uint64, c_void_p, sizeof
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import errors
@@ -109,9 +109,17 @@ ContainerP = POINTER(_container)
 RequestP = POINTER(_request)
 
 
+# hulynet.h's HULYNET_STRUCT_SIZE: an option struct's first field, its size with a tag.
+SIZE_TAG = 0x484E << 48
+
+
+def struct_size(cls) -> int:
+    return SIZE_TAG | sizeof(cls)
+
+
 class TimeoutsC(Structure):
-    _fields_ = [("alive_ms", c_int64), ("unused_container_ms", c_int64), ("ping_interval_ms", c_int64),
-                ("request_ms", c_int64)]
+    _fields_ = [("size", c_uint64), ("alive_ms", c_int64), ("unused_container_ms", c_int64),
+                ("ping_interval_ms", c_int64), ("request_ms", c_int64), ("tick_ms", c_int64)]
 
 
 class ServerStatsC(Structure):
@@ -132,11 +140,13 @@ REQUEST_FN = CFUNCTYPE(None, c_void_p, RequestP, c_char_p, c_char_p, c_char_p)
 CLIENT_FN = CFUNCTYPE(None, c_void_p, c_char_p)
 MOVED_FN = CFUNCTYPE(None, c_void_p, c_char_p, c_char_p)
 TERMINATE_FN = CFUNCTYPE(None, c_void_p)
+DESTROY_FN = CFUNCTYPE(None, c_void_p)
 
 
 class ContainerKindC(Structure):
-    _fields_ = [("kind", c_char_p), ("kind_user", c_void_p), ("start", START_FN), ("request", REQUEST_FN),
-                ("connect", CLIENT_FN), ("disconnect", CLIENT_FN), ("terminate", TERMINATE_FN)]
+    _fields_ = [("size", c_uint64), ("kind", c_char_p), ("kind_user", c_void_p), ("start", START_FN),
+                ("request", REQUEST_FN), ("connect", CLIENT_FN), ("disconnect", CLIENT_FN),
+                ("terminate", TERMINATE_FN), ("kind_user_destroy", DESTROY_FN)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,6 +179,8 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_last_error", [], c_char_p),
     ("hulynet_free", [c_void_p], None),
     ("hulynet_set_log_handler", [LOG_FN, c_void_p, c_int], c_int, _check_status),
+    ("hulynet_set_log_handler_v2", [LOG_FN, c_void_p, DESTROY_FN, c_int], c_int, _check_status),
+    ("hulynet_shutdown", [c_int64], c_int, _check_status),
     ("hulynet_set_callback_threads", [c_int], c_int, _check_status),
     ("hulynet_callback_threads", [], c_int),
 
@@ -190,12 +202,14 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_client_request_async", [ClientP, c_char_p, c_char_p, c_char_p, c_int64, RESULT_FN, c_void_p], c_int,
      _check_status),
     ("hulynet_client_add_listener", [ClientP, EVENT_FN, c_void_p, POINTER(c_uint64)], c_int, _check_status),
+    ("hulynet_client_add_listener_v2", [ClientP, EVENT_FN, c_void_p, DESTROY_FN, POINTER(c_uint64)], c_int, _check_status),
     ("hulynet_client_remove_listener", [ClientP, c_uint64], c_int, _check_status),
     ("hulynet_client_destroy", [ClientP], None),
 
     ("hulynet_reference_uuid", [ReferenceP], c_char_p),
     ("hulynet_reference_endpoint", [ReferenceP], c_char_p),
     ("hulynet_reference_set_moved_handler", [ReferenceP, MOVED_FN, c_void_p], c_int, _check_status),
+    ("hulynet_reference_set_moved_handler_v2", [ReferenceP, MOVED_FN, c_void_p, DESTROY_FN], c_int, _check_status),
     ("hulynet_reference_request", [ReferenceP, c_char_p, c_char_p, c_int64, _OUT_TEXT], c_int, _check_status),
     ("hulynet_reference_request_async", [ReferenceP, c_char_p, c_char_p, c_int64, RESULT_FN, c_void_p], c_int,
      _check_status),
@@ -204,6 +218,7 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_reference_destroy", [ReferenceP], None),
 
     ("hulynet_connection_set_event_handler", [ConnectionP, EVENT_FN, c_void_p], c_int, _check_status),
+    ("hulynet_connection_set_event_handler_v2", [ConnectionP, EVENT_FN, c_void_p, DESTROY_FN], c_int, _check_status),
     ("hulynet_connection_request", [ConnectionP, c_char_p, c_char_p, c_int64, _OUT_TEXT], c_int, _check_status),
     ("hulynet_connection_request_async", [ConnectionP, c_char_p, c_char_p, c_int64, RESULT_FN, c_void_p], c_int,
      _check_status),
@@ -219,6 +234,7 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_agent_destroy", [AgentP], None),
 
     ("hulynet_container_uuid", [ContainerP], c_char_p),
+    ("hulynet_container_start_error", [ContainerP, c_char_p], c_int, _check_status),
     ("hulynet_container_emit", [ContainerP, c_char_p, c_char_p, POINTER(c_int)], c_int, _check_status),
     ("hulynet_request_reply", [RequestP, c_char_p], c_int, _check_status),
     ("hulynet_request_fail", [RequestP, c_char_p], c_int, _check_status),

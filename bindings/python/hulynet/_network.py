@@ -33,10 +33,12 @@ class Timeouts:
     unused_container: Optional[float] = None  # an unreferenced container stops: 5 s
     ping_interval: Optional[float] = None     # how often clients ping: 1 s
     request: Optional[float] = None           # the longest any request waits: 30 s
+    tick: Optional[float] = None              # how often timers are checked: 0.1 s
 
     def _to_c(self) -> _ffi.TimeoutsC:
-        return _ffi.TimeoutsC(*(_ffi.milliseconds(getattr(self, name), f"timeouts.{name}")
-                                for name in ("alive", "unused_container", "ping_interval", "request")))
+        return _ffi.TimeoutsC(_ffi.struct_size(_ffi.TimeoutsC),
+                              *(_ffi.milliseconds(getattr(self, name), f"timeouts.{name}")
+                                for name in ("alive", "unused_container", "ping_interval", "request", "tick")))
 
 
 TimeoutsLike = Union[Timeouts, Mapping[str, Optional[float]], None]
