@@ -400,6 +400,13 @@ HULYNET_API int hulynet_agent_add_stateless(hulynet_agent *agent, const char *uu
 /** The container handle of a stateless container added with hulynet_agent_add_stateless, for
  *  hulynet_container_emit; NULL when the agent has no such container. Owned by the agent. */
 HULYNET_API hulynet_container *hulynet_agent_stateless_container(hulynet_agent *agent, const char *uuid);
+/** `direct` 1: `kind`'s containers started from now on are served each on an endpoint of its
+ *  own (a free port on the agent's advertised host), which clients connect to directly instead
+ *  of through the agent's endpoint; 0 (the default): routed through the agent. Requests
+ *  through the coordinator work either way. A direct container needs an agent served with
+ *  hulynet_client_serve_agent: with hulynet_client_register_agent its get fails.
+ *  HULYNET_ENOTFOUND when the agent has no such kind. */
+HULYNET_API int hulynet_agent_set_direct(hulynet_agent *agent, const char *kind, int direct);
 /** Opens the agent's endpoint on 0.0.0.0:`port` (0 picks one), advertised as
  *  `advertised_host`, and registers the agent with the client's network (again after every
  *  coordinator restart). An agent is served by at most one client. */

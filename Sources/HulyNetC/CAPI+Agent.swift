@@ -24,14 +24,17 @@ struct CKind: @unchecked Sendable {
     /// kind_user's destroy notification (0.2).
     let destroy: hulynet_destroy_fn?
     /// HULYNET_REQUESTS_INLINE: request callbacks run on the I/O thread that received them.
-    let runsInline = RequestMode()
+    let runsInline = KindFlag()
+    /// hulynet_agent_set_direct: containers started from now on get an endpoint of their own.
+    let isDirect = KindFlag()
 }
 
-/// A kind's request mode, set after the kind table was copied (hulynet_agent_set_request_mode).
-final class RequestMode: Sendable {
-    private let inline = Atomic<Bool>(false)
-    var isInline: Bool { inline.load(ordering: .relaxed) }
-    func set(inline value: Bool) { inline.store(value, ordering: .relaxed) }
+/// A flag of a kind set after the kind table was copied (hulynet_agent_set_request_mode,
+/// hulynet_agent_set_direct).
+final class KindFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isOn: Bool { flag.load(ordering: .relaxed) }
+    func set(_ value: Bool) { flag.store(value, ordering: .relaxed) }
 }
 
 /// A container whose behaviour is a C kind's callbacks. Its handle (`hulynet_container *`) lives
@@ -85,7 +88,7 @@ final class CContainer: CallbackContainer, DeferredConnectContainer, @unchecked 
     /// hulynet_request_reply / _fail, inside the callback or later from any thread.
     func request(operation: String, data: JSONValue, client: ClientUUID?,
                  reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
-        if kind.runsInline.isInline {
+        if kind.runsInline.isOn {
             invoke(operation: operation, data: data, client: client, reply: reply)
         } else {
             CallbackPool.shared.submit { self.invoke(operation: operation, data: data, client: client, reply: reply) }
@@ -283,16 +286,27 @@ public func hulynet_container_emit(_ handle: OpaquePointer?, _ clientId: UnsafeP
 
 // MARK: - Agents
 
+/// The host an agent's endpoint is advertised as, set when it is served: its direct containers'
+/// endpoints are advertised on the same host.
+final class AdvertisedHost: @unchecked Sendable {
+    private let lock = Lock()
+    private var host: String?
+    var value: String? { lock.withLock { host } }
+    func set(_ value: String?) { lock.withLock { host = value } }
+}
+
 final class CAgent: @unchecked Sendable {
     let agent: Agent
     let uuidText: OwnedCString
     let kinds: [String: CKind]
+    let advertised: AdvertisedHost
     private let lock = Lock()
     private var servedBy: CClient?
 
-    init(agent: Agent, kinds: [String: CKind]) {
+    init(agent: Agent, kinds: [String: CKind], advertised: AdvertisedHost) {
         self.agent = agent
         self.kinds = kinds
+        self.advertised = advertised
         uuidText = OwnedCString(agent.uuid)
     }
 
@@ -375,6 +389,7 @@ public func hulynet_agent_create(_ uuid: UnsafePointer<CChar>?, _ table: UnsafeP
                                 destroy: entry.kind_user_destroy)
         }
         var factories: [ContainerKind: ContainerFactory] = [:]
+        let advertised = AdvertisedHost()
         for (name, kind) in kinds {
             factories[name] = { options in
                 let uuid = options.uuid ?? makeUUID()
@@ -404,10 +419,13 @@ public func hulynet_agent_create(_ uuid: UnsafePointer<CChar>?, _ table: UnsafeP
                 }
                 container.startFinished()
                 container.setUser(user.raw)
-                return StartedContainer(uuid: uuid, container: container)
+                // A direct container without a served agent fails in the agent, with a message.
+                let connection: StartedContainer.ConnectionMode =
+                    kind.isDirect.isOn ? .direct(host: advertised.value ?? "127.0.0.1", port: 0) : .routed
+                return StartedContainer(uuid: uuid, container: container, connection: connection)
             }
         }
-        out.pointee = Handles.make(CAgent(agent: Agent(uuid: uuid, factories: factories), kinds: kinds))
+        out.pointee = Handles.make(CAgent(agent: Agent(uuid: uuid, factories: factories), kinds: kinds, advertised: advertised))
     }
 }
 
@@ -445,7 +463,20 @@ public func hulynet_agent_set_request_mode(_ handle: OpaquePointer?, _ kind: Uns
         guard let found = agent.kinds[kindName] else {
             throw CFailure(status: HULYNET_ENOTFOUND, message: "the agent has no container kind \(kindName)")
         }
-        found.runsInline.set(inline: mode == HULYNET_REQUESTS_INLINE)
+        found.runsInline.set(mode == HULYNET_REQUESTS_INLINE)
+    }
+}
+
+@_cdecl("hulynet_agent_set_direct")
+public func hulynet_agent_set_direct(_ handle: OpaquePointer?, _ kind: UnsafePointer<CChar>?, _ direct: Int32) -> Int32 {
+    cCall {
+        let agent = try Handles.get(handle, CAgent.self, "agent")
+        let kindName = try cString(kind, "kind")
+        guard direct == 0 || direct == 1 else { throw CFailure.invalid("direct \(direct) is neither 0 nor 1") }
+        guard let found = agent.kinds[kindName] else {
+            throw CFailure(status: HULYNET_ENOTFOUND, message: "the agent has no container kind \(kindName)")
+        }
+        found.isDirect.set(direct == 1)
     }
 }
 
@@ -473,6 +504,7 @@ public func hulynet_client_serve_agent(_ clientHandle: OpaquePointer?, _ agentHa
         let port = try cPort(port)
         let ms = try timeout(timeoutMs, default: client.requestMs) // checked before the agent is claimed
         try agent.claim(by: client)
+        agent.advertised.set(host)
         do throws(CFailure) {
             try blocking { try await client.client.serve(agent.agent, advertisedHost: host, port: port, timeoutMs: ms) }
         } catch {

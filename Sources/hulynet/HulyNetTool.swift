@@ -156,6 +156,9 @@ struct AgentCommand: AsyncParsableCommand {
             help: "KIND:UUID, a highly available echo container this agent offers under a fixed uuid (another agent may offer it too; one runs it at a time); repeatable.")
     var stateless: [String] = []
 
+    @Flag(help: "Serve each container on an endpoint of its own (on the endpoint's HOST, a free port): clients connect to it directly, not through the agent.")
+    var direct = false
+
     func validate() throws {
         for item in stateless {
             let parts = item.split(separator: ":", maxSplits: 1)
@@ -169,9 +172,11 @@ struct AgentCommand: AsyncParsableCommand {
         let client = try await network.connect()
         var factories: [ContainerKind: ContainerFactory] = [:]
         for kind in kinds {
+            let connection: StartedContainer.ConnectionMode = direct ? .direct(host: host, port: 0) : .routed
             factories[kind] = { options in
                 let uuid = options.uuid ?? makeUUID()
-                return StartedContainer(uuid: uuid, container: try await EchoContainer(uuid: uuid, options: options))
+                return StartedContainer(uuid: uuid, container: try await EchoContainer(uuid: uuid, options: options),
+                                        connection: connection)
             }
         }
         let agent = Agent(uuid: uuid ?? makeUUID(), factories: factories)
@@ -181,7 +186,7 @@ struct AgentCommand: AsyncParsableCommand {
                                         container: try await EchoContainer(uuid: parts[1], options: GetOptions(uuid: parts[1])))
         }
         try await client.serve(agent, advertisedHost: host, port: port)
-        print("agent \(agent.uuid) serving \(kinds.joined(separator: ", ")) at \(agent.endpoint ?? "-")")
+        print("agent \(agent.uuid) serving \(kinds.joined(separator: ", ")) at \(agent.endpoint ?? "-")\(direct ? " (containers on direct endpoints)" : "")")
         fflush(nil) // read through a pipe or a file by supervisors and tests
         _ = await waitForTermination()
         await client.close()

@@ -431,12 +431,81 @@ done:
     fx_async_destroy(&async);
 }
 
+/* hulynet_agent_set_direct: a container on an endpoint of its own. Its endpoint reference is a
+ * direct one (kind 1, naming the container) on another port than the agent's; a connection to
+ * it serves requests (seeing the caller's id) and events; requests through the coordinator work
+ * too; routed again for containers started after it is turned off. */
+static int first_port(const char *text) {
+    const char *at = text != NULL ? strstr(text, "port") : NULL;
+    if (at == NULL) return -1;
+    while (*at != '\0' && (*at < '0' || *at > '9')) at++;
+    return atoi(at);
+}
+
+static void test_direct_container(void) {
+    network net;
+    hulynet_reference *reference = NULL, *routed = NULL;
+    hulynet_connection *connection = NULL;
+    fx_events events;
+    char *out = NULL;
+    char expected[256];
+    char *agents = NULL;
+    fx_events_init(&events);
+    if (!network_up(&net, "echo")) goto done;
+    CHECK_STATUS(hulynet_agent_set_direct(NULL, "echo", 1), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_agent_set_direct(net.agent, "no-such-kind", 1), HULYNET_ENOTFOUND);
+    CHECK_STATUS(hulynet_agent_set_direct(net.agent, "echo", 2), HULYNET_EINVAL);
+    CHECK_OK(hulynet_agent_set_direct(net.agent, "echo", 1));
+
+    CHECK_OK(hulynet_client_get(net.user, "echo", "{\"uuid\":\"direct-1\"}", 3000, &reference));
+    if (reference == NULL) goto done;
+    CHECK_CONTAINS(hulynet_reference_endpoint(reference), "\"kind\":1");
+    CHECK_CONTAINS(hulynet_reference_endpoint(reference), "\"uuid\":\"direct-1\"");
+    CHECK_CONTAINS(hulynet_reference_endpoint(reference), "\"host\":\"127.0.0.1\"");
+    /* Its port is not the agent's (the first number after "port" in each text). */
+    CHECK_OK(hulynet_client_agents(net.user, 2000, &agents));
+    CHECK(first_port(agents) > 0 && first_port(hulynet_reference_endpoint(reference)) > 0);
+    CHECK(first_port(agents) != first_port(hulynet_reference_endpoint(reference)));
+
+    CHECK_OK(hulynet_reference_connect(reference, 3000, &connection));
+    if (connection == NULL) goto done;
+    CHECK_OK(hulynet_connection_set_event_handler(connection, fx_event_fn, &events));
+    CHECK_ANSWER(hulynet_connection_request(connection, "echo", "{\"d\":1}", 2000, &out), out, "{\"d\":1}");
+    CHECK_OK(hulynet_connection_request(connection, "whoami", NULL, 2000, &out));
+    snprintf(expected, sizeof expected, "\"client\":\"%s\"", hulynet_client_id(net.user));
+    CHECK_CONTAINS(out, expected);
+    hulynet_free(out);
+    out = NULL;
+    CHECK_OK(hulynet_connection_request(connection, "emit", "\"direct event\"", 2000, &out));
+    CHECK_CONTAINS(out, "\"delivered\":1");
+    hulynet_free(out);
+    out = NULL;
+    CHECK_EVENTUALLY(fx_events_seen(&events, "\"direct event\""), 2000);
+    CHECK_EVENTUALLY(fx_int(&net.kind.lock, &net.kind.connects) == 1, 2000);
+    CHECK_ANSWER(hulynet_reference_request(reference, "echo", "[2]", 2000, &out), out, "[2]");
+
+    /* Off again: the next container is routed (kind 0). */
+    CHECK_OK(hulynet_agent_set_direct(net.agent, "echo", 0));
+    CHECK_OK(hulynet_client_get(net.user, "echo", "{\"uuid\":\"routed-1\"}", 3000, &routed));
+    if (routed == NULL) goto done;
+    CHECK_CONTAINS(hulynet_reference_endpoint(routed), "\"kind\":0");
+done:
+    hulynet_free(out);
+    hulynet_free(agents);
+    hulynet_connection_destroy(connection);
+    hulynet_reference_destroy(routed);
+    hulynet_reference_destroy(reference);
+    network_down(&net);
+    fx_events_destroy(&events);
+}
+
 int main(void) {
     check_init("test_c_agent", 55);
     RUN_TEST(test_agent_create);
     RUN_TEST(test_requests);
     RUN_TEST(test_request_mode);
     RUN_TEST(test_error_statuses);
+    RUN_TEST(test_direct_container);
     RUN_TEST(test_concurrent_requests);
     RUN_TEST(test_start_failure);
     RUN_TEST(test_terminate);

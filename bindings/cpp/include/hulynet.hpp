@@ -957,6 +957,13 @@ public:
                                                                      : HULYNET_EXPERIMENTAL_REQUESTS_ON_CALLBACK_THREAD));
     }
 
+    /** Serves `kind`'s containers started from now on each on an endpoint of its own, which
+     *  clients connect to directly rather than through the agent (false: routed, the default).
+     *  Needs an agent served with Client::serve. */
+    void set_direct(std::string_view kind, bool direct = true) {
+        detail::check(hulynet_agent_set_direct(live(), detail::text(kind, "kind").c_str(), direct ? 1 : 0));
+    }
+
     /** Stops the agent's containers (their C++ objects are destroyed), unregisters it, frees it
      *  and releases its factories; idempotent. Blocks while it unregisters: do not call it (or
      *  destroy an Agent) from inside a callback. */

@@ -42,6 +42,8 @@ class Container:
 
     kind: str = ""
     inline_requests: bool = False
+    #: True: each container of the kind is served on an endpoint of its own (Agent.set_direct).
+    direct: bool = False
     uuid: str = ""
     _hulynet_container: Any = None
 
@@ -257,6 +259,8 @@ class Agent(Resource):
         for cls in classes:
             if getattr(cls, "inline_requests", False):
                 self.set_inline_requests(cls.kind)
+            if getattr(cls, "direct", False):
+                self.set_direct(cls.kind)
 
     def set_inline_requests(self, kind: str, inline: bool = True) -> None:
         """Runs `kind`'s request() on the agent's I/O thread from the next request on (or, with
@@ -265,6 +269,13 @@ class Agent(Resource):
         Container class can ask for it with the class attribute `inline_requests = True`."""
         lib.hulynet_agent_set_request_mode(self._live_handle(), _ffi.required_text(kind, "kind"),
                                            _ffi.REQUESTS_INLINE if inline else _ffi.REQUESTS_ON_CALLBACK_THREAD)
+
+    def set_direct(self, kind: str, direct: bool = True) -> None:
+        """Serves `kind`'s containers started from now on each on an endpoint of its own, which
+        clients connect to directly rather than through the agent (False: routed, the default).
+        Needs an agent served with Client.serve_agent. A Container class can ask for it with the
+        class attribute `direct = True`."""
+        lib.hulynet_agent_set_direct(self._live_handle(), _ffi.required_text(kind, "kind"), 1 if direct else 0)
 
     @property
     def kinds(self) -> List[str]:

@@ -228,6 +228,7 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_agent_uuid", [AgentP], c_char_p),
     ("hulynet_agent_add_stateless", [AgentP, c_char_p, c_char_p, c_void_p], c_int, _check_status),
     ("hulynet_agent_set_request_mode", [AgentP, c_char_p, c_int], c_int, _check_status),
+    ("hulynet_agent_set_direct", [AgentP, c_char_p, c_int], c_int, _check_status),
     ("hulynet_agent_stateless_container", [AgentP, c_char_p], ContainerP),
     ("hulynet_client_serve_agent", [ClientP, AgentP, c_char_p, c_int, c_int64], c_int, _check_status),
     ("hulynet_client_register_agent", [ClientP, AgentP, c_int64], c_int, _check_status),

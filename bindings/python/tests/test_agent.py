@@ -1,5 +1,6 @@
 """Container kinds written in Python, hosted by hulynet.Agent and called from other clients."""
 
+import json
 import logging
 import threading
 import time
@@ -423,3 +424,35 @@ def test_errors_by_status_not_text(make_client, make_agent):
             assert caught.value.message == "Container abc not found"
     with pytest.raises(hulynet.NotFound):
         user.request("no-such-container", "x")
+
+
+class DirectEcho(Echo):
+    """Echo, each container on an endpoint of its own."""
+
+    kind = "direct-echo"
+    direct = True
+
+
+def test_direct_containers(make_client, make_agent):
+    host, user = make_client(), make_client()
+    agent = make_agent([DirectEcho, Echo])
+    host.serve_agent(agent)
+    agent_port = json.loads(user.agents()[0]["endpoint"])["port"]
+    with user.get("direct-echo") as reference:
+        info = reference.endpoint_info
+        assert info["kind"] == 1 and info["uuid"] == reference.uuid and info["port"] != agent_port
+        events = []
+        with reference.connect() as connection:
+            connection.on_event = events.append
+            assert connection.request("echo", {"d": [1]}) == {"d": [1]}
+            assert connection.request("whoami")["client"] == user.id
+            assert connection.request("emit", {"event": "direct event"}) == 1
+            wait_for(lambda: "direct event" in events, message="the direct container's event")
+        assert reference.request("echo", 5) == 5  # through the coordinator as well
+    with user.get("echo") as routed:
+        assert routed.endpoint_info["kind"] == 0
+    agent.set_direct("echo")  # by call: the next echo container is direct
+    with user.get("echo", uuid="now-direct") as reference:
+        assert reference.endpoint_info["kind"] == 1
+    with pytest.raises(hulynet.NotFound):
+        agent.set_direct("no-such-kind")
