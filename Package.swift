@@ -31,8 +31,10 @@ let package = Package(
         ),
         // Pure protocol logic: JSON, the model, frames, the coordinator's state machine. No I/O.
         .target(name: "HulyNetCore"),
+        // Where threads meet, with no I/O: the lock, the monotonic clock, a resume-once slot.
+        .target(name: "HulyNetSync"),
         // A small safe Swift layer over the ZeroMQ sockets hulynet needs.
-        .target(name: "HulyNetZMQ", dependencies: ["CZeroMQ"]),
+        .target(name: "HulyNetZMQ", dependencies: ["CZeroMQ", "HulyNetSync"]),
         // Child processes watched from outside (output files, /proc memory and CPU, signals,
         // deadlines): the multi-process tests and the bench's coordinator process.
         .target(name: "HulyNetProcess"),
@@ -40,7 +42,7 @@ let package = Package(
         .target(
             name: "HulyNet",
             dependencies: [
-                "HulyNetCore", "HulyNetZMQ",
+                "HulyNetCore", "HulyNetSync", "HulyNetZMQ",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -51,7 +53,7 @@ let package = Package(
         .target(
             name: "HulyNetC",
             dependencies: [
-                "CHulyNet", "HulyNet", "HulyNetCore", "HulyNetZMQ",
+                "CHulyNet", "HulyNet", "HulyNetCore", "HulyNetSync",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["exports.map"],
@@ -67,16 +69,19 @@ let package = Package(
         .executableTarget(
             name: "hulynet",
             dependencies: [
-                "HulyNet", "HulyNetZMQ", "HulyNetProcess",
+                "HulyNet", "HulyNetSync", "HulyNetZMQ", "HulyNetProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // One test target per module (HulyNetC is tested from C: tests/c through CMake).
         .testTarget(name: "HulyNetCoreTests", dependencies: ["HulyNetCore"]),
-        .testTarget(name: "HulyNetTests", dependencies: ["HulyNet", "HulyNetZMQ"]),
+        .testTarget(name: "HulyNetSyncTests", dependencies: ["HulyNetSync"]),
+        .testTarget(name: "HulyNetZMQTests", dependencies: ["HulyNetZMQ", "HulyNetSync"]),
+        .testTarget(name: "HulyNetTests", dependencies: ["HulyNet", "HulyNetSync", "HulyNetZMQ"]),
         // Real `hulynet` processes (built beside the test bundle) under hostile peers and limits.
         .testTarget(name: "HulyNetProcessTests", dependencies: [
-            "CZeroMQ", "HulyNet", "HulyNetCore", "HulyNetZMQ", "HulyNetProcess",
+            "CZeroMQ", "HulyNet", "HulyNetCore", "HulyNetSync", "HulyNetZMQ", "HulyNetProcess",
             .product(name: "Logging", package: "swift-log"),
         ]),
     ]

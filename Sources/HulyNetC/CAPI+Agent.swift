@@ -1,7 +1,7 @@
 import CHulyNet
 import HulyNet
 import HulyNetCore
-import HulyNetZMQ
+import HulyNetSync
 import Synchronization
 
 #if canImport(Glibc)

@@ -1,8 +1,7 @@
 import CHulyNet
-import Dispatch
 import HulyNet
 import HulyNetCore
-import HulyNetZMQ
+import HulyNetSync
 import Logging
 import Synchronization
 
@@ -67,15 +66,9 @@ public func hulynet_shutdown(_ timeoutMs: Int64) -> Int32 {
             throw CFailure.invalid("\(live) handle(s) are still alive (\(Handles.liveKinds)): destroy every handle before hulynet_shutdown")
         }
         CLogSink.set(nil, minLevel: HULYNET_LOG_WARNING) // the log handler's destroy notification
-        guard let context = ZMQContext.releaseShared() else { return }
         // zmq_ctx_term waits for sockets still closing (a destroyed connection closes in the
         // background); bounded here, and the context is let go either way.
-        let done = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            context.terminate()
-            done.signal()
-        }
-        if done.wait(timeout: .now() + .milliseconds(Int(ms))) == .timedOut {
+        guard releaseSharedZeroMQContext(timeoutMs: ms) else {
             throw CFailure(status: HULYNET_ETIMEOUT, message: "sockets were still closing after \(ms) ms; the ZeroMQ context ends when they have")
         }
     }

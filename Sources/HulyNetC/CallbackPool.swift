@@ -1,5 +1,5 @@
 import CHulyNet
-import HulyNetZMQ
+import HulyNetSync
 
 #if canImport(Glibc)
 import Glibc

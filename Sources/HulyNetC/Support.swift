@@ -2,7 +2,7 @@ import CHulyNet
 import Dispatch
 import HulyNet
 import HulyNetCore
-import HulyNetZMQ
+import HulyNetSync
 
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 import CZeroMQ
+import HulyNetSync
 import Synchronization
 
 #if canImport(Glibc)

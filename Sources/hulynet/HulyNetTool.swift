@@ -2,7 +2,7 @@ import ArgumentParser
 import Dispatch
 import HulyNet
 import HulyNetCore
-import HulyNetZMQ
+import HulyNetSync
 import Logging
 
 #if canImport(Glibc)
@@ -47,29 +47,23 @@ func checkSeconds(_ value: Double, _ name: String, allowZero: Bool) throws {
     }
 }
 
+/// The signal sources waitForTermination made: kept for the process's life (a source that goes
+/// away stops watching).
+nonisolated(unsafe) private var signalSources: [AnyObject] = []
+
 /// Waits for SIGINT or SIGTERM.
 func waitForTermination() async -> Int32 {
     signal(SIGINT, SIG_IGN)
     signal(SIGTERM, SIG_IGN)
     return await withCheckedContinuation { continuation in
-        let once = Once()
+        let once = ResumeOnce(continuation)
         for sig in [SIGINT, SIGTERM] {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                if once.first() { continuation.resume(returning: sig) }
-            }
+            source.setEventHandler { once.resume(sig) }
             source.resume()
-            Once.keep(source as AnyObject)
+            signalSources.append(source as AnyObject)
         }
     }
-}
-
-final class Once: @unchecked Sendable {
-    private var done = false
-    private let lock = Lock()
-    nonisolated(unsafe) private static var kept: [AnyObject] = []
-    func first() -> Bool { lock.withLock { defer { done = true }; return !done } }
-    static func keep(_ object: AnyObject) { kept.append(object) }
 }
 
 struct Server: AsyncParsableCommand {
