@@ -286,6 +286,46 @@ public func hulynet_container_emit(_ handle: OpaquePointer?, _ clientId: UnsafeP
 
 // MARK: - Agents
 
+/// The kinds' kind_user pointers while starts use them: their destroy notifications come once
+/// the agent is destroyed and no start is under way (a start may still run on a callback thread
+/// when the agent's containers have all terminated).
+final class KindUsers: @unchecked Sendable {
+    private let lock = Lock()
+    private var running = 0
+    private var closed = false
+    private var notify: (() -> Void)?
+
+    /// A start begins; false once the agent is destroyed.
+    func begin() -> Bool {
+        lock.withLock {
+            if closed { return false }
+            running += 1
+            return true
+        }
+    }
+
+    func end() {
+        let last = lock.withLock { () -> (() -> Void)? in
+            running -= 1
+            guard closed, running == 0 else { return nil }
+            defer { notify = nil }
+            return notify
+        }
+        last?()
+    }
+
+    /// The agent is destroyed: `destroyed` runs now, or when the last start under way ends.
+    func close(_ destroyed: @escaping () -> Void) {
+        let now = lock.withLock { () -> Bool in
+            closed = true
+            if running == 0 { return true }
+            notify = destroyed
+            return false
+        }
+        if now { destroyed() }
+    }
+}
+
 /// The host an agent's endpoint is advertised as, set when it is served: its direct containers'
 /// endpoints are advertised on the same host.
 final class AdvertisedHost: @unchecked Sendable {
@@ -300,13 +340,15 @@ final class CAgent: @unchecked Sendable {
     let uuidText: OwnedCString
     let kinds: [String: CKind]
     let advertised: AdvertisedHost
+    let kindUsers: KindUsers
     private let lock = Lock()
     private var servedBy: CClient?
 
-    init(agent: Agent, kinds: [String: CKind], advertised: AdvertisedHost) {
+    init(agent: Agent, kinds: [String: CKind], advertised: AdvertisedHost, kindUsers: KindUsers) {
         self.agent = agent
         self.kinds = kinds
         self.advertised = advertised
+        self.kindUsers = kindUsers
         uuidText = OwnedCString(agent.uuid)
     }
 
@@ -390,8 +432,10 @@ public func hulynet_agent_create(_ uuid: UnsafePointer<CChar>?, _ table: UnsafeP
         }
         var factories: [ContainerKind: ContainerFactory] = [:]
         let advertised = AdvertisedHost()
+        let kindUsers = KindUsers()
         for (name, kind) in kinds {
             factories[name] = { options in
+                guard kindUsers.begin() else { throw RemoteError("the agent is closing", code: .agentGone) }
                 let uuid = options.uuid ?? makeUUID()
                 let container = CContainer(kind: kind, uuid: uuid)
                 let handle = container.register()
@@ -406,6 +450,7 @@ public func hulynet_agent_create(_ uuid: UnsafePointer<CChar>?, _ table: UnsafeP
                                 CallbackThread.run { kind.start(kind.kindUser, containerHandle, id, json, &user) }
                             }
                         }
+                        kindUsers.end()
                         continuation.resume(returning: (status, UserPointer(raw: user)))
                     }
                 }
@@ -425,7 +470,8 @@ public func hulynet_agent_create(_ uuid: UnsafePointer<CChar>?, _ table: UnsafeP
                 return StartedContainer(uuid: uuid, container: container, connection: connection)
             }
         }
-        out.pointee = Handles.make(CAgent(agent: Agent(uuid: uuid, factories: factories), kinds: kinds, advertised: advertised))
+        out.pointee = Handles.make(CAgent(agent: Agent(uuid: uuid, factories: factories), kinds: kinds, advertised: advertised,
+                                              kindUsers: kindUsers))
     }
 }
 
@@ -538,11 +584,14 @@ public func hulynet_agent_destroy(_ handle: OpaquePointer?) {
     let body: @Sendable () async -> Void = {
         if let network { try? await network.unregister(agent.agent, timeoutMs: 2000) }
         await agent.agent.terminateAll()
-        // Every container has terminated: no callback of the kinds runs any more.
-        for kind in agent.kinds.values {
-            if let destroy = kind.destroy {
-                let user = UserPointer(raw: kind.kindUser)
-                CallbackThread.run { destroy(user.raw) }
+        // Every container has terminated; once no start is under way either, kind_user is free.
+        let kinds = Array(agent.kinds.values)
+        agent.kindUsers.close {
+            for kind in kinds {
+                if let destroy = kind.destroy {
+                    let user = UserPointer(raw: kind.kindUser)
+                    CallbackThread.run { destroy(user.raw) }
+                }
             }
         }
     }
