@@ -101,6 +101,30 @@ TEST(replacing_and_clearing_the_event_handler) {
     CHECK(!second.has("two"));
 }
 
+TEST(handlers_are_freed_by_the_librarys_destroy_notification) {
+    // The library owns each handler handed to it and deletes it (what it captured too) once it
+    // is replaced, or its object closed, and no call of it is in progress.
+    Network net;
+    hulynet::Reference ref = net.client.get("echo");
+    hulynet::Connection connection = ref.connect();
+    auto token = std::make_shared<int>(1);
+    connection.on_event([token](std::string_view) {});
+    CHECK_EQ(token.use_count(), 2L);
+    connection.on_event(nullptr);
+    CHECK_EQ(token.use_count(), 1L);
+    connection.on_event([token](std::string_view) {});
+    ref.on_moved([token](std::string_view, std::string_view) {});
+    {
+        hulynet::Subscription subscription = net.client.on_update([token](std::string_view) {});
+        CHECK_EQ(token.use_count(), 4L);
+    }
+    CHECK_EQ(token.use_count(), 3L);
+    connection.close();
+    CHECK_EQ(token.use_count(), 2L);
+    ref.close();
+    CHECK_EQ(token.use_count(), 1L);
+}
+
 TEST(handler_exceptions_stay_in_cpp) {
     Network net;
     hulynet::Reference ref = net.client.get("echo");
