@@ -264,6 +264,7 @@ if lib.hulynet_version_number() // 10000 != API_MAJOR:
         f"{library_path} is libhulynet {lib.hulynet_version_string().decode()}; this binding needs {API_MAJOR}.x")
 
 # NULL callbacks (a prototype called without arguments is a NULL function pointer).
+NULL_DESTROY_FN = DESTROY_FN()
 NULL_EVENT_FN = EVENT_FN()
 NULL_MOVED_FN = MOVED_FN()
 NULL_LOG_FN = LOG_FN()

@@ -456,3 +456,25 @@ def test_direct_containers(make_client, make_agent):
         assert reference.endpoint_info["kind"] == 1
     with pytest.raises(hulynet.NotFound):
         agent.set_direct("no-such-kind")
+
+
+def test_handlers_go_with_the_librarys_destroy_notification(make_client, make_agent):
+    """Every handler given to the library leaves the binding's registry once the library says
+    (through the destroy notification) that it will not call it again."""
+    from hulynet import _ffi
+    host, user = make_client(), make_client()
+    host.serve_agent(make_agent([Echo]))
+    with user.get("echo") as reference:
+        connection = reference.connect()
+        baseline = len(_ffi.registry)
+        connection.on_event = lambda event: None
+        connection.on_event = lambda event: None  # replaces: the first one goes
+        reference.on_moved = lambda uuid, endpoint: None
+        subscription = user.add_listener(lambda event: None)
+        assert len(_ffi.registry) == baseline + 3
+        subscription.remove()
+        assert len(_ffi.registry) == baseline + 2
+        connection.on_event = None
+        assert len(_ffi.registry) == baseline + 1
+        connection.close()
+    wait_for(lambda: len(_ffi.registry) <= baseline, message="the moved handler goes with its reference")
