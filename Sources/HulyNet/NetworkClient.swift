@@ -41,8 +41,12 @@ public final class NetworkClient: @unchecked Sendable {
     }
 
     public let clientId: ClientUUID
-    public let host: String
-    public let port: Int
+    /// The coordinators this client was given: one, or several that stand in for each other
+    /// (it talks to the one serving).
+    public let addresses: [NetworkAddress]
+    /// The first coordinator given.
+    public var host: String { addresses[0].host }
+    public var port: Int { addresses[0].port }
     public let options: Options
     let loop: IOLoop
     var logger: Logger { options.logger }
@@ -72,20 +76,32 @@ public final class NetworkClient: @unchecked Sendable {
     private var outstanding: [ObjectIdentifier: () -> Void] = [:]
 
     /// Connects to the coordinator at `host:port` (in the background: see `waitForConnection`).
-    public init(host: String, port: Int, options: Options = Options()) throws {
+    public convenience init(host: String, port: Int, options: Options = Options()) throws {
         try checkHost(host)
         try checkPort(port, allowZero: false)
+        try self.init(addresses: [NetworkAddress(host: host, port: port)], options: options)
+    }
+
+    /// Connects to whichever of these coordinators serves (several stand in for each other
+    /// under `ElectedCoordinator`): the client tries each in turn until one greets it, stays
+    /// while it answers, and moves on when it stops (see `LeaderFollower`), restoring its state
+    /// on the next as after a restart.
+    public init(addresses: [NetworkAddress], options: Options = Options()) throws {
+        guard !addresses.isEmpty else { throw NetworkError.invalid("no coordinator address given") }
+        for address in addresses {
+            try checkHost(address.host)
+            try checkPort(address.port, allowZero: false)
+        }
         try options.validate()
         clientId = makeUUID()
-        self.host = host
-        self.port = port
+        self.addresses = addresses
         self.options = options
         machine = NetworkClientMachine(timeouts: options.timeouts)
         loop = IOLoop(name: "hulynet-client")
         loop.start()
         let error: ZMQError? = loop.sync { [self] () -> ZMQError? in
             do throws(ZMQError) {
-                rpc = try RPCClient(loop: loop, clientId: clientId, host: host, port: port, timeouts: options.timeouts,
+                rpc = try RPCClient(loop: loop, clientId: clientId, addresses: addresses, timeouts: options.timeouts,
                                     aliveTimeoutSeconds: options.aliveTimeoutSeconds, logger: options.logger)
                 rpc.delegate = self
                 machineTimer = loop.every(milliseconds: Int(options.timeouts.tickMs)) { [unowned self] in
@@ -97,14 +113,13 @@ public final class NetworkClient: @unchecked Sendable {
         } ?? ZMQError(code: 0, context: "loop stopped")
         if let error {
             loop.stop()
-            throw NetworkError.invalid("cannot connect to \(host):\(port): \(error)")
+            throw NetworkError.invalid("cannot connect to \(addresses.map(\.description).joined(separator: ",")): \(error)")
         }
     }
 
-    /// Connects to "host:port".
+    /// Connects to "host:port", or to whichever serves of "host1:port1,host2:port2,...".
     public convenience init(address: String, options: Options = Options()) throws {
-        let (host, port) = try parseAddress(address, defaultPort: 3737)
-        try self.init(host: host, port: port, options: options)
+        try self.init(addresses: try NetworkAddress.parseList(address), options: options)
     }
 
     deinit {
@@ -166,7 +181,7 @@ public final class NetworkClient: @unchecked Sendable {
         let _: Bool = try await onLoop { [self] done in
             let finished = Box(false)
             let timer = Box<IOLoop.TimerID?>(nil)
-            let address = "\(host):\(port)"
+            let address = addresses.map(\.description).joined(separator: ",")
             rpc.whenConnected { [loop] result in
                 guard !finished.value else { return }
                 finished.value = true
@@ -745,6 +760,47 @@ final class ResumeOnce<T: Sendable>: @unchecked Sendable {
             return self.continuation
         }
         continuation?.resume(returning: value)
+    }
+}
+
+/// A coordinator's host and port.
+public struct NetworkAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    var endpoint: String { "tcp://\(host):\(port)" }
+    public var description: String { "\(host):\(port)" }
+
+    /// "host:port" or a list of coordinators that stand in for each other,
+    /// "host1:port1,host2:port2,...", each checked (a port is required past the first form's
+    /// default, none is 0, none repeats).
+    public static func parseList(_ text: String, defaultPort: Int = 3737) throws(NetworkError) -> [NetworkAddress] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        guard !parts.isEmpty, parts.count <= 64 else { throw NetworkError.invalid("1 to 64 coordinator addresses expected, got \(parts.count)") }
+        var addresses: [NetworkAddress] = []
+        for part in parts {
+            let (host, port) = try parseAddress(part.trimmingSpaces, defaultPort: defaultPort)
+            guard port > 0 else { throw NetworkError.invalid("invalid address \(part): port 0") }
+            let address = NetworkAddress(host: host, port: port)
+            guard !addresses.contains(address) else { throw NetworkError.invalid("address \(address) is listed twice") }
+            addresses.append(address)
+        }
+        return addresses
+    }
+}
+
+extension StringProtocol {
+    /// Without the spaces it begins and ends with.
+    var trimmingSpaces: String {
+        var text = Substring(self)
+        while text.first == " " { text = text.dropFirst() }
+        while text.last == " " { text = text.dropLast() }
+        return String(text)
     }
 }
 

@@ -21,6 +21,8 @@ public final class NetworkServer: @unchecked Sendable {
         public var handshakeTimeoutMs: Int
         public var maxClients: Int
         public var logger: Logger
+        /// When set, the coordinator serves only while this lease holds (see `ElectedCoordinator`).
+        public var lease: ServingLease?
 
         public init(host: String = "0.0.0.0", port: Int = 3737, timeouts: Timeouts = .reference,
                     inFlightLimit: Int = defaultInFlightLimit, maxMessageBytes: Int = defaultMaxMessageBytes,
@@ -146,8 +148,15 @@ final class CoordinatorShell: RPCServerDelegate {
                             context: context)
         rpc.inFlightLimit = configuration.inFlightLimit
         rpc.delegate = self
+        if let lease = configuration.lease {
+            rpc.lease = lease
+            rpc.onFenced = { [logger] in
+                logger.warning("the leadership lease lapsed: stopped serving (closed the port)")
+            }
+        }
         tickTimer = loop.every(milliseconds: Int(configuration.timeouts.tickMs)) { [unowned self] in
             let now = MonotonicClock.nowMs()
+            guard configuration.lease?.holds(now: now) != false else { return }
             coordinator.tick(now: now, into: &directives)
             run()
             trimAfterBurst(now: now)

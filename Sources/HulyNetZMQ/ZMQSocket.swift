@@ -149,6 +149,12 @@ public final class ZMQSocket {
         if zmq_connect(socket, endpoint) != 0 { throw ZMQError.last("connect \(endpoint)") }
     }
 
+    /// Drops a connection made with `connect` and what was queued for it.
+    public func disconnect(_ endpoint: String) throws(ZMQError) {
+        let socket = try live()
+        if zmq_disconnect(socket, endpoint) != 0 { throw ZMQError.last("disconnect \(endpoint)") }
+    }
+
     /// The endpoint the socket last bound to, e.g. "tcp://0.0.0.0:3737".
     public func lastEndpoint() throws(ZMQError) -> String {
         var buffer = [CChar](repeating: 0, count: 512)
@@ -272,6 +278,8 @@ public final class ZMQMonitor {
         public var isConnected: Bool { Int32(event) == ZMQ_EVENT_CONNECTED }
         public var isDisconnected: Bool { Int32(event) == ZMQ_EVENT_DISCONNECTED }
         public var isAccepted: Bool { Int32(event) == ZMQ_EVENT_ACCEPTED }
+        /// A connection attempt failed (refused, unreachable) and will be retried.
+        public var isConnectRetried: Bool { Int32(event) == ZMQ_EVENT_CONNECT_RETRIED }
     }
 
     /// The next monitor event, or nil when none is waiting.

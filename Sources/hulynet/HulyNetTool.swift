@@ -21,7 +21,7 @@ struct HulyNetTool: AsyncParsableCommand {
 
 /// Options shared by the commands that talk to a network.
 struct NetworkOptions: ParsableArguments {
-    @Option(name: .long, help: "The network coordinator, HOST:PORT.")
+    @Option(name: .long, help: "The network coordinator, HOST:PORT, or several that stand in for each other, HOST:PORT,HOST:PORT,...")
     var network: String = "127.0.0.1:3737"
 
     @Option(name: .long, parsing: .unconditional, help: "Seconds to wait for the connection.")
@@ -95,8 +95,24 @@ struct Server: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "The largest message accepted, in bytes; a peer sending a larger frame is disconnected before it is buffered.")
     var maxMessageBytes: Int = defaultMaxMessageBytes
 
+    @Option(help: "etcd client URLs, URL[,URL...]: campaign for leadership with the other coordinators of the network through etcd, and serve only while leading.")
+    var etcd: String?
+
+    @Option(parsing: .unconditional, help: "With --etcd: seconds the leadership lease lives without renewal (whole seconds): a dead leader is replaced within about this long.")
+    var leaseTtl: Int = 3
+
+    @Option(help: "With --etcd: the key the coordinators of one network campaign for.")
+    var etcdKey: String = "hulynet/leader"
+
+    @Option(help: "With --etcd: this coordinator's address as others see it, HOST:PORT (default: --host and --port).")
+    var advertise: String?
+
     func validate() throws {
         try checkSeconds(statsInterval, "--stats-interval", allowZero: true)
+        if etcd == nil, advertise != nil || etcdKey != "hulynet/leader" || leaseTtl != 3 {
+            throw ValidationError("--lease-ttl, --etcd-key and --advertise need --etcd")
+        }
+        guard (1...300).contains(leaseTtl) else { throw ValidationError("--lease-ttl \(leaseTtl) is out of range (1 to 300 seconds)") }
     }
 
     func run() async throws {
@@ -110,11 +126,17 @@ struct Server: AsyncParsableCommand {
         var logger = Logger(label: "hulynet.server")
         logger.logLevel = level
         ProcessMemory.mapLargeAllocations()
+        let configuration = NetworkServer.Configuration(host: host, port: port, maxMessageBytes: maxMessageBytes,
+                                                        handshakeTimeoutMs: handshakeTimeoutMs, maxClients: maxClients,
+                                                        logger: logger)
+        if let etcd {
+            try await runElected(configuration, etcd: etcd)
+            return
+        }
         let server: NetworkServer
         do {
             // Every setting is checked there (a port past 65535, an empty host, ...), with a clear message.
-            server = try NetworkServer(.init(host: host, port: port, maxMessageBytes: maxMessageBytes,
-                                             handshakeTimeoutMs: handshakeTimeoutMs, maxClients: maxClients, logger: logger))
+            server = try NetworkServer(configuration)
         } catch {
             printError("hulynet server: \(error)")
             throw ExitCode(2)
@@ -133,6 +155,43 @@ struct Server: AsyncParsableCommand {
         statsTask.cancel()
         print("signal \(sig): stopping")
         server.stop()
+    }
+
+    /// One of several coordinators: serves while elected, stands by otherwise; each change of
+    /// role is a line on standard output.
+    private func runElected(_ server: NetworkServer.Configuration, etcd: String) async throws {
+        let elected: ElectedCoordinator
+        do {
+            elected = try ElectedCoordinator(.init(
+                server: server, etcd: etcd.split(separator: ",").map(String.init), key: etcdKey,
+                election: .init(ttlMs: Int64(leaseTtl) * 1000), advertisedAddress: advertise
+            )) { role, reason in
+                switch role {
+                case .leader(let serverId):
+                    print("leading: hulynet server \(serverId) listening on \(server.host):\(server.port)")
+                case .standby(let leader):
+                    print("standing by (\(leader.map { "leader \($0)" } ?? "no leader")): \(reason)")
+                case .stopped:
+                    print("stopped")
+                }
+                fflush(nil)
+            }
+        } catch {
+            printError("hulynet server: \(error)")
+            throw ExitCode(2)
+        }
+        let statsTask = Task {
+            guard statsInterval > 0 else { return }
+            while !Task.isCancelled {
+                try await Task.sleep(nanoseconds: UInt64(statsInterval * 1e9))
+                guard let stats = elected.server?.stats() else { continue }
+                print("clients \(stats.clients), agents \(stats.agents), containers \(stats.containers), requests \(stats.requests)")
+            }
+        }
+        let sig = await waitForTermination()
+        statsTask.cancel()
+        print("signal \(sig): stopping")
+        elected.stop()
     }
 }
 

@@ -56,6 +56,9 @@ final class RPCServer {
     }
     /// The most connections accepted at once (`limits.maxClients` lowered to the file limit).
     var connectionLimit: Int { connectionCap.limit }
+    /// When set, the server handles nothing once it lapses: it closes and calls `onFenced`.
+    var lease: ServingLease?
+    var onFenced: (() -> Void)?
 
     /// Binds `tcp://host:port` (port 0 picks a free one). Must run on the loop thread.
     init(loop: IOLoop, host: String, port: Int, timeouts: Timeouts, limits: PeerLimits = PeerLimits(), logger: Logger,
@@ -89,6 +92,7 @@ final class RPCServer {
         loop.register(monitor.socket) { [unowned self] in self.readMonitor() }
         tickTimer = loop.every(milliseconds: Int(timeouts.tickMs)) { [unowned self] in
             let now = MonotonicClock.nowMs()
+            guard stillLeased(now: now) else { return }
             if let line = droppedInput.line(now: now, what: "input from peers refused") { logger.warning("\(line)") }
             machine.tick(now: now, into: &outputs.items)
             run()
@@ -162,10 +166,12 @@ final class RPCServer {
             switch received {
             case .message(let frames):
                 guard frames.count >= 1 else { continue }
+                let now = MonotonicClock.nowMs()
+                guard stillLeased(now: now) else { return }
                 let identity = frames[0]
                 switch ClientMessage.decode(frames[1...]) {
                 case .success(let message):
-                    machine.receive(identity: identity, message, now: MonotonicClock.nowMs(), into: &outputs.items)
+                    machine.receive(identity: identity, message, now: now, into: &outputs.items)
                     // The connection carries a client now: never closed to make room for a newcomer
                     // (its accepted event is taken first, so that the cap knows the connection).
                     if case .hello(let clientId, _) = message, machine.isConnected(clientId) {
@@ -185,6 +191,16 @@ final class RPCServer {
             }
             run()
         }
+    }
+
+    /// False, after closing the server, once its lease has lapsed: a coordinator that is no
+    /// longer sure to lead must not answer or call anyone.
+    private func stillLeased(now: Int64) -> Bool {
+        guard let lease, !lease.holds(now: now) else { return true }
+        guard !isClosed else { return false }
+        close()
+        onFenced?()
+        return false
     }
 
     private func send(_ frames: [[UInt8]]) {
