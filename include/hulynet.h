@@ -146,6 +146,38 @@ HULYNET_API int hulynet_server_stats_get(hulynet_server *server, hulynet_server_
 /** Stops the server, closes its socket and frees it. */
 HULYNET_API void hulynet_server_destroy(hulynet_server *server);
 
+/* Several coordinators that stand in for each other (docs/HA.md): each campaigns for leadership
+ * through etcd, and only the leader binds its port and serves; a leader that cannot renew its
+ * lease stops serving before the lease can expire. Clients list every coordinator
+ * (hulynet_client_connect_network) and follow the one serving. */
+
+/** Options of an elected coordinator. Set `size` to sizeof(hulynet_election_options): fields
+ *  may be added at the end in later versions, and the library reads only the ones a caller's
+ *  size covers. */
+typedef struct hulynet_election_options {
+    size_t size;
+    const char *etcd;      /* etcd client URLs, "http://host:port[,http://host:port...]"; required */
+    const char *key;       /* the key the coordinators of one network campaign for; NULL: "hulynet/leader" */
+    int64_t lease_ttl_ms;  /* whole seconds, 1000 to 300000; 0: 3000. A dead leader is replaced within about this */
+    const char *advertise; /* this coordinator's address as others see it, "host:port"; NULL: host:port */
+} hulynet_election_options;
+
+#define HULYNET_ROLE_STANDBY 0 /* elected, not leading: binds nothing */
+#define HULYNET_ROLE_LEADER 1  /* serving (a coordinator on its own always is) */
+#define HULYNET_ROLE_STOPPED 2
+
+/** Starts a coordinator that campaigns through etcd and serves on host:port (a fixed port: clients
+ *  list it) while it leads. Returns at once, standing by; see hulynet_server_role. Returns
+ *  HULYNET_EINVAL for an option out of range. The other hulynet_server_* functions apply:
+ *  hulynet_server_stats_get gives zeros while it stands by. */
+HULYNET_API int hulynet_server_start_elected(const char *host, int port, const hulynet_timeouts *timeouts,
+                                             const hulynet_election_options *options, hulynet_server **out);
+/** HULYNET_ROLE_LEADER, HULYNET_ROLE_STANDBY or HULYNET_ROLE_STOPPED, or a negative status. */
+HULYNET_API int hulynet_server_role(hulynet_server *server);
+/** A JSON object for health checks: {"status":"serving"|"standby"|"stopped","role":...,
+ *  "leader":...,"reason":...}. *json_out is freed with hulynet_free. */
+HULYNET_API int hulynet_server_health(hulynet_server *server, char **json_out);
+
 /* ============================================================================================
  * Client (a connection to a network)
  * ============================================================================================ */
@@ -167,6 +199,11 @@ typedef void (*hulynet_event_fn)(void *user, const char *json);
  *  `timeouts` may be NULL. */
 HULYNET_API int hulynet_client_connect(const char *host, int port, const hulynet_timeouts *timeouts,
                                        hulynet_client **out);
+/** Connects to whichever serves of several coordinators, "host:port[,host:port...]" (those
+ *  started with hulynet_server_start_elected): the client tries each in turn, stays with the one
+ *  that greets it, and moves on when it stops serving, restoring its state there. */
+HULYNET_API int hulynet_client_connect_network(const char *network, const hulynet_timeouts *timeouts,
+                                               hulynet_client **out);
 /** Waits until the coordinator has answered hello. */
 HULYNET_API int hulynet_client_wait(hulynet_client *client, int64_t timeout_ms);
 /** The client's id on the network. Owned by the client. */

@@ -58,6 +58,9 @@ public final class NetworkServer: @unchecked Sendable {
         public var containers: Int
         public var requests: Int
         public var malformed: Int
+
+        /// Nothing held (a server stopped, or standing by).
+        public static let empty = Stats(clients: 0, agents: 0, containers: 0, requests: 0, malformed: 0)
     }
 
     public let configuration: Configuration
@@ -105,7 +108,7 @@ public final class NetworkServer: @unchecked Sendable {
             Stats(clients: shell.rpc.clientCount, agents: shell.coordinator.agentCount,
                   containers: shell.coordinator.containerCount, requests: shell.rpc.stats.requests,
                   malformed: shell.rpc.stats.malformed)
-        } ?? Stats(clients: 0, agents: 0, containers: 0, requests: 0, malformed: 0)
+        } ?? .empty
     }
 
     /// Stops serving and closes the socket; idempotent.

@@ -142,9 +142,31 @@ func cPort(_ port: Int32, allowZero: Bool = true) throws(CFailure) -> Int {
 
 // MARK: - Server
 
+/// A coordinator of the C API: one on its own, or one of several elected through etcd (which
+/// serves only while it leads).
 final class CServer {
-    let server: NetworkServer
-    init(_ server: NetworkServer) { self.server = server }
+    private let single: NetworkServer?
+    let elected: ElectedCoordinator?
+    let port: Int
+    init(_ server: NetworkServer) {
+        single = server
+        elected = nil
+        port = server.port
+    }
+
+    init(_ elected: ElectedCoordinator) {
+        single = nil
+        self.elected = elected
+        port = elected.configuration.server.port
+    }
+
+    /// The coordinator serving now (none while an elected one stands by).
+    var server: NetworkServer? { single ?? elected?.server }
+
+    func stop() {
+        single?.stop()
+        elected?.stop()
+    }
 }
 
 @_cdecl("hulynet_server_start")
@@ -168,7 +190,7 @@ public func hulynet_server_start(_ host: UnsafePointer<CChar>?, _ port: Int32, _
 @_cdecl("hulynet_server_port")
 public func hulynet_server_port(_ handle: OpaquePointer?) -> Int32 {
     var port: Int32 = 0
-    let status = cCall { port = Int32(try Handles.get(handle, CServer.self, "server").server.port) }
+    let status = cCall { port = Int32(try Handles.get(handle, CServer.self, "server").port) }
     return status == HULYNET_OK ? port : status
 }
 
@@ -177,7 +199,7 @@ public func hulynet_server_stats_get(_ handle: OpaquePointer?, _ out: UnsafeMuta
     cCall {
         let server = try Handles.get(handle, CServer.self, "server").server
         guard let out else { throw CFailure.invalid("out is NULL") }
-        let stats = server.stats()
+        let stats = server?.stats() ?? .empty
         out.pointee = hulynet_server_stats(clients: Int64(stats.clients), agents: Int64(stats.agents),
                                            containers: Int64(stats.containers), requests: Int64(stats.requests),
                                            malformed: Int64(stats.malformed))
@@ -186,5 +208,63 @@ public func hulynet_server_stats_get(_ handle: OpaquePointer?, _ out: UnsafeMuta
 
 @_cdecl("hulynet_server_destroy")
 public func hulynet_server_destroy(_ handle: OpaquePointer?) {
-    Handles.take(handle, CServer.self)?.server.stop()
+    Handles.take(handle, CServer.self)?.stop()
+}
+
+@_cdecl("hulynet_server_start_elected")
+public func hulynet_server_start_elected(_ host: UnsafePointer<CChar>?, _ port: Int32, _ timeouts: UnsafePointer<hulynet_timeouts>?,
+                                         _ options: UnsafePointer<hulynet_election_options>?,
+                                         _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    cCall {
+        guard let out else { throw CFailure.invalid("out is NULL") }
+        out.pointee = nil
+        guard let options else { throw CFailure.invalid("options is NULL") }
+        // Only the fields the caller's version of the struct has are read.
+        let size = options.pointee.size
+        guard size >= MemoryLayout<hulynet_election_options>.offset(of: \.advertise)! + MemoryLayout<UnsafePointer<CChar>?>.size,
+              size <= 1 << 16 else {
+            throw CFailure.invalid("options->size \(size) is not sizeof(hulynet_election_options)")
+        }
+        let value = options.pointee
+        let etcd = try cString(value.etcd, "options->etcd")
+        let key = value.key == nil ? "hulynet/leader" : try cString(value.key, "options->key")
+        guard (0...300_000).contains(value.lease_ttl_ms) else {
+            throw CFailure.invalid("options->lease_ttl_ms \(value.lease_ttl_ms) is out of range (0 for 3000, 1000 to 300000)")
+        }
+        let advertise = value.advertise == nil ? nil : try cString(value.advertise, "options->advertise")
+        let host = try cHost(host, "host")
+        let server = NetworkServer.Configuration(host: host == "*" ? "0.0.0.0" : host, port: try cPort(port, allowZero: false),
+                                                 timeouts: try cTimeouts(timeouts), logger: CLogSink.logger("hulynet.server"))
+        let configuration = ElectedCoordinator.Configuration(
+            server: server, etcd: etcd.split(separator: ",").map(String.init), key: key,
+            election: .init(ttlMs: value.lease_ttl_ms == 0 ? 3000 : Int64(value.lease_ttl_ms)), advertisedAddress: advertise)
+        let elected: ElectedCoordinator
+        do { elected = try ElectedCoordinator(configuration) } catch { throw CFailure(error) }
+        out.pointee = Handles.make(CServer(elected))
+    }
+}
+
+@_cdecl("hulynet_server_role")
+public func hulynet_server_role(_ handle: OpaquePointer?) -> Int32 {
+    var role: Int32 = 0
+    let status = cCall {
+        let server = try Handles.get(handle, CServer.self, "server")
+        switch server.elected?.role {
+        case nil, .leader?: role = HULYNET_ROLE_LEADER
+        case .standby?: role = HULYNET_ROLE_STANDBY
+        case .stopped?: role = HULYNET_ROLE_STOPPED
+        }
+    }
+    return status == HULYNET_OK ? role : status
+}
+
+@_cdecl("hulynet_server_health")
+public func hulynet_server_health(_ handle: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    cCall {
+        let server = try Handles.get(handle, CServer.self, "server")
+        guard let out else { throw CFailure.invalid("out is NULL") }
+        out.pointee = nil
+        let json = server.elected?.health().json ?? .object(["status": "serving", "role": "single"])
+        out.pointee = newCString(String(decoding: json.serialized(), as: UTF8.self))
+    }
 }

@@ -67,6 +67,24 @@ public func hulynet_client_connect(_ host: UnsafePointer<CChar>?, _ port: Int32,
     }
 }
 
+@_cdecl("hulynet_client_connect_network")
+public func hulynet_client_connect_network(_ network: UnsafePointer<CChar>?, _ timeouts: UnsafePointer<hulynet_timeouts>?,
+                                           _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    cCall {
+        guard let out else { throw CFailure.invalid("out is NULL") }
+        out.pointee = nil
+        let text = try cString(network, "network")
+        let addresses: [NetworkAddress]
+        do { addresses = try NetworkAddress.parseList(text) } catch { throw CFailure(error) }
+        let options = NetworkClient.Options(timeouts: try cTimeouts(timeouts), logger: CLogSink.logger("hulynet.client"))
+        let client: NetworkClient
+        do { client = try NetworkClient(addresses: addresses, options: options) } catch {
+            throw CFailure(status: HULYNET_ECONNECT, message: "\(error)")
+        }
+        out.pointee = Handles.make(CClient(client))
+    }
+}
+
 func liveClient(_ handle: OpaquePointer?) throws(CFailure) -> CClient {
     let client = try Handles.get(handle, CClient.self, "client")
     try client.check()

@@ -1,6 +1,7 @@
 /* The network server (coordinator): start, port, stats, destroy, bind errors, restart. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <stdio.h>
 #include <string.h>
 
 #include "check.h"
@@ -157,11 +158,93 @@ done:
     echo_kind_destroy(&kind);
 }
 
+/* Whether the server's health JSON contains `needle`. */
+static int health_has(hulynet_server *server, const char *needle) {
+    char *health = NULL;
+    int found;
+    if (hulynet_server_health(server, &health) != HULYNET_OK) return 0;
+    found = strstr(health, needle) != NULL;
+    hulynet_free(health);
+    return found;
+}
+
+/* Several coordinators elected through etcd: the arguments, a standby with etcd out of reach
+ * (binds nothing, says why), and a client given a list that follows the one serving. The
+ * elections themselves run against a real etcd in the Swift tests and sample-server-elected. */
+static void test_elected_and_network_list(void) {
+    hulynet_server *server = NULL, *elected = NULL;
+    hulynet_client *client = NULL;
+    hulynet_election_options options;
+    char *health = NULL;
+    char etcd[64], network[128];
+    int port, dead = fx_free_port(), etcd_port = fx_free_port(), elected_port = fx_free_port();
+
+    /* A coordinator on its own always leads. */
+    CHECK_OK(hulynet_server_start("127.0.0.1", 0, NULL, &server));
+    port = hulynet_server_port(server);
+    CHECK_INT_EQ(hulynet_server_role(server), HULYNET_ROLE_LEADER);
+    CHECK_OK(hulynet_server_health(server, &health));
+    CHECK_CONTAINS(health, "\"serving\"");
+    hulynet_free(health);
+    health = NULL;
+
+    /* A list whose first address serves nothing: the client moves on to the one that serves. */
+    snprintf(network, sizeof network, "127.0.0.1:%d,127.0.0.1:%d", dead, port);
+    CHECK_OK(hulynet_client_connect_network(network, NULL, &client));
+    CHECK_OK(hulynet_client_wait(client, 10000));
+    hulynet_client_destroy(client);
+    client = (hulynet_client *)&port;
+    CHECK_STATUS(hulynet_client_connect_network("127.0.0.1:1,127.0.0.1:1", NULL, &client), HULYNET_EINVAL);
+    CHECK(client == NULL);
+    CHECK_CONTAINS(hulynet_last_error(), "twice");
+    CHECK_STATUS(hulynet_client_connect_network("127.0.0.1:0", NULL, &client), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_connect_network("", NULL, &client), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_connect_network(NULL, NULL, &client), HULYNET_EINVAL);
+
+    /* Arguments of an elected coordinator. */
+    snprintf(etcd, sizeof etcd, "http://127.0.0.1:%d", etcd_port);
+    memset(&options, 0, sizeof options);
+    options.size = sizeof options;
+    options.etcd = etcd;
+    CHECK_STATUS(hulynet_server_start_elected("127.0.0.1", elected_port, NULL, NULL, &elected), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_server_start_elected("127.0.0.1", 0, NULL, &options, &elected), HULYNET_EINVAL);
+    CHECK_CONTAINS(hulynet_last_error(), "port 0");
+    options.size = 3;
+    CHECK_STATUS(hulynet_server_start_elected("127.0.0.1", elected_port, NULL, &options, &elected), HULYNET_EINVAL);
+    options.size = sizeof options;
+    options.lease_ttl_ms = 1500;
+    CHECK_STATUS(hulynet_server_start_elected("127.0.0.1", elected_port, NULL, &options, &elected), HULYNET_EINVAL);
+    options.lease_ttl_ms = 0;
+    options.etcd = "https://127.0.0.1:2379";
+    CHECK_STATUS(hulynet_server_start_elected("127.0.0.1", elected_port, NULL, &options, &elected), HULYNET_EINVAL);
+    options.etcd = NULL;
+    CHECK_STATUS(hulynet_server_start_elected("127.0.0.1", elected_port, NULL, &options, &elected), HULYNET_EINVAL);
+    CHECK(elected == NULL);
+
+    /* etcd out of reach: it stands by, binds nothing and says why. */
+    options.etcd = etcd;
+    CHECK_OK(hulynet_server_start_elected("127.0.0.1", elected_port, NULL, &options, &elected));
+    CHECK_INT_EQ(hulynet_server_port(elected), elected_port);
+    CHECK_INT_EQ(hulynet_server_role(elected), HULYNET_ROLE_STANDBY);
+    CHECK_EVENTUALLY(health_has(elected, "etcd_error"), 5000);
+    CHECK(health_has(elected, "\"standby\""));
+    {
+        /* It binds nothing: the port is free for another. */
+        hulynet_server *other = NULL;
+        CHECK_OK(hulynet_server_start("127.0.0.1", elected_port, NULL, &other));
+        hulynet_server_destroy(other);
+    }
+    hulynet_server_destroy(elected);
+    CHECK_INT_EQ(hulynet_server_role(elected), HULYNET_EINVAL);
+    hulynet_server_destroy(server);
+}
+
 int main(void) {
     check_init("test_c_server", 50);
     RUN_TEST(test_start_port_destroy);
     RUN_TEST(test_bind_errors);
     RUN_TEST(test_stats);
     RUN_TEST(test_restart);
+    RUN_TEST(test_elected_and_network_list);
     return check_summary();
 }
