@@ -410,6 +410,17 @@ inline void set_log_handler(LogHandler handler, int min_level = HULYNET_LOG_WARN
 // Server
 // ============================================================================================
 
+/** Options of a coordinator elected through etcd (Server::start_elected; docs/HA.md). */
+struct ElectionOptions {
+    std::string etcd;                           // etcd client URLs, "http://host:port[,...]"
+    std::string key;                            // empty: "hulynet/leader"
+    std::chrono::milliseconds lease_ttl{0};     // whole seconds; 0: 3 s
+    std::string advertise;                      // empty: host:port
+};
+
+/** What an elected coordinator does now (a coordinator on its own always leads). */
+enum class Role { standby = HULYNET_ROLE_STANDBY, leader = HULYNET_ROLE_LEADER, stopped = HULYNET_ROLE_STOPPED };
+
 /** A network coordinator. */
 class Server {
 public:
@@ -422,6 +433,23 @@ public:
         const hulynet_timeouts c_timeouts = timeouts.to_c();
         hulynet_server *handle = nullptr;
         detail::check(hulynet_server_start(detail::text(host, "host").c_str(), port, &c_timeouts, &handle));
+        return Server(handle);
+    }
+
+    /** One of several coordinators that stand in for each other: campaigns through etcd and
+     *  serves on host:port (fixed) only while it leads. Returns at once, standing by. */
+    static Server start_elected(std::string_view host, int port, const ElectionOptions &options,
+                                const Timeouts &timeouts = {}) {
+        const hulynet_timeouts c_timeouts = timeouts.to_c();
+        const detail::text etcd(options.etcd, "etcd"), key(options.key, "key"), advertise(options.advertise, "advertise");
+        hulynet_election_options c_options{};
+        c_options.size = sizeof c_options;
+        c_options.etcd = etcd.c_str();
+        c_options.key = options.key.empty() ? nullptr : key.c_str();
+        c_options.lease_ttl_ms = static_cast<std::int64_t>(options.lease_ttl.count());
+        c_options.advertise = options.advertise.empty() ? nullptr : advertise.c_str();
+        hulynet_server *handle = nullptr;
+        detail::check(hulynet_server_start_elected(detail::text(host, "host").c_str(), port, &c_timeouts, &c_options, &handle));
         return Server(handle);
     }
 
@@ -446,6 +474,15 @@ public:
         ServerStats out{};
         detail::check(hulynet_server_stats_get(live(), &out));
         return out;
+    }
+
+    Role role() const { return static_cast<Role>(detail::check(hulynet_server_role(live()))); }
+
+    /** A JSON object for health checks: {"status":"serving"|"standby"|"stopped",...}. */
+    std::string health() const {
+        detail::c_string out;
+        detail::check(hulynet_server_health(live(), out.out()));
+        return out.str();
     }
 
     /** Stops the server and frees it; idempotent. */
@@ -1019,6 +1056,15 @@ public:
         const hulynet_timeouts c_timeouts = timeouts.to_c();
         hulynet_client *handle = nullptr;
         detail::check(hulynet_client_connect(detail::text(host, "host").c_str(), port, &c_timeouts, &handle));
+        return Client(handle);
+    }
+
+    /** Connects to whichever serves of several coordinators, "host:port[,host:port...]", and
+     *  follows it when another takes over (see Server::start_elected). */
+    static Client connect_network(std::string_view network, const Timeouts &timeouts = {}) {
+        const hulynet_timeouts c_timeouts = timeouts.to_c();
+        hulynet_client *handle = nullptr;
+        detail::check(hulynet_client_connect_network(detail::text(network, "network").c_str(), &c_timeouts, &handle));
         return Client(handle);
     }
 

@@ -225,3 +225,33 @@ TEST(inline_requests) {
     CHECK_EQ(ref.request("echo", "[2]"), std::string("[2]"));
     CHECK_THROWS_CODE(net.agent.set_inline_requests("no-such-kind"), HULYNET_ENOTFOUND, "no container kind");
 }
+
+// Several coordinators (docs/HA.md): a client given a list follows the one serving; an elected
+// server with etcd out of reach stands by and binds nothing. (Elections against a real etcd run
+// in the Swift tests and ctest's sample-server-elected.)
+TEST(elected_server_and_network_list) {
+    hulynet::Server server = hulynet::Server::start("127.0.0.1", 0);
+    CHECK(server.role() == hulynet::Role::leader);
+    CHECK(contains(server.health(), "\"serving\""));
+    const int dead = hulynet::Server::start("127.0.0.1", 0).port(); // closed at once: nothing behind it
+    hulynet::Client client = hulynet::Client::connect_network(
+        "127.0.0.1:" + std::to_string(dead) + ",127.0.0.1:" + std::to_string(server.port()));
+    client.wait(10s);
+    CHECK(contains(client.kinds(), "["));
+    CHECK_THROWS_CODE(hulynet::Client::connect_network("127.0.0.1:1,127.0.0.1:1"), HULYNET_EINVAL, "twice");
+
+    hulynet::ElectionOptions options;
+    options.etcd = "http://127.0.0.1:" + std::to_string(dead);
+    CHECK_THROWS_CODE(hulynet::Server::start_elected("127.0.0.1", 0, options), HULYNET_EINVAL, "port 0");
+    options.lease_ttl = 1500ms;
+    CHECK_THROWS_CODE(hulynet::Server::start_elected("127.0.0.1", dead, options), HULYNET_EINVAL, "TTL");
+    options.lease_ttl = 0ms;
+    hulynet::Server standby = hulynet::Server::start_elected("127.0.0.1", dead, options);
+    CHECK(standby.role() == hulynet::Role::standby);
+    CHECK_EQ(standby.port(), dead);
+    CHECK(contains(standby.health(), "\"standby\""));
+    CHECK_EQ(standby.stats().clients, 0);
+    // It binds nothing: the port is free for another.
+    hulynet::Server other = hulynet::Server::start("127.0.0.1", dead);
+    CHECK_EQ(other.port(), dead);
+}

@@ -120,6 +120,10 @@ class ServerStatsC(Structure):
 
 
 # hulynet_agent_set_request_mode's modes.
+ROLE_STANDBY = 0  # HULYNET_ROLE_*
+ROLE_LEADER = 1
+ROLE_STOPPED = 2
+
 REQUESTS_ON_CALLBACK_THREAD = 0
 REQUESTS_INLINE = 1
 
@@ -132,6 +136,11 @@ REQUEST_FN = CFUNCTYPE(None, c_void_p, RequestP, c_char_p, c_char_p, c_char_p)
 CLIENT_FN = CFUNCTYPE(None, c_void_p, c_char_p)
 MOVED_FN = CFUNCTYPE(None, c_void_p, c_char_p, c_char_p)
 TERMINATE_FN = CFUNCTYPE(None, c_void_p)
+
+
+class ElectionOptionsC(Structure):
+    _fields_ = [("size", c_size_t), ("etcd", c_char_p), ("key", c_char_p), ("lease_ttl_ms", c_int64),
+                ("advertise", c_char_p)]
 
 
 class ContainerKindC(Structure):
@@ -174,8 +183,13 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_server_port", [ServerP], c_int, _check_status),
     ("hulynet_server_stats_get", [ServerP, POINTER(ServerStatsC)], c_int, _check_status),
     ("hulynet_server_destroy", [ServerP], None),
+    ("hulynet_server_start_elected", [c_char_p, c_int, POINTER(TimeoutsC), POINTER(ElectionOptionsC), POINTER(ServerP)],
+     c_int, _check_status),
+    ("hulynet_server_role", [ServerP], c_int, _check_status),
+    ("hulynet_server_health", [ServerP, _OUT_TEXT], c_int, _check_status),
 
     ("hulynet_client_connect", [c_char_p, c_int, POINTER(TimeoutsC), POINTER(ClientP)], c_int, _check_status),
+    ("hulynet_client_connect_network", [c_char_p, POINTER(TimeoutsC), POINTER(ClientP)], c_int, _check_status),
     ("hulynet_client_wait", [ClientP, c_int64], c_int, _check_status),
     ("hulynet_client_id", [ClientP], c_char_p),
     ("hulynet_client_agents", [ClientP, c_int64, _OUT_TEXT], c_int, _check_status),

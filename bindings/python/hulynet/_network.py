@@ -241,13 +241,43 @@ class Server(Resource):
     _what = "server"
     _live_group = "Server"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, timeouts: TimeoutsLike = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, timeouts: TimeoutsLike = None, *,
+                 etcd: Optional[str] = None, etcd_key: Optional[str] = None, lease_ttl: Optional[float] = None,
+                 advertise: Optional[str] = None) -> None:
+        """With `etcd` ("http://host:port[,...]"), one of several coordinators that stand in for each
+        other: it campaigns for leadership through etcd and serves on host:port (a fixed port) only
+        while it leads (see `role`, `health()` and docs/HA.md); `lease_ttl` in whole seconds."""
         super().__init__()
         self.host = host
         handle = _ffi.ServerP()
-        lib.hulynet_server_start(_ffi.required_text(host, "host"), _port(port), _timeouts_arg(timeouts), byref(handle))
+        if etcd is None:
+            if etcd_key is not None or lease_ttl is not None or advertise is not None:
+                raise errors.InvalidArgument(errors.EINVAL, "etcd_key, lease_ttl and advertise need etcd")
+            lib.hulynet_server_start(_ffi.required_text(host, "host"), _port(port), _timeouts_arg(timeouts),
+                                     byref(handle))
+        else:
+            options = _ffi.ElectionOptionsC()
+            options.size = ctypes.sizeof(options)
+            options.etcd = _ffi.required_text(etcd, "etcd")
+            options.key = None if etcd_key is None else _ffi.required_text(etcd_key, "etcd_key")
+            options.lease_ttl_ms = 0 if lease_ttl is None else _ffi.milliseconds(lease_ttl, "lease_ttl")
+            options.advertise = None if advertise is None else _ffi.required_text(advertise, "advertise")
+            lib.hulynet_server_start_elected(_ffi.required_text(host, "host"), _port(port), _timeouts_arg(timeouts),
+                                             byref(options), byref(handle))
         self._opened(handle)
         self.port: int = lib.hulynet_server_port(handle)
+
+    @property
+    def role(self) -> str:
+        """"leader" (a coordinator on its own always is), "standby" or "stopped"."""
+        return {_ffi.ROLE_STANDBY: "standby", _ffi.ROLE_LEADER: "leader", _ffi.ROLE_STOPPED: "stopped"}[
+            lib.hulynet_server_role(self._live_handle())]
+
+    def health(self) -> dict:
+        """For health checks: {"status": "serving" | "standby" | "stopped", "role": ..., ...}."""
+        out = ctypes.c_void_p()
+        lib.hulynet_server_health(self._live_handle(), byref(out))
+        return _ffi.loads(_ffi.take_text(out))
 
     def stats(self) -> ServerStats:
         out = _ffi.ServerStatsC()
@@ -310,7 +340,9 @@ class Client(Resource):
     _what = "client"
     _live_group = "Client"
 
-    def __init__(self, host: str, port: int, timeouts: TimeoutsLike = None) -> None:
+    def __init__(self, host: str, port: Optional[int] = None, timeouts: TimeoutsLike = None) -> None:
+        """`Client(host, port)`, or `Client("host:port,host:port,...")`: whichever of several
+        coordinators serves (see Server's `etcd`), followed when another takes over."""
         super().__init__()
         self.host = host
         self.port = port
@@ -318,8 +350,12 @@ class Client(Resource):
         self._children_lock = threading.Lock()
         self._listener_keys: set = set()
         handle = _ffi.ClientP()
-        lib.hulynet_client_connect(_ffi.required_text(host, "host"), _port(port, lowest=1), _timeouts_arg(timeouts),
-                                   byref(handle))
+        if port is None:
+            lib.hulynet_client_connect_network(_ffi.required_text(host, "network"), _timeouts_arg(timeouts),
+                                               byref(handle))
+        else:
+            lib.hulynet_client_connect(_ffi.required_text(host, "host"), _port(port, lowest=1),
+                                       _timeouts_arg(timeouts), byref(handle))
         self._opened(handle)
         self.id: str = _ffi.decode(lib.hulynet_client_id(handle))
 
