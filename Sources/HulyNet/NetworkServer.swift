@@ -145,7 +145,9 @@ final class CoordinatorShell: RPCServerDelegate {
     init(loop: IOLoop, configuration: NetworkServer.Configuration, context: ZMQContext) throws {
         self.loop = loop
         logger = configuration.logger
-        coordinator = Coordinator(timeouts: configuration.timeouts, startedAt: MonotonicClock.nowMs())
+        // A coordinator serving under a lease was elected: it takes over a network that ran before.
+        coordinator = Coordinator(timeouts: configuration.timeouts, startedAt: MonotonicClock.nowMs(),
+                                  takesOver: configuration.lease != nil)
         rpc = try RPCServer(loop: loop, host: configuration.host, port: configuration.port,
                             timeouts: configuration.timeouts, limits: configuration.limits, logger: configuration.logger,
                             context: context)

@@ -119,14 +119,21 @@ public final class Coordinator {
     /// second copy elsewhere. (A hulynet client holds its other requests until its references
     /// are restored, so only these gets need to wait.)
     private let settleUntil: Int64
+    /// While settling, any get by uuid of a container nobody registered yet waits, not only a
+    /// restoring one: a coordinator taking over from another (elected through etcd) knows the
+    /// network ran before it, and a new client's get must not start a copy of a container whose
+    /// agent has not registered again yet.
+    private let parksEveryGetWhileSettling: Bool
     private var parkedGets: [ContainerUUID: [ParkedGet]] = [:]
 
     /// `startedAt`: the time of the coordinator's start, from which it settles for an alive
     /// timeout and a ping interval (agents of an earlier run reconnect within that); nil: no
     /// settling (a coordinator nobody used before, as in tests).
-    public init(timeouts: Timeouts = .reference, startedAt: Int64? = nil) {
+    /// `takesOver`: see `parksEveryGetWhileSettling`.
+    public init(timeouts: Timeouts = .reference, startedAt: Int64? = nil, takesOver: Bool = false) {
         self.timeouts = timeouts
         settleUntil = startedAt.map { $0 + timeouts.aliveMs + timeouts.pingIntervalMs } ?? .min
+        parksEveryGetWhileSettling = takesOver
     }
 
     func isSettling(now: Int64) -> Bool { now < settleUntil }
@@ -466,7 +473,7 @@ public final class Coordinator {
 
     private func unpark(now: Int64, into out: inout [CoordinatorDirective]) {
         let uuids = parkedGets.keys.sorted()
-        out.append(.log(.info, "settled: \(uuids.count) containers asked for by restoring clients were not registered again"))
+        out.append(.log(.info, "settled: \(uuids.count) containers asked for while settling were not registered again"))
         for uuid in uuids { unpark(uuid, now: now, into: &out) }
     }
 
@@ -505,7 +512,7 @@ public final class Coordinator {
                 starts[startId]?.waiters.append(waiter)
                 return
             }
-            if restores, isSettling(now: now) {
+            if restores || parksEveryGetWhileSettling, isSettling(now: now) {
                 // It most likely still runs on an agent that has not registered again yet.
                 parkedGets[uuid, default: []].append(ParkedGet(client: client, token: token, kind: kind, options: options))
                 return

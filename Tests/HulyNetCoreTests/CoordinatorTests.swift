@@ -43,9 +43,9 @@ private final class CoordHarness {
     private var broadcastCursor = 0
 
     /// `startedAt`: the coordinator settles from then (see `Coordinator.init`); nil: it does not.
-    init(timeouts: Timeouts = coordTestTimeouts, startedAt: Int64? = nil) {
+    init(timeouts: Timeouts = coordTestTimeouts, startedAt: Int64? = nil, takesOver: Bool = false) {
         self.timeouts = timeouts
-        coordinator = Coordinator(timeouts: timeouts, startedAt: startedAt)
+        coordinator = Coordinator(timeouts: timeouts, startedAt: startedAt, takesOver: takesOver)
     }
 
     // Clients
@@ -1477,6 +1477,24 @@ final class CoordinatorTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(h.openCalls("gg").first).args, ["k", ["uuid": "u1"]])
         let none = h.get("c", kind: "nobody-offers", uuid: "u2")
         XCTAssertEqual(h.error(none), RemoteError("No suitable agents found for container nobody-offers", code: .noAgent))
+    }
+
+    /// A coordinator elected to take over parks every get by uuid while it settles, a new
+    /// client's too: the container may run on an agent that has not registered again yet.
+    func testATakingOverCoordinatorParksEveryGetByUuidWhileSettling() throws {
+        let h = CoordHarness(startedAt: 100_000, takesOver: true)
+        h.register("A2", by: "o2", kinds: ["k"])
+        let get = h.get("c", uuid: "u1")
+        XCTAssertEqual(h.answers(get), [])
+        XCTAssertEqual(h.calls("gg").count, 0, "no second copy is started")
+        h.connect("o1")
+        let registration = AgentRegistration(uuid: "A1", containers: [coordRecord("u1")], kinds: ["k"], endpoint: nil)
+        _ = h.request("o1", Method.registerAgent, registration.json)
+        XCTAssertEqual(h.reply(get), ["u1", .string(coordEndpoint("u1"))])
+        XCTAssertEqual(h.calls("gg").count, 0)
+        // A get by labels starts at once (it names no one container).
+        h.get("c", labels: ["x"])
+        XCTAssertEqual(h.openCalls("gg").count, 1)
     }
 
     func testARestoringGetAfterTheSettleWindowIsNotParked() throws {
