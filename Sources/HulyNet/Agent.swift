@@ -41,6 +41,7 @@ public final class Agent: @unchecked Sendable {
     private var loop: IOLoop?
     private var timeouts = Timeouts.reference
     private var limits = PeerLimits()
+    private var curve: CurveKeyPair?
     var logger = Logger(label: "hulynet.agent")
 
     /// An agent with a factory per container kind.
@@ -65,9 +66,12 @@ public final class Agent: @unchecked Sendable {
     /// The endpoint reference this agent registers with (nil until served).
     public var endpoint: String? { lock.withLock { endpointRef?.encoded } }
 
-    func attach(endpoint: EndpointRef?, loop: IOLoop, timeouts: Timeouts, limits: PeerLimits, logger: Logger) {
+    /// `curve`: the keys its endpoints serve with (its client's, when the network is secured).
+    func attach(endpoint: EndpointRef?, loop: IOLoop, timeouts: Timeouts, limits: PeerLimits, logger: Logger,
+                curve: CurveKeyPair? = nil) {
         lock.withLock {
             endpointRef = endpoint
+            self.curve = curve
             self.loop = loop
             self.timeouts = timeouts
             self.limits = limits
@@ -201,8 +205,8 @@ public final class Agent: @unchecked Sendable {
 
     private func start(kind: ContainerKind, options: GetOptions, factory: ContainerFactory) async throws -> Hosted {
         let started = try await factory(options)
-        let (agentRef, loop, timeouts, limits, logger) = lock.withLock {
-            (endpointRef, self.loop, self.timeouts, self.limits, self.logger)
+        let (agentRef, loop, timeouts, limits, logger, curve) = lock.withLock {
+            (endpointRef, self.loop, self.timeouts, self.limits, self.logger, self.curve)
         }
         var hosted = Hosted(uuid: started.uuid, kind: kind, container: started.container, endpoint: "",
                             labels: options.labels, extra: options.extra, lastVisit: Double(MonotonicClock.nowMs()))
@@ -212,9 +216,10 @@ public final class Agent: @unchecked Sendable {
         case .direct(let host, let port):
             guard let loop else { throw ContainerError("a direct container needs an agent served with an endpoint") }
             let server = try await DirectContainerServer.start(loop: loop, container: started.container, port: port,
-                                                               timeouts: timeouts, limits: limits, logger: logger)
+                                                               timeouts: timeouts, limits: limits, logger: logger, curve: curve)
             hosted.directServer = server
-            hosted.endpoint = EndpointRef.direct(host: host, port: server.port, container: started.uuid, agentId: uuid).encoded
+            hosted.endpoint = EndpointRef.direct(host: host, port: server.port, container: started.uuid, agentId: uuid,
+                                                 publicKey: curve?.publicKey).encoded
         }
         return hosted
     }

@@ -28,10 +28,11 @@ final class AgentEndpointServer: RPCServerDelegate {
     private var connections: [ClientUUID: Set<ContainerUUID>] = [:]
 
     init(loop: IOLoop, agent: Agent, host: String, port: Int, timeouts: Timeouts, limits: PeerLimits,
-         logger: Logger) throws {
+         logger: Logger, curve: CurveKeyPair? = nil) throws {
         self.loop = loop
         self.agent = agent
-        rpc = try RPCServer(loop: loop, host: host, port: port, timeouts: timeouts, limits: limits, logger: logger)
+        rpc = try RPCServer(loop: loop, host: host, port: port, timeouts: timeouts, limits: limits, logger: logger,
+                            curve: curve)
         rpc.delegate = self
     }
 
@@ -119,19 +120,20 @@ final class DirectContainerServer: RPCServerDelegate, @unchecked Sendable {
     var port: Int { rpc.port }
 
     private init(loop: IOLoop, container: any Container, port: Int, timeouts: Timeouts, limits: PeerLimits,
-                 logger: Logger) throws {
+                 logger: Logger, curve: CurveKeyPair?) throws {
         self.loop = loop
         self.container = container
-        rpc = try RPCServer(loop: loop, host: "*", port: port, timeouts: timeouts, limits: limits, logger: logger)
+        rpc = try RPCServer(loop: loop, host: "*", port: port, timeouts: timeouts, limits: limits, logger: logger,
+                            curve: curve)
         rpc.delegate = self
     }
 
     static func start(loop: IOLoop, container: any Container, port: Int, timeouts: Timeouts, limits: PeerLimits,
-                      logger: Logger) async throws -> DirectContainerServer {
+                      logger: Logger, curve: CurveKeyPair? = nil) async throws -> DirectContainerServer {
         let result: Result<DirectContainerServer, any Error>? = loop.sync {
             Result {
                 try DirectContainerServer(loop: loop, container: container, port: port, timeouts: timeouts, limits: limits,
-                                          logger: logger)
+                                          logger: logger, curve: curve)
             }
         }
         guard let result else { throw NetworkError.closed }

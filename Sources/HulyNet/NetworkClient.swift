@@ -19,14 +19,20 @@ public final class NetworkClient: @unchecked Sendable {
         /// each peer.
         public var endpointLimits: PeerLimits
         public var logger: Logger
+        /// CURVE: this client's key pair and the coordinator's public key (docs/SECURITY.md). The
+        /// endpoints of the agents it serves are secured with the same key pair. nil: the
+        /// reference's plain wire.
+        public var security: ClientSecurity?
 
         public init(timeouts: Timeouts = .reference, aliveTimeoutSeconds: Double? = nil, getTimeoutMs: Int64 = 60_000,
-                    endpointLimits: PeerLimits = PeerLimits(), logger: Logger = Logger(label: "hulynet.client")) {
+                    endpointLimits: PeerLimits = PeerLimits(), logger: Logger = Logger(label: "hulynet.client"),
+                    security: ClientSecurity? = nil) {
             self.timeouts = timeouts
             self.aliveTimeoutSeconds = aliveTimeoutSeconds
             self.getTimeoutMs = getTimeoutMs
             self.endpointLimits = endpointLimits
             self.logger = logger
+            self.security = security
         }
 
         /// Throws `NetworkError.invalid` naming the first setting out of range.
@@ -37,6 +43,9 @@ public final class NetworkClient: @unchecked Sendable {
             }
             try checkRange(Int(getTimeoutMs), 1...Int(Timeouts.maxMs), "get timeout (ms)")
             try endpointLimits.validate()
+            if let security, !Curve.isKey(security.serverKey) {
+                throw NetworkError.invalid("the coordinator's public key is not a Z85 CURVE key")
+            }
         }
     }
 
@@ -102,7 +111,9 @@ public final class NetworkClient: @unchecked Sendable {
         let error: ZMQError? = loop.sync { [self] () -> ZMQError? in
             do throws(ZMQError) {
                 rpc = try RPCClient(loop: loop, clientId: clientId, addresses: addresses, timeouts: options.timeouts,
-                                    aliveTimeoutSeconds: options.aliveTimeoutSeconds, logger: options.logger)
+                                    aliveTimeoutSeconds: options.aliveTimeoutSeconds,
+                                    curve: options.security.map { CurveClientKeys(keys: $0.keys, serverKey: $0.serverKey) },
+                                    logger: options.logger)
                 rpc.delegate = self
                 machineTimer = loop.every(milliseconds: Int(options.timeouts.tickMs)) { [unowned self] in
                     machine.tick(now: MonotonicClock.nowMs(), into: &outputs.items)
@@ -192,7 +203,8 @@ public final class NetworkClient: @unchecked Sendable {
             timer.value = loop.after(milliseconds: Int(timeoutMs)) {
                 guard !finished.value else { return }
                 finished.value = true
-                done(.failure(.timeout("no connection to \(address) within \(timeoutMs) ms")))
+                let why = self.rpc.handshakeFailure.map { ": \($0)" } ?? ""
+                done(.failure(.timeout("no connection to \(address) within \(timeoutMs) ms\(why)")))
             }
         }
     }
@@ -356,11 +368,14 @@ public final class NetworkClient: @unchecked Sendable {
         try checkPort(port, allowZero: true)
         let _: Bool = try await onLoop { [self] done in
             do {
+                let curve = options.security?.keys
                 let server = try AgentEndpointServer(loop: loop, agent: agent, host: bindHost, port: port,
-                                                     timeouts: options.timeouts, limits: options.endpointLimits, logger: logger)
+                                                     timeouts: options.timeouts, limits: options.endpointLimits, logger: logger,
+                                                     curve: curve)
                 agentServers[agent.uuid] = server
-                agent.attach(endpoint: .agent(host: advertisedHost, port: server.rpc.port, agentId: agent.uuid), loop: loop,
-                             timeouts: options.timeouts, limits: options.endpointLimits, logger: logger)
+                agent.attach(endpoint: .agent(host: advertisedHost, port: server.rpc.port, agentId: agent.uuid,
+                                              publicKey: curve?.publicKey),
+                             loop: loop, timeouts: options.timeouts, limits: options.endpointLimits, logger: logger, curve: curve)
                 done(.success(true))
             } catch {
                 done(.failure(.bindFailed("\(bindHost):\(port): \(error)")))
@@ -594,12 +609,20 @@ public final class NetworkClient: @unchecked Sendable {
     }
 
     /// The connection to an agent's or a container's endpoint, shared by its users.
-    func endpointClient(host: String, port: Int, direct: Bool) throws(NetworkError) -> EndpointClient {
+    /// `publicKey`: the endpoint's CURVE key, when its reference carries one.
+    func endpointClient(host: String, port: Int, direct: Bool, publicKey: String? = nil) throws(NetworkError) -> EndpointClient {
         let key = "\(direct ? "d" : "r"):\(host):\(port)"
         if let existing = endpointClients[key], !existing.rpc.closed { return existing }
         do {
+            var curve: CurveClientKeys?
+            if let publicKey {
+                guard Curve.isKey(publicKey) else { throw NetworkError.invalid("endpoint \(host):\(port): its key is not a Z85 CURVE key") }
+                // A client without keys of its own still connects to a secured endpoint, encrypted,
+                // with a key pair made for the purpose.
+                curve = CurveClientKeys(keys: try options.security?.keys ?? CurveKeyPair.generate(), serverKey: publicKey)
+            }
             let rpc = try RPCClient(loop: loop, clientId: clientId, host: host, port: port,
-                                    timeouts: options.timeouts, logger: logger)
+                                    timeouts: options.timeouts, curve: curve, logger: logger)
             let client = EndpointClient(rpc: rpc, direct: direct)
             endpointClients[key] = client
             return client
@@ -762,6 +785,22 @@ final class ResumeOnce<T: Sendable>: @unchecked Sendable {
         continuation?.resume(returning: value)
     }
 }
+
+/// The keys a client secures its connections with: its own key pair, and the coordinator's
+/// public key (Z85).
+public struct ClientSecurity: Sendable, Equatable {
+    public var keys: CurveKeyPair
+    public var serverKey: String
+
+    public init(keys: CurveKeyPair, serverKey: String) {
+        self.keys = keys
+        self.serverKey = serverKey
+    }
+}
+
+/// A CURVE key pair (see HulyNetZMQ); `CurveKeyPair.generate()` makes one, `init(secretKey:)`
+/// reads one back.
+public typealias CurveKeyPair = HulyNetZMQ.CurveKeyPair
 
 /// A coordinator's host and port.
 public struct NetworkAddress: Sendable, Hashable, CustomStringConvertible {

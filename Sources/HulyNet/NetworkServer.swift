@@ -23,6 +23,9 @@ public final class NetworkServer: @unchecked Sendable {
         public var logger: Logger
         /// When set, the coordinator serves only while this lease holds (see `ElectedCoordinator`).
         public var lease: ServingLease?
+        /// CURVE encryption and the allow list of client keys (docs/SECURITY.md); nil: the
+        /// reference's plain wire.
+        public var security: ServerSecurity?
 
         public init(host: String = "0.0.0.0", port: Int = 3737, timeouts: Timeouts = .reference,
                     inFlightLimit: Int = defaultInFlightLimit, maxMessageBytes: Int = defaultMaxMessageBytes,
@@ -140,6 +143,7 @@ final class CoordinatorShell: RPCServerDelegate {
     let logger: Logger
     @exclusivity(unchecked) private var directives: [CoordinatorDirective] = [] // loop-confined
     private var tickTimer: IOLoop.TimerID?
+    private(set) var zap: ZAPHandler?
     private let loop: IOLoop
 
     init(loop: IOLoop, configuration: NetworkServer.Configuration, context: ZMQContext) throws {
@@ -148,9 +152,14 @@ final class CoordinatorShell: RPCServerDelegate {
         // A coordinator serving under a lease was elected: it takes over a network that ran before.
         coordinator = Coordinator(timeouts: configuration.timeouts, startedAt: MonotonicClock.nowMs(),
                                   takesOver: configuration.lease != nil)
+        if let security = configuration.security, let path = security.allowListPath {
+            // Bound before the server socket, so that no client is admitted unasked.
+            zap = try ZAPHandler(loop: loop, context: context, allowListPath: path, logger: configuration.logger)
+        }
         rpc = try RPCServer(loop: loop, host: configuration.host, port: configuration.port,
                             timeouts: configuration.timeouts, limits: configuration.limits, logger: configuration.logger,
-                            context: context)
+                            context: context, curve: configuration.security?.keys,
+                            zapDomain: configuration.security?.allowListPath == nil ? nil : ZAPHandler.domain)
         rpc.inFlightLimit = configuration.inFlightLimit
         rpc.delegate = self
         if let lease = configuration.lease {
@@ -167,12 +176,16 @@ final class CoordinatorShell: RPCServerDelegate {
             trimAfterBurst(now: now)
         }
         logger.info("network coordinator \(rpc.serverId) listening on \(configuration.host):\(rpc.port)")
+        if let security = configuration.security {
+            logger.info("secured with CURVE (public key \(security.keys.publicKey)); \(security.allowListPath.map { "clients admitted from \($0)" } ?? "any client knowing the public key is admitted")")
+        }
         logger.info("peer limits: frames up to \(configuration.maxMessageBytes) bytes, handshake within \(configuration.handshakeTimeoutMs) ms, at most \(rpc.connectionLimit) connections")
     }
 
     func close() {
         if let tickTimer { loop.cancel(tickTimer) }
         rpc.close()
+        zap?.close()
     }
 
     private var messagesAtLastTrim = 0

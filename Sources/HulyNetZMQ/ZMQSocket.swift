@@ -66,6 +66,7 @@ public final class ZMQContext: @unchecked Sendable {
 
 public enum ZMQSocketType: Int32, Sendable {
     case pair = 0
+    case rep = 4
     case dealer = 5
     case router = 6
     case pull = 7
@@ -278,6 +279,16 @@ public final class ZMQMonitor {
         public var isConnected: Bool { Int32(event) == ZMQ_EVENT_CONNECTED }
         public var isDisconnected: Bool { Int32(event) == ZMQ_EVENT_DISCONNECTED }
         public var isAccepted: Bool { Int32(event) == ZMQ_EVENT_ACCEPTED }
+        /// The security handshake failed: the server refused this client's key (ZAP), or the
+        /// keys do not match (a wrong server key), or the peer speaks no CURVE.
+        public var handshakeFailure: String? {
+            switch Int32(event) {
+            case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: "the server refused this client's key (not on its allow list)"
+            case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL, ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                "the security handshake failed (a wrong server key, or CURVE on one side only)"
+            default: nil
+            }
+        }
         /// A connection attempt failed (refused, unreachable) and will be retried.
         public var isConnectRetried: Bool { Int32(event) == ZMQ_EVENT_CONNECT_RETRIED }
     }

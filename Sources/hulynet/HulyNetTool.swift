@@ -15,7 +15,7 @@ struct HulyNetTool: AsyncParsableCommand {
         commandName: "hulynet",
         abstract: "The Huly virtual network: a coordinator, agents and clients over ZeroMQ.",
         subcommands: [Server.self, AgentCommand.self, Agents.self, Containers.self, Request.self, CallCommand.self, Demo.self,
-                      Bench.self, RawBroker.self, BenchLoad.self]
+                      Keygen.self, Bench.self, RawBroker.self, BenchLoad.self]
     )
 }
 
@@ -27,14 +27,52 @@ struct NetworkOptions: ParsableArguments {
     @Option(name: .long, parsing: .unconditional, help: "Seconds to wait for the connection.")
     var timeout: Double = 10
 
+    @Option(help: "The coordinator's public key file (NAME.pub of `hulynet keygen`): connect with CURVE encryption.")
+    var serverKey: String?
+
+    @Option(help: "With --server-key: this client's secret key file (NAME.key of `hulynet keygen`); default: a key made for this run.")
+    var key: String?
+
     func validate() throws {
         try checkSeconds(timeout, "--timeout", allowZero: false)
+        if key != nil, serverKey == nil { throw ValidationError("--key needs --server-key") }
+    }
+
+    /// The client options these arguments ask for.
+    func options(logger: Logger = Logger(label: "hulynet.client")) throws -> NetworkClient.Options {
+        var options = NetworkClient.Options(logger: logger)
+        if let serverKey {
+            let keys = try key.map(KeyFiles.readSecret) ?? CurveKeyPair.generate()
+            options.security = ClientSecurity(keys: keys, serverKey: try KeyFiles.readPublic(serverKey))
+        }
+        return options
     }
 
     func connect() async throws -> NetworkClient {
-        let client = try NetworkClient(address: network)
+        let client = try NetworkClient(address: network, options: try options())
         try await client.waitForConnection(timeoutMs: Int64(timeout * 1000))
         return client
+    }
+}
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make a CURVE key pair: NAME.key (the secret key, readable by you only) and NAME.pub (the public key and NAME, a line for an allow list).")
+
+    @Argument(help: "The key's name (the allow list shows it; refusals and logs name keys by fingerprint).")
+    var name: String
+
+    @Option(help: "The directory to write the files in.")
+    var directory: String = "."
+
+    func run() throws {
+        do {
+            let keys = try KeyFiles.generate(name: name, directory: directory)
+            print("wrote \(directory)/\(name).key (secret) and \(directory)/\(name).pub (public key \(keys.publicKey))")
+        } catch {
+            printError("hulynet keygen: \(error)")
+            throw ExitCode(2)
+        }
     }
 }
 
@@ -95,6 +133,12 @@ struct Server: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "The largest message accepted, in bytes; a peer sending a larger frame is disconnected before it is buffered.")
     var maxMessageBytes: Int = defaultMaxMessageBytes
 
+    @Option(help: "This coordinator's secret key file (NAME.key of `hulynet keygen`): serve with CURVE encryption; clients need NAME.pub.")
+    var secretKey: String?
+
+    @Option(help: "With --secret-key: the allow list of client keys (lines `Z85-PUBLIC-KEY NAME`, # comments), read again when it changes. Without it any client that knows the public key is admitted.")
+    var allow: String?
+
     @Option(help: "etcd client URLs, URL[,URL...]: campaign for leadership with the other coordinators of the network through etcd, and serve only while leading.")
     var etcd: String?
 
@@ -109,6 +153,7 @@ struct Server: AsyncParsableCommand {
 
     func validate() throws {
         try checkSeconds(statsInterval, "--stats-interval", allowZero: true)
+        if allow != nil, secretKey == nil { throw ValidationError("--allow needs --secret-key") }
         if etcd == nil, advertise != nil || etcdKey != "hulynet/leader" || leaseTtl != 3 {
             throw ValidationError("--lease-ttl, --etcd-key and --advertise need --etcd")
         }
@@ -126,9 +171,17 @@ struct Server: AsyncParsableCommand {
         var logger = Logger(label: "hulynet.server")
         logger.logLevel = level
         ProcessMemory.mapLargeAllocations()
-        let configuration = NetworkServer.Configuration(host: host, port: port, maxMessageBytes: maxMessageBytes,
+        var configuration = NetworkServer.Configuration(host: host, port: port, maxMessageBytes: maxMessageBytes,
                                                         handshakeTimeoutMs: handshakeTimeoutMs, maxClients: maxClients,
                                                         logger: logger)
+        if let secretKey {
+            do {
+                configuration.security = ServerSecurity(keys: try KeyFiles.readSecret(secretKey), allowListPath: allow)
+            } catch {
+                printError("hulynet server: \(error)")
+                throw ExitCode(2)
+            }
+        }
         if let etcd {
             try await runElected(configuration, etcd: etcd)
             return

@@ -39,21 +39,24 @@ final class RPCClient {
     private let monitor: ZMQMonitor
     private var timer: IOLoop.TimerID?
     private var connectionWaiters: [(Result<Void, NetworkError>) -> Void] = []
+    /// Why the last security handshake failed, until a server greets this client.
+    private(set) var handshakeFailure: String?
     private var completions: [RPCRequestKey: Completion] = [:]
     private let outputs = OutputQueue<RPCClientOutput>()
 
     var clientId: ClientUUID { machine.clientId }
 
     convenience init(loop: IOLoop, clientId: ClientUUID, host: String, port: Int, timeouts: Timeouts,
-                     aliveTimeoutSeconds: Double? = nil, logger: Logger) throws(ZMQError) {
+                     aliveTimeoutSeconds: Double? = nil, curve: CurveClientKeys? = nil, logger: Logger) throws(ZMQError) {
         try self.init(loop: loop, clientId: clientId, addresses: [NetworkAddress(host: host, port: port)],
-                      timeouts: timeouts, aliveTimeoutSeconds: aliveTimeoutSeconds, logger: logger)
+                      timeouts: timeouts, aliveTimeoutSeconds: aliveTimeoutSeconds, curve: curve, logger: logger)
     }
 
     /// `addresses`: at least one. With several, the client moves to the next when the one it
     /// talks to refuses, does not greet, or falls silent (see `LeaderFollower`).
+    /// `curve`: connect encrypted, as a CURVE client of the server with that public key.
     init(loop: IOLoop, clientId: ClientUUID, addresses: [NetworkAddress], timeouts: Timeouts,
-         aliveTimeoutSeconds: Double? = nil, logger: Logger) throws(ZMQError) {
+         aliveTimeoutSeconds: Double? = nil, curve: CurveClientKeys? = nil, logger: Logger) throws(ZMQError) {
         precondition(!addresses.isEmpty, "RPCClient needs an address")
         self.loop = loop
         self.addresses = addresses
@@ -70,7 +73,10 @@ final class RPCClient {
         try socket.setOption64(ZMQ_MAXMSGSIZE, Int64(defaultMaxMessageBytes))
         try socket.setOption(ZMQ_RECONNECT_IVL, 100)
         try socket.setOption(ZMQ_RECONNECT_IVL_MAX, 1000)
-        monitor = try socket.monitor(events: ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED)
+        if let curve { try socket.makeCurveClient(curve.keys, serverKey: curve.serverKey) }
+        monitor = try socket.monitor(events: ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED
+                                     | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                     | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
         try socket.connect(addresses[0].endpoint)
         loop.register(socket) { [unowned self] in readAll() }
         loop.register(monitor.socket) { [unowned self] in readMonitor() }
@@ -145,7 +151,10 @@ final class RPCClient {
     private func send(_ frames: [[UInt8]]) {
         guard socket.handle != nil else { return }
         do {
-            if try !socket.send(frames) { logger.warning("send queue to \(host):\(port) full: message dropped") }
+            // Before a greeting (no connection completed yet) a ping finds no queue: not news.
+            if try !socket.send(frames) {
+                logger.log(level: machine.isConnected ? .warning : .debug, "send queue to \(host):\(port) full: message dropped")
+            }
         } catch {
             logger.warning("send to \(host):\(port) failed: \(error)")
         }
@@ -164,6 +173,9 @@ final class RPCClient {
                 machine.socketDisconnected()
             } else if event.isConnectRetried {
                 follower.refused(now: MonotonicClock.nowMs())
+            } else if let failure = event.handshakeFailure {
+                if handshakeFailure != failure { logger.warning("\(host):\(port): \(failure)") }
+                handshakeFailure = failure
             }
         }
         run()
@@ -215,6 +227,7 @@ final class RPCClient {
                 send(frames)
             case .connected(let serverId, let greeting):
                 follower.greeted(now: MonotonicClock.nowMs())
+                handshakeFailure = nil
                 if movesSinceGreeting > 0 {
                     logger.info("coordinator \(host):\(port) serves (found after \(movesSinceGreeting) moves)")
                     movesSinceGreeting = 0

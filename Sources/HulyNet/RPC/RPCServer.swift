@@ -61,8 +61,10 @@ final class RPCServer {
     var onFenced: (() -> Void)?
 
     /// Binds `tcp://host:port` (port 0 picks a free one). Must run on the loop thread.
+    /// `curve`: serve encrypted, as a CURVE server with these keys; `zapDomain`: ask the ZAP
+    /// handler of `context` about each client connecting (see `ZAPHandler`).
     init(loop: IOLoop, host: String, port: Int, timeouts: Timeouts, limits: PeerLimits = PeerLimits(), logger: Logger,
-         context: ZMQContext = .shared) throws(ZMQError) {
+         context: ZMQContext = .shared, curve: CurveKeyPair? = nil, zapDomain: String? = nil) throws(ZMQError) {
         self.loop = loop
         self.logger = logger
         self.limits = limits
@@ -80,6 +82,7 @@ final class RPCServer {
             // A burst of connections waits in the kernel's queue (capped by somaxconn) instead of
             // having its SYNs dropped and retried a second or more later, a real client's too.
             try socket.setOption(ZMQ_BACKLOG, 4096)
+            if let curve { try socket.makeCurveServer(curve, zapDomain: zapDomain) }
             monitor = try socket.monitor(events: ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED, context: context)
             let bindHost = (host == "0.0.0.0" || host.isEmpty) ? "*" : host
             try socket.bind("tcp://\(bindHost):\(port)")
