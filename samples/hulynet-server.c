@@ -3,6 +3,10 @@
  *
  *   hulynet-server [--host H] [--port P] [--stats-interval S] [--log-level L]
  *                  [--etcd URLS [--lease-ttl S] [--etcd-key K] [--advertise HOST:PORT]]
+ *                  [--secret-key FILE [--allow FILE]]
+ *
+ * With --secret-key (NAME.key of `hulynet keygen`) it serves with CURVE encryption, admitting the
+ * client keys of the --allow file (docs/SECURITY.md).
  *
  * With --etcd it is one of several coordinators that stand in for each other (docs/HA.md): it
  * campaigns for leadership through etcd and serves only while it leads, printing
@@ -53,6 +57,8 @@ static void usage(FILE *to) {
             "  --lease-ttl S       with --etcd: seconds the leadership lease lives without renewal (1-300, default: 3)\n"
             "  --etcd-key K        with --etcd: the key the coordinators of one network campaign for\n"
             "  --advertise A       with --etcd: this coordinator's HOST:PORT as others see it\n"
+            "  --secret-key FILE   serve with CURVE encryption with this secret key (NAME.key of hulynet keygen)\n"
+            "  --allow FILE        with --secret-key: the allow list of client keys (KEY NAME lines), read again on change\n"
             "  -h, --help          this text\n",
             program, DEFAULT_PORT);
 }
@@ -109,6 +115,8 @@ typedef struct options {
     int lease_ttl_seconds;
     const char *etcd_key;
     const char *advertise;
+    const char *secret_key_file; /* NULL: the plain wire */
+    const char *allow_file;
 } options;
 
 static int parse_port(const char *text, int *port) {
@@ -164,6 +172,8 @@ static int parse_arguments(int argc, char **argv, options *out) {
     out->lease_ttl_seconds = 3;
     out->etcd_key = NULL;
     out->advertise = NULL;
+    out->secret_key_file = NULL;
+    out->allow_file = NULL;
     if (env_port != NULL && *env_port != '\0' && parse_port(env_port, &out->port) != 0) {
         fprintf(stderr, "%s: the PORT environment variable is not a port number (0-65535): '%s'\n", program, env_port);
         return -1;
@@ -249,8 +259,30 @@ static int parse_arguments(int argc, char **argv, options *out) {
             out->advertise = value;
             continue;
         }
+        value = option_value(argc, argv, &i, "--secret-key", &matched);
+        if (matched) {
+            if (value == NULL || *value == '\0') {
+                fprintf(stderr, "%s: --secret-key needs a key file\n", program);
+                return -1;
+            }
+            out->secret_key_file = value;
+            continue;
+        }
+        value = option_value(argc, argv, &i, "--allow", &matched);
+        if (matched) {
+            if (value == NULL || *value == '\0') {
+                fprintf(stderr, "%s: --allow needs an allow list file\n", program);
+                return -1;
+            }
+            out->allow_file = value;
+            continue;
+        }
         fprintf(stderr, "%s: unknown argument '%s'\n", program, argv[i]);
         usage(stderr);
+        return -1;
+    }
+    if (out->allow_file != NULL && out->secret_key_file == NULL) {
+        fprintf(stderr, "%s: --allow needs --secret-key\n", program);
         return -1;
     }
     if (out->etcd == NULL && (out->etcd_key != NULL || out->advertise != NULL || out->lease_ttl_seconds != 3)) {
@@ -263,6 +295,23 @@ static int parse_arguments(int argc, char **argv, options *out) {
 /* ------------------------------------------------------------------------------------------
  * Main
  * ------------------------------------------------------------------------------------------ */
+
+/* The first word of a key file (a Z85 key: 40 characters) into key[41]; 0, or -1 (reported). */
+static int read_key_file(const char *path, char key[41]) {
+    FILE *file = fopen(path, "r");
+    int read;
+    if (file == NULL) {
+        fprintf(stderr, "%s: cannot read %s: %s\n", program, path, strerror(errno));
+        return -1;
+    }
+    read = fscanf(file, "%40s", key);
+    fclose(file);
+    if (read != 1 || strlen(key) != 40) {
+        fprintf(stderr, "%s: %s holds no key (40 characters of Z85)\n", program, path);
+        return -1;
+    }
+    return 0;
+}
 
 static double monotonic_seconds(void) {
     struct timespec now;
@@ -291,6 +340,8 @@ int main(int argc, char **argv) {
     sigset_t stop_signals;
     hulynet_server *server = NULL;
     int status, port, signal_number = 0, parsed, role = -1;
+    char secret_key[41] = {0};
+    hulynet_security security;
     double next_stats;
     char when[40];
 
@@ -318,6 +369,11 @@ int main(int argc, char **argv) {
         return EXIT_FAILED;
     }
 
+    if (opts.secret_key_file != NULL && read_key_file(opts.secret_key_file, secret_key) != 0) return EXIT_USAGE;
+    memset(&security, 0, sizeof security);
+    security.size = sizeof security;
+    security.secret_key = secret_key;
+    security.allow_list_path = opts.allow_file;
     if (opts.etcd != NULL) {
         hulynet_election_options election;
         memset(&election, 0, sizeof election);
@@ -326,9 +382,11 @@ int main(int argc, char **argv) {
         election.key = opts.etcd_key;
         election.lease_ttl_ms = (int64_t)opts.lease_ttl_seconds * 1000;
         election.advertise = opts.advertise;
-        status = hulynet_server_start_elected(opts.host, opts.port, NULL, &election, &server);
+        status = hulynet_server_start_with(opts.host, opts.port, NULL, &election,
+                                           opts.secret_key_file != NULL ? &security : NULL, &server);
     } else {
-        status = hulynet_server_start(opts.host, opts.port, NULL, &server);
+        status = hulynet_server_start_with(opts.host, opts.port, NULL, NULL,
+                                           opts.secret_key_file != NULL ? &security : NULL, &server);
     }
     if (status != HULYNET_OK) {
         if (status == HULYNET_EBIND) {

@@ -211,36 +211,91 @@ public func hulynet_server_destroy(_ handle: OpaquePointer?) {
     Handles.take(handle, CServer.self)?.stop()
 }
 
-@_cdecl("hulynet_server_start_elected")
-public func hulynet_server_start_elected(_ host: UnsafePointer<CChar>?, _ port: Int32, _ timeouts: UnsafePointer<hulynet_timeouts>?,
-                                         _ options: UnsafePointer<hulynet_election_options>?,
-                                         _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+@_cdecl("hulynet_server_start_with")
+public func hulynet_server_start_with(_ host: UnsafePointer<CChar>?, _ port: Int32, _ timeouts: UnsafePointer<hulynet_timeouts>?,
+                                      _ election: UnsafePointer<hulynet_election_options>?,
+                                      _ security: UnsafePointer<hulynet_security>?,
+                                      _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     cCall {
         guard let out else { throw CFailure.invalid("out is NULL") }
         out.pointee = nil
-        guard let options else { throw CFailure.invalid("options is NULL") }
+        let host = try cHost(host, "host")
+        var server = NetworkServer.Configuration(host: host == "*" ? "0.0.0.0" : host, port: try cPort(port, allowZero: election == nil),
+                                                 timeouts: try cTimeouts(timeouts), logger: CLogSink.logger("hulynet.server"))
+        if let security = try cSecurity(security) {
+            guard let secret = security.secretKey else { throw CFailure.invalid("security->secret_key is NULL: a server needs its key") }
+            server.security = ServerSecurity(keys: secret, allowListPath: security.allowListPath)
+        }
+        guard let election else {
+            let single: NetworkServer
+            do { single = try NetworkServer(server) } catch { throw CFailure(error) }
+            out.pointee = Handles.make(CServer(single))
+            return
+        }
         // Only the fields the caller's version of the struct has are read.
-        let size = options.pointee.size
+        let size = election.pointee.size
         guard size >= MemoryLayout<hulynet_election_options>.offset(of: \.advertise)! + MemoryLayout<UnsafePointer<CChar>?>.size,
               size <= 1 << 16 else {
-            throw CFailure.invalid("options->size \(size) is not sizeof(hulynet_election_options)")
+            throw CFailure.invalid("election->size \(size) is not sizeof(hulynet_election_options)")
         }
-        let value = options.pointee
-        let etcd = try cString(value.etcd, "options->etcd")
-        let key = value.key == nil ? "hulynet/leader" : try cString(value.key, "options->key")
+        let value = election.pointee
+        let etcd = try cString(value.etcd, "election->etcd")
+        let key = value.key == nil ? "hulynet/leader" : try cString(value.key, "election->key")
         guard (0...300_000).contains(value.lease_ttl_ms) else {
-            throw CFailure.invalid("options->lease_ttl_ms \(value.lease_ttl_ms) is out of range (0 for 3000, 1000 to 300000)")
+            throw CFailure.invalid("election->lease_ttl_ms \(value.lease_ttl_ms) is out of range (0 for 3000, 1000 to 300000)")
         }
-        let advertise = value.advertise == nil ? nil : try cString(value.advertise, "options->advertise")
-        let host = try cHost(host, "host")
-        let server = NetworkServer.Configuration(host: host == "*" ? "0.0.0.0" : host, port: try cPort(port, allowZero: false),
-                                                 timeouts: try cTimeouts(timeouts), logger: CLogSink.logger("hulynet.server"))
+        let advertise = value.advertise == nil ? nil : try cString(value.advertise, "election->advertise")
         let configuration = ElectedCoordinator.Configuration(
             server: server, etcd: etcd.split(separator: ",").map(String.init), key: key,
             election: .init(ttlMs: value.lease_ttl_ms == 0 ? 3000 : Int64(value.lease_ttl_ms)), advertisedAddress: advertise)
         let elected: ElectedCoordinator
         do { elected = try ElectedCoordinator(configuration) } catch { throw CFailure(error) }
         out.pointee = Handles.make(CServer(elected))
+    }
+}
+
+/// A `hulynet_security`, read as far as the caller's size covers.
+struct CSecurity {
+    var secretKey: CurveKeyPair?
+    var serverKey: String?
+    var allowListPath: String?
+}
+
+func cSecurity(_ pointer: UnsafePointer<hulynet_security>?) throws(CFailure) -> CSecurity? {
+    guard let pointer else { return nil }
+    let size = pointer.pointee.size
+    guard size >= MemoryLayout<hulynet_security>.offset(of: \.allow_list_path)! + MemoryLayout<UnsafePointer<CChar>?>.size,
+          size <= 1 << 16 else {
+        throw CFailure.invalid("security->size \(size) is not sizeof(hulynet_security)")
+    }
+    let value = pointer.pointee
+    var security = CSecurity()
+    if value.secret_key != nil {
+        let text = try cString(value.secret_key, "security->secret_key")
+        do { security.secretKey = try CurveKeyPair(secretKey: text) } catch {
+            throw CFailure.invalid("security->secret_key: \(error.description)")
+        }
+    }
+    if value.server_key != nil {
+        let text = try cString(value.server_key, "security->server_key")
+        guard Curve.isKey(text) else { throw CFailure.invalid("security->server_key: not a Z85 CURVE key (40 characters)") }
+        security.serverKey = text
+    }
+    if value.allow_list_path != nil { security.allowListPath = try cString(value.allow_list_path, "security->allow_list_path") }
+    return security
+}
+
+@_cdecl("hulynet_curve_keypair")
+public func hulynet_curve_keypair(_ publicKey: UnsafeMutablePointer<CChar>?, _ secretKey: UnsafeMutablePointer<CChar>?) -> Int32 {
+    cCall {
+        guard let publicKey, let secretKey else { throw CFailure.invalid("public_key and secret_key need 41 bytes each, not NULL") }
+        let keys: CurveKeyPair
+        do { keys = try CurveKeyPair.generate() } catch { throw CFailure(status: HULYNET_EINTERNAL, message: "\(error)") }
+        for (text, into) in [(keys.publicKey, publicKey), (keys.secretKey, secretKey)] {
+            let bytes = Array(text.utf8)
+            for (index, byte) in bytes.enumerated() { into[index] = CChar(bitPattern: byte) }
+            into[bytes.count] = 0
+        }
     }
 }
 

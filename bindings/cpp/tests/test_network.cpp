@@ -2,6 +2,8 @@
 // errors as exceptions, container lifetimes.
 #include "test_kinds.hpp"
 
+#include <unistd.h>
+
 using namespace test;
 
 TEST(agent_builder_and_uuid) {
@@ -254,4 +256,29 @@ TEST(elected_server_and_network_list) {
     // It binds nothing: the port is free for another.
     hulynet::Server other = hulynet::Server::start("127.0.0.1", dead);
     CHECK_EQ(other.port(), dead);
+}
+
+// CURVE: a secured coordinator with an allow list admits its key and refuses a stranger's.
+TEST(secured_server_and_clients) {
+    const auto [server_public, server_secret] = hulynet::curve_keypair();
+    const auto [alice_public, alice_secret] = hulynet::curve_keypair();
+    const auto stranger = hulynet::curve_keypair();
+    CHECK_EQ(server_public.size(), static_cast<std::size_t>(40));
+    char path[] = "/tmp/hulynet-allow-cpp-XXXXXX";
+    const int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    const std::string line = alice_public + " alice\n";
+    REQUIRE(write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+    close(fd);
+
+    hulynet::Server server = hulynet::Server::start_secure("127.0.0.1", 0, {server_secret, "", path});
+    const std::string network = "127.0.0.1:" + std::to_string(server.port());
+    hulynet::Client alice = hulynet::Client::connect_secure(network, {alice_secret, server_public, ""});
+    alice.wait(5s);
+    CHECK(contains(alice.kinds(), "["));
+    hulynet::Client refused = hulynet::Client::connect_secure(network, {stranger.second, server_public, ""});
+    CHECK_THROWS_CODE(refused.wait(1s), HULYNET_ETIMEOUT, "refused");
+    CHECK_THROWS_CODE(hulynet::Client::connect_secure(network, {"not a key", server_public, ""}), HULYNET_EINVAL, "secret_key");
+    CHECK_THROWS_CODE(hulynet::Server::start_secure("127.0.0.1", 0, {"", "", path}), HULYNET_EINVAL, "secret_key");
+    unlink(path);
 }

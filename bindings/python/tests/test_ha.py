@@ -108,3 +108,26 @@ def _answers(reference):
         return reference.request("echo", {"n": 2}, timeout=2) == {"n": 2}
     except hulynet.Error:
         return False
+
+
+def test_curve_secured_server_admits_its_keys_only(tmp_path):
+    server_public, server_secret = hulynet.curve_keypair()
+    alice_public, alice_secret = hulynet.curve_keypair()
+    _, stranger_secret = hulynet.curve_keypair()
+    assert len(server_public) == 40 and server_public != alice_public
+    allow = tmp_path / "allow.txt"
+    allow.write_text(f"# test\n{alice_public} alice\n")
+    with hulynet.Server("127.0.0.1", 0, timeouts=TIMEOUTS, secret_key=server_secret, allow_list=str(allow)) as server:
+        with hulynet.Client("127.0.0.1", server.port, timeouts=TIMEOUTS, server_key=server_public,
+                            secret_key=alice_secret) as alice:
+            alice.wait(timeout=5)
+            assert isinstance(alice.kinds(), list)
+        with hulynet.Client("127.0.0.1", server.port, timeouts=TIMEOUTS, server_key=server_public,
+                            secret_key=stranger_secret) as stranger:
+            with pytest.raises(hulynet.Timeout) as caught:
+                stranger.wait(timeout=1)
+            assert "refused" in caught.value.message
+        with pytest.raises(hulynet.InvalidArgument):
+            hulynet.Client("127.0.0.1", server.port, secret_key=alice_secret)  # needs server_key
+    with pytest.raises(hulynet.InvalidArgument):
+        hulynet.Server("127.0.0.1", 0, allow_list=str(allow))  # needs secret_key
