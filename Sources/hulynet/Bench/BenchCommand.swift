@@ -56,6 +56,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Run only the cases whose name contains this text (and their baselines), e.g. \"cs sync\".")
     var only: String?
 
+    @Flag(help: "Also run the request cases with CURVE on every connection, each compared with the same case without it.")
+    var curve = false
+
     @Flag(help: "Print the results as one JSON object instead of a table.")
     var json = false
 
@@ -92,11 +95,13 @@ struct Bench: AsyncParsableCommand {
             return file
         }
         let network = try await InProcessNetwork(clients: clients, logger: logger)
+        let secured = curve ? try await InProcessNetwork(clients: clients, logger: logger, curve: true) : nil
 
         var suite: [BenchCase] = []
         for size in sizes {
             suite += rawCases(bytes: size)
             suite += network.requestCases(bytes: size, depth: depth, seconds: seconds)
+            suite += secured?.requestCases(bytes: size, depth: depth, seconds: seconds) ?? []
         }
         if !noProcesses { suite += processCases(logger: logger) }
         if !noProcesses, scaleClients > 0 {
@@ -121,6 +126,7 @@ struct Bench: AsyncParsableCommand {
             }
         }
         await network.close()
+        await secured?.close()
 
         let machineReadable = results.json(runs: runs, seconds: seconds, settings: [
             "depth": .number(Double(depth)), "clients": .number(Double(clients)),

@@ -27,11 +27,13 @@ final class BenchNetwork: @unchecked Sendable {
     let client: NetworkClient
     let reference: ContainerReference
 
-    init(port: Int, logger: Logger) async throws {
+    /// `serverKey`: connect with CURVE to a coordinator with that public key (each client with a
+    /// key pair of its own).
+    init(port: Int, logger: Logger, serverKey: String? = nil) async throws {
         self.port = port
-        agentSide = try NetworkClient(host: "127.0.0.1", port: port, options: .init(logger: logger))
+        agentSide = try NetworkClient(host: "127.0.0.1", port: port, options: try benchOptions(logger, serverKey))
         try await agentSide.serve(benchAgent())
-        client = try NetworkClient(host: "127.0.0.1", port: port, options: .init(logger: logger))
+        client = try NetworkClient(host: "127.0.0.1", port: port, options: try benchOptions(logger, serverKey))
         try await client.waitForConnection()
         reference = try await client.get(kind: "echo")
     }
@@ -41,6 +43,13 @@ final class BenchNetwork: @unchecked Sendable {
         await client.close()
         await agentSide.close()
     }
+}
+
+/// A bench client's options: plain, or CURVE with a fresh key pair.
+func benchOptions(_ logger: Logger, _ serverKey: String?) throws -> NetworkClient.Options {
+    var options = NetworkClient.Options(logger: logger)
+    if let serverKey { options.security = ClientSecurity(keys: try CurveKeyPair.generate(), serverKey: serverKey) }
+    return options
 }
 
 /// Runs `call` from `tasks` concurrent tasks until `seconds` have passed; counts the calls.
@@ -94,13 +103,20 @@ final class InProcessNetwork: @unchecked Sendable {
     private let logger: Logger
     private var listeners: [(NetworkClient, ContainerConnection)] = []
 
-    init(clients: Int, logger: Logger) async throws {
+    /// Whether every connection uses CURVE (the coordinator's, the agent's endpoint, the direct one).
+    let curve: Bool
+
+    init(clients: Int, logger: Logger, curve: Bool = false) async throws {
         self.logger = logger
-        server = try NetworkServer(.init(host: "127.0.0.1", port: 0, logger: logger))
-        network = try await BenchNetwork(port: server.port, logger: logger)
+        self.curve = curve
+        var configuration = NetworkServer.Configuration(host: "127.0.0.1", port: 0, logger: logger)
+        if curve { configuration.security = ServerSecurity(keys: try CurveKeyPair.generate(), allowListPath: nil) }
+        server = try NetworkServer(configuration)
+        let serverKey = configuration.security?.keys.publicKey
+        network = try await BenchNetwork(port: server.port, logger: logger, serverKey: serverKey)
         var more: [NetworkClient] = []
         for _ in 1..<max(1, clients) {
-            let extra = try NetworkClient(host: "127.0.0.1", port: server.port, options: .init(logger: logger))
+            let extra = try NetworkClient(host: "127.0.0.1", port: server.port, options: try benchOptions(logger, serverKey))
             try await extra.waitForConnection()
             more.append(extra)
         }
@@ -117,9 +133,12 @@ final class InProcessNetwork: @unchecked Sendable {
         let clients = [network.client] + moreClients
         let (routed, direct) = (self.routed, self.direct)
         let onClient = network.client.executor
+        let curve = self.curve
+        // With CURVE each case is compared with the same case without it, run for run.
         func rate(_ name: String, _ baseline: String, tasks: Int, on executor: (any TaskExecutor)? = nil,
                   _ call: @escaping @Sendable (Int) async throws -> Void) -> BenchCase {
-            BenchCase(name: name, bytes: bytes, unit: "requests/s", baseline: "\(baseline) [\(bytes) B]") {
+            BenchCase(name: curve ? "\(name), CURVE" : name, bytes: bytes, unit: "requests/s",
+                      baseline: curve ? "\(name) [\(bytes) B]" : "\(baseline) [\(bytes) B]") {
                 BenchSample(value: try await measureCalls(tasks: tasks, seconds: seconds, on: executor, call).perSecond)
             }
         }
