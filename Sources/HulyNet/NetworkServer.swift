@@ -61,6 +61,10 @@ public final class NetworkServer: @unchecked Sendable {
         public var containers: Int
         public var requests: Int
         public var malformed: Int
+        /// On a secured server: connections whose key the allow list refused, and requests told
+        /// to retry because their key's rate limit was reached.
+        public var refusedKeys = 0
+        public var rateLimited = 0
 
         /// Nothing held (a server stopped, or standing by).
         public static let empty = Stats(clients: 0, agents: 0, containers: 0, requests: 0, malformed: 0)
@@ -110,7 +114,8 @@ public final class NetworkServer: @unchecked Sendable {
         loop.sync { [shell] in
             Stats(clients: shell.rpc.clientCount, agents: shell.coordinator.agentCount,
                   containers: shell.coordinator.containerCount, requests: shell.rpc.stats.requests,
-                  malformed: shell.rpc.stats.malformed)
+                  malformed: shell.rpc.stats.malformed, refusedKeys: shell.zap?.refused ?? 0,
+                  rateLimited: shell.rpc.stats.rateLimited)
         } ?? .empty
     }
 
@@ -233,6 +238,8 @@ final class CoordinatorShell: RPCServerDelegate {
             }
         case .broadcast(let event):
             rpc.broadcast(payload: event.json.serialized())
+        case .event(let client, let event):
+            rpc.event(client, payload: event.json.serialized())
         case .log(let level, let message):
             // Ids and kinds in these lines come from clients: one line, escaped and bounded.
             logger.log(level: level.swiftLogLevel, "\(LogSummary.escaped(message.utf8, limit: 1024))")
@@ -241,6 +248,14 @@ final class CoordinatorShell: RPCServerDelegate {
 
     func rpcServer(_ server: RPCServer, clientConnected client: ClientUUID) {
         coordinator.clientConnected(client)
+        // On a secured network the key's rules apply from its hello on (read at each hello: an
+        // allow list changed since applies to the next connection).
+        if let zap, let key = rpc.principal(of: client), let entry = zap.entry(for: key), !entry.policy.isUnrestricted {
+            coordinator.setPolicy(entry.policy, for: client)
+            if let rate = entry.policy.requestsPerSecond {
+                rpc.setRateLimit(RateLimit(perSecond: rate, burst: entry.policy.burst, now: MonotonicClock.nowMs()), for: client)
+            }
+        }
     }
 
     func rpcServer(_ server: RPCServer, clientGone client: ClientUUID, timedOut: Bool) {

@@ -17,6 +17,8 @@ public enum CoordinatorDirective: Sendable, Equatable {
     case call(to: ClientUUID, id: CallID, payload: [UInt8])
     /// Send this event to every connected client.
     case broadcast(NetworkEvent)
+    /// Send this event to one client (a secured network filters events per client's policy).
+    case event(to: ClientUUID, NetworkEvent)
     case log(LogLevel, String)
 }
 
@@ -125,6 +127,11 @@ public final class Coordinator {
     /// agent has not registered again yet.
     private let parksEveryGetWhileSettling: Bool
     private var parkedGets: [ContainerUUID: [ParkedGet]] = [:]
+    /// What each client's key may do on a secured network (`AccessPolicy`); a client without an
+    /// entry may do everything, as on an open network.
+    private var policies: [ClientUUID: AccessPolicy] = [:]
+    /// How many policies limit what their client sees (lists and events are filtered then).
+    private var sightRestricted = 0
 
     /// `startedAt`: the time of the coordinator's start, from which it settles for an alive
     /// timeout and a ping interval (agents of an earlier run reconnect within that); nil: no
@@ -176,8 +183,18 @@ public final class Coordinator {
         if clients[client] == nil { clients[client] = ClientState() }
     }
 
+    /// The policy of the key a client connected with (nil: unrestricted).
+    public func setPolicy(_ policy: AccessPolicy?, for client: ClientUUID) {
+        if policies[client]?.restrictsSight == true { sightRestricted -= 1 }
+        policies[client] = policy
+        if policy?.restrictsSight == true { sightRestricted += 1 }
+    }
+
+    public func policy(of client: ClientUUID) -> AccessPolicy? { policies[client] }
+
     /// A client closed or went silent: its references are released and its agents removed.
     public func clientGone(_ client: ClientUUID, now: Int64, into out: inout [CoordinatorDirective]) {
+        if policies[client] != nil { setPolicy(nil, for: client) }
         guard let state = clients.removeValue(forKey: client) else { return }
         for uuid in state.references { dropReferences(of: client, to: uuid, all: true, now: now) }
         for agentId in state.agents where agents[agentId]?.owner == client {
@@ -210,6 +227,10 @@ public final class Coordinator {
         case Method.registerAgent:
             do {
                 let registration = try AgentRegistration(json: params)
+                if let refusal = policies[client]?.refusesRegistering(kinds: registration.kinds) {
+                    out.append(.fail(token, RemoteError(refusal, code: .forbidden)))
+                    return
+                }
                 if isOwnedByAnother(registration.uuid, client) {
                     out.append(.fail(token, agentOwnedByAnotherClient(registration.uuid)))
                     return
@@ -238,12 +259,24 @@ public final class Coordinator {
             clients[client]?.agents.remove(uuid)
             out.append(.reply(token, "ok"))
         case Method.listAgents:
-            out.append(.reply(token, .array(agentList().map(\.json))))
+            var list = agentList()
+            if let policy = policies[client], let kinds = policy.kinds {
+                // A key sees the agents of the kinds it may use, and only those kinds.
+                list = list.compactMap { info in
+                    var visible = info
+                    visible.kinds = info.kinds.filter(kinds.contains)
+                    return visible.kinds.isEmpty ? nil : visible
+                }
+            }
+            out.append(.reply(token, .array(list.map(\.json))))
         case Method.kinds:
-            out.append(.reply(token, .array(kindList().map { .string($0) })))
+            let kinds = policies[client]?.kinds
+            out.append(.reply(token, .array(kindList().filter { kinds?.contains($0) ?? true }.map { .string($0) })))
         case Method.listContainers:
             let kind = params.member("kind")?.stringValue
-            out.append(.reply(token, .array(containerList(kind: kind).map(\.json))))
+            var list = containerList(kind: kind)
+            if let policy = policies[client], policy.restrictsSight { list = list.filter(policy.sees) }
+            out.append(.reply(token, .array(list.map(\.json))))
         case Method.getContainer:
             guard let kind = params.member("kind")?.stringValue else {
                 out.append(.fail(token, RemoteError("gg: 'kind' must be a string", code: .invalid)))
@@ -251,6 +284,10 @@ public final class Coordinator {
             }
             do {
                 let options = try GetOptions(json: params.member("request") ?? .null)
+                if let refusal = policies[client]?.refusesGetting(kind: kind, labels: options.labels) {
+                    out.append(.fail(token, RemoteError(refusal, code: .forbidden)))
+                    return
+                }
                 // hulynet's clients mark the gets that restore a reference after a coordinator
                 // restart (a TypeScript coordinator ignores the field).
                 let restores = params.member("restore")?.boolValue == true
@@ -286,6 +323,11 @@ public final class Coordinator {
                         origin: [UInt8]?, now: Int64, into out: inout [CoordinatorDirective]) {
         guard let container = containers[target], let agent = agents[container.record.agentId] else {
             out.append(.fail(token, RemoteError("Container \(target) not found", code: .containerNotFound)))
+            return
+        }
+        if !policies.isEmpty, let policy = policies[client],
+           let refusal = policy.refusesSeeing(kind: container.record.kind, labels: container.record.labels) {
+            out.append(.fail(token, RemoteError(refusal, code: .forbidden)))
             return
         }
         // ["cs", ["<agentId>", <rawParams>, ["<client>", "<origin>"]]]
@@ -382,7 +424,26 @@ public final class Coordinator {
         queuedAgentOrder.removeAll(keepingCapacity: true)
         queuedContainerEvents.removeAll(keepingCapacity: true)
         queuedContainerOrder.removeAll(keepingCapacity: true)
-        out.append(.broadcast(event))
+        guard sightRestricted > 0 else {
+            out.append(.broadcast(event))
+            return
+        }
+        // A secured network with restricted keys: each client hears only what it may see.
+        for client in clients.keys.sorted() {
+            guard let policy = policies[client], policy.restrictsSight else {
+                out.append(.event(to: client, event))
+                continue
+            }
+            let visible = NetworkEvent(
+                agents: event.agents.compactMap { change in
+                    guard let kinds = policy.kinds else { return change }
+                    var seen = change
+                    seen.kinds = change.kinds.filter(kinds.contains)
+                    return seen.kinds.isEmpty ? nil : seen
+                },
+                containers: event.containers.filter { policy.sees($0.container) })
+            if !visible.isEmpty { out.append(.event(to: client, visible)) }
+        }
     }
 
     // MARK: - Agents
@@ -503,6 +564,11 @@ public final class Coordinator {
                             restores: Bool = false, now: Int64, into out: inout [CoordinatorDirective]) {
         let waiter = Waiter(client: client, token: token)
         if let uuid = options.uuid {
+            if let existing = containers[uuid], let policy = policies[client],
+               let refusal = policy.refusesSeeing(kind: existing.record.kind, labels: existing.record.labels) {
+                out.append(.fail(token, RemoteError(refusal, code: .forbidden)))
+                return
+            }
             if containers[uuid] != nil {
                 addReference(client: client, uuid: uuid, now: now)
                 out.append(.reply(token, answer(for: uuid)))

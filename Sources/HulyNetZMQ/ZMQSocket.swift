@@ -198,6 +198,11 @@ public final class ZMQSocket {
     /// The file descriptor of the connection the last received message came from (-1 when
     /// unknown): it names a peer of a ROUTER in its socket monitor's events.
     @exclusivity(unchecked) public private(set) var lastSourceFD: Int32 = -1
+    /// Whether `receive` reads the "User-Id" a ZAP handler gave the sender's connection (a CURVE
+    /// server with authentication); off, nothing is looked up.
+    public var readsUserId = false
+    /// The "User-Id" of the last message received, when `readsUserId`.
+    public private(set) var lastUserId: String?
 
     /// Every one-byte frame, shared: op frames and other one-byte frames are received with no
     /// allocation.
@@ -224,7 +229,12 @@ public final class ZMQSocket {
                 if error.isInterrupted { continue }
                 throw error
             }
-            if frames.isEmpty && !oversize { lastSourceFD = zmq_msg_get(&message, ZMQ_SRCFD) }
+            if frames.isEmpty && !oversize {
+                lastSourceFD = zmq_msg_get(&message, ZMQ_SRCFD)
+                if readsUserId { lastUserId = nil }
+            }
+            // A ROUTER's identity frame is its own: the peer's metadata comes with the next one.
+            if readsUserId, lastUserId == nil, let text = zmq_msg_gets(&message, "User-Id") { lastUserId = String(cString: text) }
             let size = zmq_msg_size(&message)
             total += size
             if !oversize && (frames.count >= maxFrames || total > maxBytes) {

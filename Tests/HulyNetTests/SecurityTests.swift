@@ -25,9 +25,14 @@ final class SecurityTests: IntegrationTestCase {
         try KeyFiles.generate(name: name, directory: directory)
     }
 
+    /// `names` may carry rules after the name: "alice kinds=echo tenant=t1".
     private func writeAllowList(_ names: [String]) throws {
         var text = "# who may use the test network\n"
-        for name in names { text += try String(contentsOfFile: "\(directory)/\(name).pub", encoding: .utf8) }
+        for line in names {
+            let words = line.split(separator: " ")
+            let pub = try String(contentsOfFile: "\(directory)/\(words[0]).pub", encoding: .utf8)
+            text += pub.dropLast() + words.dropFirst().map { " " + $0 }.joined() + "\n"
+        }
         // Written aside and renamed: the server never reads half a file.
         try text.write(toFile: "\(directory)/allow.txt", atomically: true, encoding: .utf8)
     }
@@ -169,6 +174,105 @@ final class SecurityTests: IntegrationTestCase {
             let plain = seen.firstRange(of: Array(marker.utf8)) != nil
             XCTAssertEqual(plain, !secured, secured ? "plaintext on the wire with CURVE" : "the control saw no plaintext")
         }
+    }
+}
+
+extension SecurityTests {
+    /// Two tenants on one network: each gets, lists, requests and hears only its own containers;
+    /// the other's are refused naming the rule; an agent key may register only its kinds.
+    func testTenantsSeeOnlyTheirOwnContainers() async throws {
+        for name in ["agents", "one", "two"] { _ = try keys(name) }
+        try writeAllowList(["agents agents=echo kinds=", "one kinds=echo tenant=t1 agents=", "two kinds=echo tenant=t2 agents="])
+        let (server, serverKeys) = try await securedServer()
+        func connected(_ name: String) async throws -> NetworkClient {
+            let client = try client(port: server.port, keys: try KeyFiles.readSecret("\(directory)/\(name).key"),
+                                    serverKey: serverKeys.publicKey)
+            try await client.waitForConnection(timeoutMs: 3000)
+            return client
+        }
+        let agentSide = try await connected("agents")
+        try await agentSide.serve(Agent(factories: ["echo": echoFactory()]))
+        let one = try await connected("one"), two = try await connected("two")
+        let twoHeard = EventLog()
+        let subscription = two.onUpdate { twoHeard.append($0) }
+        defer { subscription.cancel() }
+
+        let mine = try await one.get(kind: "echo", options: GetOptions(labels: ["t1"]))
+        _ = try await two.get(kind: "echo", options: GetOptions(labels: ["t2"]))
+        let answer = try await mine.request("echo", "mine")
+        XCTAssertEqual(answer, "mine")
+        let oneSees = try await one.list(kind: "echo").map(\.uuid)
+        XCTAssertEqual(oneSees, [mine.uuid])
+        let twoSees = try await two.list(kind: "echo")
+        XCTAssertFalse(twoSees.contains { $0.uuid == mine.uuid })
+        XCTAssertEqual(twoSees.count, 1)
+        for (what, attempt) in [
+            ("get by uuid", { _ = try await two.get(kind: "echo", options: GetOptions(uuid: mine.uuid, labels: ["t2"])) }),
+            ("request", { _ = try await two.request(mine.uuid, operation: "echo", data: "theirs") }),
+            ("get without the tenant's label", { _ = try await two.get(kind: "echo") }),
+        ] as [(String, () async throws -> Void)] {
+            do {
+                try await attempt()
+                XCTFail("\(what): allowed")
+            } catch {
+                XCTAssertEqual((error as? NetworkError)?.code, .forbidden, "\(what): \(error)")
+                XCTAssertTrue("\(error)".contains("rule"), "\(what): \(error)")
+            }
+        }
+        do {
+            try await one.register(Agent(factories: ["echo": echoFactory()]))
+            XCTFail("a tenant key registered an agent")
+        } catch {
+            XCTAssertTrue("\(error)".contains("rule agents="), "\(error)")
+        }
+        // Events: a new container of tenant one's is not heard by tenant two.
+        let another = try await one.get(kind: "echo", options: GetOptions(uuid: "t1-\(makeUUID())", labels: ["t1"]))
+        try await Task.sleep(nanoseconds: 300_000_000) // two ticks' worth of events
+        XCTAssertTrue(twoHeard.containerChanges(another.uuid).isEmpty, "tenant two heard of tenant one's container")
+        XCTAssertTrue(twoHeard.containerChanges(mine.uuid).isEmpty)
+    }
+
+    /// A key over its rate is told to retry, as with the in-flight limit: its requests all
+    /// succeed, later, and the server counts the retries.
+    func testRateLimitedKeyIsToldToRetry() async throws {
+        for name in ["agents", "slow"] { _ = try keys(name) }
+        try writeAllowList(["agents", "slow rate=50 burst=5"])
+        let (server, serverKeys) = try await securedServer()
+        let agentSide = try client(port: server.port, keys: try KeyFiles.readSecret("\(directory)/agents.key"),
+                                   serverKey: serverKeys.publicKey)
+        try await agentSide.waitForConnection(timeoutMs: 3000)
+        try await agentSide.serve(Agent(factories: ["echo": echoFactory()]))
+        let slow = try client(port: server.port, keys: try KeyFiles.readSecret("\(directory)/slow.key"),
+                              serverKey: serverKeys.publicKey)
+        try await slow.waitForConnection(timeoutMs: 3000)
+        let reference = try await slow.get(kind: "echo")
+        let started = nowMs()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<30 { group.addTask { _ = try await reference.request("echo", .number(Double(index))) } }
+            try await group.waitForAll()
+        }
+        let took = nowMs() - started
+        XCTAssertGreaterThan(server.stats().rateLimited, 0, "some requests were told to retry")
+        XCTAssertGreaterThanOrEqual(took, 300, "30 requests at 50/s with a burst of 5 take about half a second")
+    }
+
+    /// A key cannot take over another key's session by saying hello with its client id.
+    func testAnotherKeyCannotSayHelloAsAClient() async throws {
+        for name in ["alice", "mallory"] { _ = try keys(name) }
+        try writeAllowList(["alice", "mallory"])
+        let (server, serverKeys) = try await securedServer()
+        let alice = try client(port: server.port, keys: try KeyFiles.readSecret("\(directory)/alice.key"), serverKey: serverKeys.publicKey)
+        try await alice.waitForConnection(timeoutMs: 3000)
+        let socket = try ZMQSocket(type: .dealer)
+        defer { socket.close() }
+        try socket.makeCurveClient(try KeyFiles.readSecret("\(directory)/mallory.key"), serverKey: serverKeys.publicKey)
+        try socket.connect("tcp://127.0.0.1:\(server.port)")
+        _ = try socket.send([RPCOp.hello.frame, Array(alice.clientId.utf8), Array(#"{"aliveTimeout":30}"#.utf8), []], dontWait: false)
+        var poller = ZMQPoller()
+        poller.add(socket)
+        XCTAssertEqual(try poller.poll(timeoutMs: 1000), 0, "mallory's hello as alice was answered")
+        let agents = try await alice.agentList()
+        XCTAssertEqual(agents.count, 0, "alice's session goes on")
     }
 }
 

@@ -56,6 +56,18 @@ final class RPCServer {
     }
     /// The most connections accepted at once (`limits.maxClients` lowered to the file limit).
     var connectionLimit: Int { connectionCap.limit }
+    /// On a server authenticating its clients (CURVE and ZAP): the key each client id said hello
+    /// with. A client id belongs to the key that first said hello with it while it is connected:
+    /// another key's hello with it is dropped, so no key can take over another's session.
+    private var principals: [ClientUUID: String] = [:]
+    /// Hellos dropped because another key holds their client id.
+    private(set) var helloTheftsRefused = 0
+
+    /// The public key a client connected with (on an authenticating server).
+    func principal(of client: ClientUUID) -> String? { principals[client] }
+
+    func setRateLimit(_ limit: RateLimit?, for client: ClientUUID) { machine.setRateLimit(limit, for: client) }
+
     /// When set, the server handles nothing once it lapses: it closes and calls `onFenced`.
     var lease: ServingLease?
     var onFenced: (() -> Void)?
@@ -82,7 +94,10 @@ final class RPCServer {
             // A burst of connections waits in the kernel's queue (capped by somaxconn) instead of
             // having its SYNs dropped and retried a second or more later, a real client's too.
             try socket.setOption(ZMQ_BACKLOG, 4096)
-            if let curve { try socket.makeCurveServer(curve, zapDomain: zapDomain) }
+            if let curve {
+                try socket.makeCurveServer(curve, zapDomain: zapDomain)
+                socket.readsUserId = zapDomain != nil
+            }
             monitor = try socket.monitor(events: ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED, context: context)
             let bindHost = (host == "0.0.0.0" || host.isEmpty) ? "*" : host
             try socket.bind("tcp://\(bindHost):\(port)")
@@ -174,6 +189,7 @@ final class RPCServer {
                 let identity = frames[0]
                 switch ClientMessage.decode(frames[1...]) {
                 case .success(let message):
+                    if socket.readsUserId, case .hello(let clientId, _) = message, !ownsClientId(clientId) { continue }
                     machine.receive(identity: identity, message, now: now, into: &outputs.items)
                     // The connection carries a client now: never closed to make room for a newcomer
                     // (its accepted event is taken first, so that the cap knows the connection).
@@ -194,6 +210,18 @@ final class RPCServer {
             }
             run()
         }
+    }
+
+    /// Whether the key of the message just received may say hello as `clientId` (and records it).
+    private func ownsClientId(_ clientId: ClientUUID) -> Bool {
+        let key = socket.lastUserId ?? ""
+        if let owner = principals[clientId], owner != key {
+            helloTheftsRefused += 1
+            droppedInput.record("hello with a client id that another key holds")
+            return false
+        }
+        principals[clientId] = key
+        return true
     }
 
     /// False, after closing the server, once its lease has lapsed: a coordinator that is no
@@ -243,6 +271,7 @@ final class RPCServer {
             case .clientConnected(let client):
                 delegate?.rpcServer(self, clientConnected: client)
             case .clientGone(let client, let timedOut):
+                principals.removeValue(forKey: client)
                 delegate?.rpcServer(self, clientGone: client, timedOut: timedOut)
             case .ping(let client):
                 delegate?.rpcServer(self, ping: client)

@@ -76,8 +76,11 @@ final class ZAPHandler {
         }
     }
 
+    /// The entry of an admitted key (the user id of its connection is the key).
+    func entry(for publicKey: String) -> AllowList.Entry? { list.entry(for: publicKey) }
+
     /// The reply to one ZAP request: [version, request id, status code, status text, user id,
-    /// metadata]. The user id is the key's name, for the server's own use.
+    /// metadata]. The user id is the client's public key, for the server to find its policy.
     func answer(_ frames: [[UInt8]]) -> [[UInt8]] {
         let requestId = frames.count > 1 ? frames[1] : []
         func reply(_ code: String, _ text: String, user: String = "") -> [[UInt8]] {
@@ -97,7 +100,7 @@ final class ZAPHandler {
             return reply("400", "key not allowed")
         }
         admitted += 1
-        return reply("200", "OK", user: entry.name)
+        return reply("200", "OK", user: entry.publicKey)
     }
 
     private func reloadIfChanged(force: Bool) {

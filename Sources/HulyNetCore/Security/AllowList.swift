@@ -1,5 +1,5 @@
 /// The client keys a secured coordinator admits, read from a text file: one key a line,
-/// `Z85-PUBLIC-KEY NAME`, a word beginning with `#` starts a comment (Z85 keys may hold `#`
+/// `Z85-PUBLIC-KEY NAME [RULE...]` (rules: `AccessPolicy`), a word beginning with `#` starts a comment (Z85 keys may hold `#`
 /// inside them), blank lines are skipped. (The `.pub` file that
 /// `hulynet keygen NAME` writes is such a line: append it to admit the key.)
 ///
@@ -9,6 +9,7 @@ public struct AllowList: Sendable, Equatable {
     public struct Entry: Sendable, Equatable {
         public let publicKey: String
         public let name: String
+        public let policy: AccessPolicy
     }
 
     /// By public key (Z85).
@@ -26,8 +27,8 @@ public struct AllowList: Sendable, Equatable {
             var words = rawLine.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             if let comment = words.firstIndex(where: { $0.hasPrefix("#") }) { words = Array(words[..<comment]) }
             guard !words.isEmpty else { continue }
-            guard words.count == 2 else {
-                problems.append("line \(number): expected `KEY NAME`, got \(words.count) words")
+            guard words.count >= 2 else {
+                problems.append("line \(number): expected `KEY NAME [RULE...]`, got one word")
                 continue
             }
             let key = String(words[0]), name = String(words[1])
@@ -43,7 +44,12 @@ public struct AllowList: Sendable, Equatable {
                 problems.append("line \(number): the key of \(earlier.name) again (the first line counts)")
                 continue
             }
-            entries[key] = Entry(publicKey: key, name: name)
+            let policy: AccessPolicy
+            do { policy = try AccessPolicy(name: name, rules: Array(words.dropFirst(2))) } catch {
+                problems.append("line \(number): \(error.description)")
+                continue
+            }
+            entries[key] = Entry(publicKey: key, name: name, policy: policy)
         }
     }
 
