@@ -42,6 +42,7 @@ public final class Agent: @unchecked Sendable {
     private var timeouts = Timeouts.reference
     private var limits = PeerLimits()
     private var curve: CurveKeyPair?
+    nonisolated(unsafe) private var access: EndpointAccess?
     var logger = Logger(label: "hulynet.agent")
 
     /// An agent with a factory per container kind.
@@ -68,10 +69,11 @@ public final class Agent: @unchecked Sendable {
 
     /// `curve`: the keys its endpoints serve with (its client's, when the network is secured).
     func attach(endpoint: EndpointRef?, loop: IOLoop, timeouts: Timeouts, limits: PeerLimits, logger: Logger,
-                curve: CurveKeyPair? = nil) {
+                curve: CurveKeyPair? = nil, access: EndpointAccess? = nil) {
         lock.withLock {
             endpointRef = endpoint
             self.curve = curve
+            self.access = access
             self.loop = loop
             self.timeouts = timeouts
             self.limits = limits
@@ -208,6 +210,7 @@ public final class Agent: @unchecked Sendable {
         let (agentRef, loop, timeouts, limits, logger, curve) = lock.withLock {
             (endpointRef, self.loop, self.timeouts, self.limits, self.logger, self.curve)
         }
+        nonisolated(unsafe) let access = lock.withLock { self.access }
         var hosted = Hosted(uuid: started.uuid, kind: kind, container: started.container, endpoint: "",
                             labels: options.labels, extra: options.extra, lastVisit: Double(MonotonicClock.nowMs()))
         switch started.connection {
@@ -215,8 +218,9 @@ public final class Agent: @unchecked Sendable {
             hosted.endpoint = EndpointRef.container(started.uuid, onAgent: agentRef ?? .agentWithoutConnection(uuid)).encoded
         case .direct(let host, let port):
             guard let loop else { throw ContainerError("a direct container needs an agent served with an endpoint") }
-            let server = try await DirectContainerServer.start(loop: loop, container: started.container, port: port,
-                                                               timeouts: timeouts, limits: limits, logger: logger, curve: curve)
+            let server = try await DirectContainerServer.start(loop: loop, container: started.container, uuid: started.uuid,
+                                                               port: port, timeouts: timeouts, limits: limits, logger: logger,
+                                                               curve: curve, access: access)
             hosted.directServer = server
             hosted.endpoint = EndpointRef.direct(host: host, port: server.port, container: started.uuid, agentId: uuid,
                                                  publicKey: curve?.publicKey).encoded

@@ -26,14 +26,32 @@ final class AgentEndpointServer: RPCServerDelegate {
     let loop: IOLoop
     /// The containers each client connected to, to disconnect them when the client goes.
     private var connections: [ClientUUID: Set<ContainerUUID>] = [:]
+    /// On a secured endpoint: who may use which container (asked of the coordinator).
+    private let access: EndpointAccess?
 
+    /// `access`: with `curve`, the check of each client's first use of a container.
     init(loop: IOLoop, agent: Agent, host: String, port: Int, timeouts: Timeouts, limits: PeerLimits,
-         logger: Logger, curve: CurveKeyPair? = nil) throws {
+         logger: Logger, curve: CurveKeyPair? = nil, access: EndpointAccess? = nil) throws {
         self.loop = loop
         self.agent = agent
+        self.access = curve == nil ? nil : access
+        if curve != nil, access != nil { try EndpointZAP.ensureRunning(logger: logger) }
         rpc = try RPCServer(loop: loop, host: host, port: port, timeouts: timeouts, limits: limits, logger: logger,
-                            curve: curve)
+                            curve: curve, zapDomain: curve != nil && access != nil ? ZAPHandler.domain : nil)
         rpc.delegate = self
+    }
+
+    /// Runs `body` once `client` may use `container` (at once on an open endpoint), or fails the
+    /// request with why not.
+    private func whenAllowed(_ client: ClientUUID, _ container: ContainerUUID, token: RequestToken,
+                             _ body: @escaping () -> Void) {
+        guard let access else { return body() }
+        access.check(client: client, key: rpc.principal(of: client), container: container) { [weak self] result in
+            switch result {
+            case .success: body()
+            case .failure(let error): self?.rpc.fail(token, error)
+            }
+        }
     }
 
     func close() {
@@ -47,6 +65,7 @@ final class AgentEndpointServer: RPCServerDelegate {
     func rpcServer(_ server: RPCServer, clientConnected client: ClientUUID) {}
 
     func rpcServer(_ server: RPCServer, clientGone client: ClientUUID, timedOut: Bool) {
+        access?.forget(client: client)
         for uuid in connections.removeValue(forKey: client) ?? [] {
             agent.container(uuid)?.disconnect(client: client)
         }
@@ -71,15 +90,26 @@ final class AgentEndpointServer: RPCServerDelegate {
             case let one?: uuids = [one]
             case nil: uuids = []
             }
-            var connected = 0
-            for case .string(let uuid) in uuids {
-                guard let container = agent.container(uuid) else { continue }
-                let sink = eventSink(client: client, container: uuid)
-                container.connect(client: client, events: sink)
-                connections[client, default: []].insert(uuid)
-                connected += 1
+            let known = uuids.compactMap { $0.stringValue }.filter { agent.container($0) != nil }
+            guard access != nil else {
+                rpc.reply(request.token, .number(Double(connect(client, to: known))))
+                return
             }
-            rpc.reply(request.token, .number(Double(connected)))
+            // Each container checked first; the answer once all are (a refusal fails the whole call).
+            var left = known.count
+            var failed = false
+            guard left > 0 else { return rpc.reply(request.token, 0) }
+            for uuid in known {
+                access?.check(client: client, key: rpc.principal(of: client), container: uuid) { [weak self] result in
+                    guard let self, !failed else { return }
+                    if case .failure(let error) = result {
+                        failed = true
+                        return rpc.fail(request.token, error)
+                    }
+                    left -= 1
+                    if left == 0 { rpc.reply(request.token, .number(Double(connect(client, to: known)))) }
+                }
+            }
         case Method.disconnect:
             guard let uuid = params.member("uuid")?.stringValue, let container = agent.container(uuid) else {
                 rpc.fail(request.token, RemoteError("Container \(params.member("uuid")?.stringValue ?? "?") not found", code: .containerNotFound))
@@ -94,11 +124,26 @@ final class AgentEndpointServer: RPCServerDelegate {
                 rpc.fail(request.token, RemoteError("cs: params must be [target, operation, data]", code: .invalid))
                 return
             }
-            agent.request(target, operation: operation, data: items.count > 2 ? items[2] : .null, client: client,
-                          reply: replier(rpc, request.token, loop: loop))
+            let data = items.count > 2 ? items[2] : .null
+            whenAllowed(client, target, token: request.token) { [self] in
+                agent.request(target, operation: operation, data: data, client: client,
+                              reply: replier(rpc, request.token, loop: loop))
+            }
         default:
             rpc.fail(request.token, RemoteError("Unknown method \(request.method)", code: .invalid))
         }
+    }
+
+    /// Connects the client to each container still running; returns how many.
+    private func connect(_ client: ClientUUID, to uuids: [ContainerUUID]) -> Int {
+        var connected = 0
+        for uuid in uuids {
+            guard let container = agent.container(uuid) else { continue }
+            container.connect(client: client, events: eventSink(client: client, container: uuid))
+            connections[client, default: []].insert(uuid)
+            connected += 1
+        }
+        return connected
     }
 
     private func eventSink(client: ClientUUID, container uuid: ContainerUUID) -> EventSink {
@@ -116,24 +161,31 @@ final class AgentEndpointServer: RPCServerDelegate {
 final class DirectContainerServer: RPCServerDelegate, @unchecked Sendable {
     let rpc: RPCServer
     let container: any Container
+    let uuid: ContainerUUID
     let loop: IOLoop
     var port: Int { rpc.port }
+    /// On a secured endpoint: whether each client may use the container (asked of the coordinator).
+    private let access: EndpointAccess?
 
-    private init(loop: IOLoop, container: any Container, port: Int, timeouts: Timeouts, limits: PeerLimits,
-                 logger: Logger, curve: CurveKeyPair?) throws {
+    private init(loop: IOLoop, container: any Container, uuid: ContainerUUID, port: Int, timeouts: Timeouts,
+                 limits: PeerLimits, logger: Logger, curve: CurveKeyPair?, access: EndpointAccess?) throws {
         self.loop = loop
         self.container = container
+        self.uuid = uuid
+        self.access = curve == nil ? nil : access
+        if curve != nil, access != nil { try EndpointZAP.ensureRunning(logger: logger) }
         rpc = try RPCServer(loop: loop, host: "*", port: port, timeouts: timeouts, limits: limits, logger: logger,
-                            curve: curve)
+                            curve: curve, zapDomain: curve != nil && access != nil ? ZAPHandler.domain : nil)
         rpc.delegate = self
     }
 
-    static func start(loop: IOLoop, container: any Container, port: Int, timeouts: Timeouts, limits: PeerLimits,
-                      logger: Logger, curve: CurveKeyPair? = nil) async throws -> DirectContainerServer {
+    static func start(loop: IOLoop, container: any Container, uuid: ContainerUUID, port: Int, timeouts: Timeouts,
+                      limits: PeerLimits, logger: Logger, curve: CurveKeyPair? = nil,
+                      access: EndpointAccess? = nil) async throws -> DirectContainerServer {
         let result: Result<DirectContainerServer, any Error>? = loop.sync {
             Result {
-                try DirectContainerServer(loop: loop, container: container, port: port, timeouts: timeouts, limits: limits,
-                                          logger: logger, curve: curve)
+                try DirectContainerServer(loop: loop, container: container, uuid: uuid, port: port, timeouts: timeouts,
+                                          limits: limits, logger: logger, curve: curve, access: access)
             }
         }
         guard let result else { throw NetworkError.closed }
@@ -147,13 +199,21 @@ final class DirectContainerServer: RPCServerDelegate, @unchecked Sendable {
     func rpcServer(_ server: RPCServer, clientConnected client: ClientUUID) {
         let loop = self.loop
         nonisolated(unsafe) let rpc = self.rpc
-        container.connect(client: client, events: EventSink { data in
-            let payload = data.serialized()
-            loop.executeUnchecked { rpc.event(client, payload: payload) }
-        })
+        let connect = { [container] in
+            container.connect(client: client, events: EventSink { data in
+                let payload = data.serialized()
+                loop.executeUnchecked { rpc.event(client, payload: payload) }
+            })
+        }
+        guard let access else { return connect() }
+        // Its events only once the coordinator says it may use the container.
+        access.check(client: client, key: rpc.principal(of: client), container: uuid) { result in
+            if case .success = result, rpc.isConnected(client) { connect() }
+        }
     }
 
     func rpcServer(_ server: RPCServer, clientGone client: ClientUUID, timedOut: Bool) {
+        access?.forget(client: client)
         container.disconnect(client: client)
     }
 
@@ -167,7 +227,16 @@ final class DirectContainerServer: RPCServerDelegate, @unchecked Sendable {
             rpc.fail(request.token, RemoteError("invalid params: \(error.message)", code: .invalid))
             return
         }
-        dispatchRequest(to: container, operation: request.method, data: data, client: request.client,
-                        reply: replier(rpc, request.token, loop: loop))
+        let dispatch = { [self] in
+            dispatchRequest(to: container, operation: request.method, data: data, client: request.client,
+                            reply: replier(rpc, request.token, loop: loop))
+        }
+        guard let access else { return dispatch() }
+        access.check(client: request.client, key: rpc.principal(of: request.client), container: uuid) { [rpc] result in
+            switch result {
+            case .success: dispatch()
+            case .failure(let error): rpc.fail(request.token, error)
+            }
+        }
     }
 }

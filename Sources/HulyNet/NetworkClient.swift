@@ -369,13 +369,15 @@ public final class NetworkClient: @unchecked Sendable {
         let _: Bool = try await onLoop { [self] done in
             do {
                 let curve = options.security?.keys
+                let access = curve == nil ? nil : endpointAccess()
                 let server = try AgentEndpointServer(loop: loop, agent: agent, host: bindHost, port: port,
                                                      timeouts: options.timeouts, limits: options.endpointLimits, logger: logger,
-                                                     curve: curve)
+                                                     curve: curve, access: access)
                 agentServers[agent.uuid] = server
                 agent.attach(endpoint: .agent(host: advertisedHost, port: server.rpc.port, agentId: agent.uuid,
                                               publicKey: curve?.publicKey),
-                             loop: loop, timeouts: options.timeouts, limits: options.endpointLimits, logger: logger, curve: curve)
+                             loop: loop, timeouts: options.timeouts, limits: options.endpointLimits, logger: logger, curve: curve,
+                             access: access)
                 done(.success(true))
             } catch {
                 done(.failure(.bindFailed("\(bindHost):\(port): \(error)")))
@@ -609,6 +611,21 @@ public final class NetworkClient: @unchecked Sendable {
     }
 
     /// The connection to an agent's or a container's endpoint, shared by its users.
+    /// The access check of this client's secured endpoints: asks the coordinator ("ca").
+    func endpointAccess() -> EndpointAccess {
+        EndpointAccess(ask: { [weak self] client, key, container, answer in
+            guard let self else { return answer(.failure(RemoteError("closed", code: .forbidden))) }
+            call(Method.checkAccess, ["client": .string(client), "key": .string(key), "uuid": .string(container)]) { result in
+                switch result {
+                case .success(.bool(true)): answer(.success(()))
+                case .success(let other): answer(.failure(RemoteError("unexpected answer \(other)", code: .forbidden)))
+                case .failure(.remote(let error)): answer(.failure(error))
+                case .failure(let error): answer(.failure(RemoteError("cannot ask the coordinator: \(error)", code: .retryLater)))
+                }
+            }
+        }, logger: logger)
+    }
+
     /// `publicKey`: the endpoint's CURVE key, when its reference carries one.
     func endpointClient(host: String, port: Int, direct: Bool, publicKey: String? = nil) throws(NetworkError) -> EndpointClient {
         let key = "\(direct ? "d" : "r"):\(host):\(port)"

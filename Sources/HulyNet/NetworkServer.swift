@@ -250,6 +250,7 @@ final class CoordinatorShell: RPCServerDelegate {
         coordinator.clientConnected(client)
         // On a secured network the key's rules apply from its hello on (read at each hello: an
         // allow list changed since applies to the next connection).
+        if zap != nil { coordinator.setPrincipal(rpc.principal(of: client), for: client) }
         if let zap, let key = rpc.principal(of: client), let entry = zap.entry(for: key), !entry.policy.isUnrestricted {
             coordinator.setPolicy(entry.policy, for: client)
             if let rate = entry.policy.requestsPerSecond {

@@ -132,6 +132,8 @@ public final class Coordinator {
     private var policies: [ClientUUID: AccessPolicy] = [:]
     /// How many policies limit what their client sees (lists and events are filtered then).
     private var sightRestricted = 0
+    /// On a secured network, the public key each client connected with.
+    private var principals: [ClientUUID: String] = [:]
 
     /// `startedAt`: the time of the coordinator's start, from which it settles for an alive
     /// timeout and a ping interval (agents of an earlier run reconnect within that); nil: no
@@ -192,9 +194,13 @@ public final class Coordinator {
 
     public func policy(of client: ClientUUID) -> AccessPolicy? { policies[client] }
 
+    /// The public key a client connected with (a secured network).
+    public func setPrincipal(_ key: String?, for client: ClientUUID) { principals[client] = key }
+
     /// A client closed or went silent: its references are released and its agents removed.
     public func clientGone(_ client: ClientUUID, now: Int64, into out: inout [CoordinatorDirective]) {
         if policies[client] != nil { setPolicy(nil, for: client) }
+        principals.removeValue(forKey: client)
         guard let state = clients.removeValue(forKey: client) else { return }
         for uuid in state.references { dropReferences(of: client, to: uuid, all: true, now: now) }
         for agentId in state.agents where agents[agentId]?.owner == client {
@@ -311,9 +317,37 @@ public final class Coordinator {
             }
             forward(client: client, token: token, target: target, rawParams: params.serialized(), origin: nil,
                     now: now, into: &out)
+        case Method.checkAccess:
+            out.append(checkAccess(asker: client, token: token, params: params))
         default:
             out.append(.fail(token, RemoteError("Unknown method \(method)", code: .invalid)))
         }
+    }
+
+    /// `ca`: may `client`, connected to an agent's endpoint with `key`, use `uuid`? Only the
+    /// owner of the agent running the container may ask. Yes when the client connected here with
+    /// the same key, its rules let it see the container, and it holds a reference to it.
+    private func checkAccess(asker: ClientUUID, token: RequestToken, params: JSONValue) -> CoordinatorDirective {
+        guard let client = params.member("client")?.stringValue, let key = params.member("key")?.stringValue,
+              let uuid = params.member("uuid")?.stringValue else {
+            return .fail(token, RemoteError("ca: params must be {client, key, uuid}", code: .invalid))
+        }
+        guard let container = containers[uuid], let agent = agents[container.record.agentId] else {
+            return .fail(token, RemoteError("Container \(uuid) not found", code: .containerNotFound))
+        }
+        guard agent.owner == asker else {
+            return .fail(token, RemoteError("only the owner of agent \(agent.id) may ask about its containers", code: .forbidden))
+        }
+        guard let principal = principals[client], principal == key else {
+            return .fail(token, RemoteError("client \(client) is not connected to the coordinator with this key", code: .forbidden))
+        }
+        if let refusal = policies[client]?.refusesSeeing(kind: container.record.kind, labels: container.record.labels) {
+            return .fail(token, RemoteError(refusal, code: .forbidden))
+        }
+        guard container.clients[client] != nil else {
+            return .fail(token, RemoteError("client \(client) holds no reference to container \(uuid)", code: .forbidden))
+        }
+        return .reply(token, true)
     }
 
     /// `cs`: a request for a container, passed to its agent without decoding `rawParams`

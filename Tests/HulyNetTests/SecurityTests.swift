@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Dispatch
 import Foundation
-import HulyNet
+@testable import HulyNet
 import HulyNetCore
 import HulyNetZMQ
 import XCTest
@@ -224,6 +224,32 @@ extension SecurityTests {
             XCTFail("a tenant key registered an agent")
         } catch {
             XCTAssertTrue("\(error)".contains("rule agents="), "\(error)")
+        }
+        // Over the agent's endpoint: tenant two, knowing the endpoint and the uuid, is refused
+        // both a connection and a request to tenant one's container; tenant one is not.
+        let ref = try EndpointRef(parsing: mine.endpoint)
+        for (client, expectRefusal) in [(two, true), (one, false)] {
+            let calls: [(String, JSONValue)] = [(Method.connect, .object(["uuid": .string(mine.uuid)])),
+                                                (Method.sendContainer, [.string(mine.uuid), "echo", "over the endpoint"])]
+            for (method, params) in calls {
+                let outcome: Result<[UInt8], NetworkError> = await withCheckedContinuation { continuation in
+                    client.loop.executeUnchecked {
+                        do {
+                            let endpoint = try client.endpointClient(host: ref.host, port: ref.port, direct: false,
+                                                                     publicKey: ref.publicKey)
+                            endpoint.rpc.request(method: method, params: params, timeoutMs: 3000) {
+                                continuation.resume(returning: $0.mapError(NetworkError.init))
+                            }
+                        } catch { continuation.resume(returning: .failure(error as? NetworkError ?? .closed)) }
+                    }
+                }
+                switch (outcome, expectRefusal) {
+                case (.failure(let error), true):
+                    XCTAssertEqual(error.code, .forbidden, "\(method): \(error)")
+                case (.success, false): break
+                default: XCTFail("\(method) by \(client === two ? "tenant two" : "tenant one"): \(outcome)")
+                }
+            }
         }
         // Events: a new container of tenant one's is not heard by tenant two.
         let another = try await one.get(kind: "echo", options: GetOptions(uuid: "t1-\(makeUUID())", labels: ["t1"]))

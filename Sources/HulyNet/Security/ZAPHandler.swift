@@ -34,7 +34,8 @@ final class ZAPHandler {
 
     private let socket: ZMQSocket
     private let loop: IOLoop
-    private let path: String
+    /// nil: every CURVE key is admitted (and named), as endpoints need.
+    private let path: String?
     private let logger: Logger
     private var list = AllowList()
     private var fileStamp: (size: Int, modified: Int64, inode: UInt64)?
@@ -45,7 +46,7 @@ final class ZAPHandler {
     /// flood the log.
     private var refusals = LogSummary(intervalMs: 5000)
 
-    init(loop: IOLoop, context: ZMQContext, allowListPath: String, logger: Logger) throws {
+    init(loop: IOLoop, context: ZMQContext, allowListPath: String?, logger: Logger) throws {
         self.loop = loop
         path = allowListPath
         self.logger = logger
@@ -53,7 +54,7 @@ final class ZAPHandler {
         try socket.setOption(ZMQ_LINGER, 0)
         try socket.bind("inproc://zeromq.zap.01")
         reloadIfChanged(force: true)
-        if list.count == 0 {
+        if let path, list.count == 0 {
             logger.warning("the allow list \(path) admits no key yet: every client is refused until it does")
         }
         loop.register(socket) { [unowned self] in answerAll() }
@@ -93,6 +94,10 @@ final class ZAPHandler {
             refusals.record("mechanism \(mechanism) refused")
             return reply("400", "CURVE required")
         }
+        guard path != nil else {
+            admitted += 1
+            return reply("200", "OK", user: key)
+        }
         guard let entry = list.entry(for: key) else {
             refused += 1
             let address = String(decoding: frames[3], as: UTF8.self)
@@ -104,6 +109,7 @@ final class ZAPHandler {
     }
 
     private func reloadIfChanged(force: Bool) {
+        guard let path else { return }
         var info = stat()
         guard stat(path, &info) == 0 else {
             if force || fileStamp != nil {
