@@ -108,6 +108,7 @@ struct Bench: AsyncParsableCommand {
             suite += scaleCases(clients: scaleClients, containers: scaleContainers, seconds: seconds, logger: logger)
         }
         if fanout > 0 { suite.append(network.fanOutCase(fanout: fanout, depth: depth, seconds: seconds)) }
+        suite.append(network.coldStartCase(seconds: seconds))
         suite = selected(suite)
 
         var results = BenchResults()
@@ -154,7 +155,7 @@ struct Bench: AsyncParsableCommand {
     private func rawCases(bytes: Int) -> [BenchCase] {
         let (seconds, depth, clients) = (self.seconds, self.depth, self.clients)
         func raw(_ name: String, _ measure: @escaping @Sendable () throws -> BenchCount) -> BenchCase {
-            BenchCase(name: name, bytes: bytes, unit: "requests/s") { BenchSample(value: try measure().perSecond) }
+            BenchCase(name: name, bytes: bytes, unit: "requests/s") { try measure().sample }
         }
         var cases = [
             raw("raw relay sync") { try RawBaseline.relay(seconds: seconds, bytes: bytes, depth: 1) },

@@ -58,20 +58,24 @@ func measureCalls(tasks: Int, seconds: Double, on executor: (any TaskExecutor)? 
                   _ call: @escaping @Sendable (Int) async throws -> Void) async throws -> BenchCount {
     let started = MonotonicClock.nowNs()
     let deadline = started + UInt64(seconds * 1e9)
-    let done = try await withThrowingTaskGroup(of: Int.self) { group in
+    let latencies = try await withThrowingTaskGroup(of: [UInt64].self) { group in
         for task in 0..<tasks {
             group.addTask(executorPreference: executor) {
-                var done = 0
-                while MonotonicClock.nowNs() < deadline {
+                var latencies: [UInt64] = []
+                latencies.reserveCapacity(1 << 16)
+                var now = MonotonicClock.nowNs()
+                while now < deadline {
                     try await call(task)
-                    done += 1
+                    let end = MonotonicClock.nowNs()
+                    latencies.append(end - now)
+                    now = end
                 }
-                return done
+                return latencies
             }
         }
-        return try await group.reduce(0, +)
+        return try await group.reduce(into: [UInt64]()) { $0 += $1 }
     }
-    return BenchCount(done: done, nanoseconds: MonotonicClock.nowNs() - started)
+    return BenchCount(done: latencies.count, nanoseconds: MonotonicClock.nowNs() - started, latencies: latencies)
 }
 
 /// Runs `body` once for each index below `count`, `concurrency` at a time; counts them all.
@@ -139,7 +143,7 @@ final class InProcessNetwork: @unchecked Sendable {
                   _ call: @escaping @Sendable (Int) async throws -> Void) -> BenchCase {
             BenchCase(name: curve ? "\(name), CURVE" : name, bytes: bytes, unit: "requests/s",
                       baseline: curve ? "\(name) [\(bytes) B]" : "\(baseline) [\(bytes) B]") {
-                BenchSample(value: try await measureCalls(tasks: tasks, seconds: seconds, on: executor, call).perSecond)
+                try await measureCalls(tasks: tasks, seconds: seconds, on: executor, call).sample
             }
         }
         var cases = [
@@ -178,6 +182,27 @@ final class InProcessNetwork: @unchecked Sendable {
             },
         ]
         return cases
+    }
+
+    /// Cold start: `get` of a container nobody runs yet (a fresh uuid) and its first answer
+    /// through the coordinator, one after another; each is released after. The figure is the
+    /// median time in microseconds, with the percentiles.
+    func coldStartCase(seconds: Double) -> BenchCase {
+        BenchCase(name: "cold start: get of a new container to its first answer", unit: "us", kind: .cost) { [self] in
+            let client = network.client
+            var latencies: [UInt64] = []
+            let deadline = MonotonicClock.nowNs() + UInt64(seconds * 1e9)
+            while MonotonicClock.nowNs() < deadline, latencies.count < 2000 {
+                let started = MonotonicClock.nowNs()
+                let reference = try await client.get(kind: "echo", options: GetOptions(uuid: "cold-\(makeUUID())"))
+                _ = try await reference.request("echo", "first")
+                latencies.append(MonotonicClock.nowNs() - started)
+                try await reference.release()
+            }
+            let count = BenchCount(done: latencies.count, nanoseconds: 1, latencies: latencies)
+            let notes = count.latencyNotes
+            return BenchSample(value: notes.first?.value ?? 0, notes: notes + [("starts", Double(latencies.count))])
+        }
     }
 
     /// Event fan-out: the routed connection's container broadcasts to `fanout` connected clients,
