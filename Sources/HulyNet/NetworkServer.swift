@@ -167,6 +167,10 @@ final class CoordinatorShell: RPCServerDelegate {
                             zapDomain: configuration.security?.allowListPath == nil ? nil : ZAPHandler.domain)
         rpc.inFlightLimit = configuration.inFlightLimit
         rpc.delegate = self
+        if let zap {
+            rpc.admitsKey = { [unowned zap] key in zap.entry(for: key) != nil }
+            zap.onReload = { [unowned self] old, new in applyAllowList(old: old, new: new) }
+        }
         if let lease = configuration.lease {
             rpc.lease = lease
             rpc.onFenced = { [logger] in
@@ -246,16 +250,34 @@ final class CoordinatorShell: RPCServerDelegate {
         }
     }
 
+    /// An allow list read again takes effect for the clients connected now too: a key removed
+    /// has its sessions cut at once; a key whose rules changed has the new rules.
+    private func applyAllowList(old: AllowList, new: AllowList) {
+        for (key, entry) in old.entries where new.entry(for: key) != entry {
+            for client in rpc.clients(withKey: key) {
+                guard let fresh = new.entry(for: key) else {
+                    logger.notice("key \(entry.name) (\(Curve.fingerprint(key))) was removed from the allow list: client \(client) cut")
+                    rpc.cut(client)
+                    continue
+                }
+                applyPolicy(fresh.policy, to: client)
+            }
+        }
+    }
+
+    private func applyPolicy(_ policy: AccessPolicy, to client: ClientUUID) {
+        coordinator.setPolicy(policy.isUnrestricted ? nil : policy, for: client)
+        rpc.setRateLimit(policy.requestsPerSecond.map { RateLimit(perSecond: $0, burst: policy.burst, now: MonotonicClock.nowMs()) },
+                         for: client)
+    }
+
     func rpcServer(_ server: RPCServer, clientConnected client: ClientUUID) {
         coordinator.clientConnected(client)
         // On a secured network the key's rules apply from its hello on (read at each hello: an
         // allow list changed since applies to the next connection).
         if zap != nil { coordinator.setPrincipal(rpc.principal(of: client), for: client) }
         if let zap, let key = rpc.principal(of: client), let entry = zap.entry(for: key), !entry.policy.isUnrestricted {
-            coordinator.setPolicy(entry.policy, for: client)
-            if let rate = entry.policy.requestsPerSecond {
-                rpc.setRateLimit(RateLimit(perSecond: rate, burst: entry.policy.burst, now: MonotonicClock.nowMs()), for: client)
-            }
+            applyPolicy(entry.policy, to: client)
         }
     }
 

@@ -142,6 +142,19 @@ final class SecurityTests: IntegrationTestCase {
         do { try await removed.waitForConnection(timeoutMs: 1000); XCTFail("admitted after removal") } catch {
             XCTAssertTrue("\(error)".contains("refused"), "\(error)")
         }
+
+        // Rules changed for a connected key take effect at once; a key removed is cut at once.
+        _ = try await admitted.agentList(timeoutMs: 2000)
+        try writeAllowList(["alice", "mallory kinds=nothing"])
+        try await eventuallyAsync("mallory's new rules apply to its session") {
+            (try? await admitted.kinds(timeoutMs: 500)) == []
+        }
+        try writeAllowList(["alice"])
+        try await eventuallyAsync("mallory's session is cut") { server.stats().clients == 0 }
+        do {
+            _ = try await admitted.agentList(timeoutMs: 1000)
+            XCTFail("a revoked key's session still answered")
+        } catch {}
     }
 
     /// What crosses the wire: with CURVE, no byte of a request's payload or of the container's
@@ -300,6 +313,16 @@ extension SecurityTests {
         let agents = try await alice.agentList()
         XCTAssertEqual(agents.count, 0, "alice's session goes on")
     }
+}
+
+/// Polls `condition` every 20 ms for up to 5 s.
+func eventuallyAsync(_ what: String, _ condition: () async -> Bool) async throws {
+    let deadline = nowMs() + 5000
+    while nowMs() < deadline {
+        if await condition() { return }
+        try await Task.sleep(nanoseconds: 20_000_000)
+    }
+    XCTFail("not within 5 s: \(what)")
 }
 
 /// A TCP relay on 127.0.0.1 in front of a port: forwards both ways and records every byte, as a

@@ -63,8 +63,25 @@ final class RPCServer {
     /// Hellos dropped because another key holds their client id.
     private(set) var helloTheftsRefused = 0
 
+    /// The connection (file descriptor) each authenticated client said hello on, to cut it.
+    private var clientFDs: [ClientUUID: Int32] = [:]
+    /// Whether a key may still say hello (it may have been revoked after its connection was
+    /// admitted); nil: any admitted key may.
+    var admitsKey: ((String) -> Bool)?
+
     /// The public key a client connected with (on an authenticating server).
     func principal(of client: ClientUUID) -> String? { principals[client] }
+
+    /// The clients connected with `key`.
+    func clients(withKey key: String) -> [ClientUUID] { principals.filter { $0.value == key }.map(\.key) }
+
+    /// Drops a client and closes its connection (its key was revoked): it is gone at once, and a
+    /// new connection of its key is refused by the ZAP handler.
+    func cut(_ client: ClientUUID) {
+        if let fd = clientFDs.removeValue(forKey: client) { shutdown(fd, Int32(SHUT_RDWR)) }
+        machine.drop(client, into: &outputs.items)
+        run()
+    }
 
     func setRateLimit(_ limit: RateLimit?, for client: ClientUUID) { machine.setRateLimit(limit, for: client) }
 
@@ -215,12 +232,18 @@ final class RPCServer {
     /// Whether the key of the message just received may say hello as `clientId` (and records it).
     private func ownsClientId(_ clientId: ClientUUID) -> Bool {
         let key = socket.lastUserId ?? ""
+        if let admitsKey, !admitsKey(key) {
+            droppedInput.record("hello on a connection whose key was revoked")
+            shutdown(socket.lastSourceFD, Int32(SHUT_RDWR))
+            return false
+        }
         if let owner = principals[clientId], owner != key {
             helloTheftsRefused += 1
             droppedInput.record("hello with a client id that another key holds")
             return false
         }
         principals[clientId] = key
+        clientFDs[clientId] = socket.lastSourceFD
         return true
     }
 
@@ -272,6 +295,7 @@ final class RPCServer {
                 delegate?.rpcServer(self, clientConnected: client)
             case .clientGone(let client, let timedOut):
                 principals.removeValue(forKey: client)
+                clientFDs.removeValue(forKey: client)
                 delegate?.rpcServer(self, clientGone: client, timedOut: timedOut)
             case .ping(let client):
                 delegate?.rpcServer(self, ping: client)

@@ -42,6 +42,8 @@ final class ZAPHandler {
     private var timer: IOLoop.TimerID?
     private(set) var admitted = 0
     private(set) var refused = 0
+    /// Called after the list was read again, with the old one and the new.
+    var onReload: ((_ old: AllowList, _ new: AllowList) -> Void)?
     /// Refusals are summed into one log line every few seconds: a flood of strangers must not
     /// flood the log.
     private var refusals = LogSummary(intervalMs: 5000)
@@ -132,8 +134,10 @@ final class ZAPHandler {
         } else if fileStamp == nil {
             logger.info("allow list \(path): \(fresh.count) keys")
         }
+        let old = list
         list = fresh
         fileStamp = stamp
+        if old != fresh { onReload?(old, fresh) }
     }
 
     private static func read(_ path: String) -> String? {

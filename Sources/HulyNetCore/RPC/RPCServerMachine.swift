@@ -151,6 +151,13 @@ public final class RPCServerMachine {
     public var callCount: Int { calls.count }
     public func isConnected(_ client: ClientUUID) -> Bool { peersByClient[client] != nil }
 
+    /// Drops a connected client at once (its key was revoked, say): it is gone as if it had
+    /// closed; if its connection says anything more it is a stranger that must say hello.
+    public func drop(_ client: ClientUUID, into out: inout [RPCServerOutput]) {
+        guard let peer = peersByClient[client] else { return }
+        drop(peer, timedOut: false, into: &out)
+    }
+
     /// Limits the requests a second of a connected client (nil: no limit).
     public func setRateLimit(_ limit: RateLimit?, for client: ClientUUID) {
         peersByClient[client]?.rateLimit = limit
