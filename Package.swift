@@ -21,6 +21,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.1.0"),
     ],
     targets: [
         // libzmq from Debian's libzmq3-dev, found through pkg-config.
@@ -42,6 +43,7 @@ let package = Package(
             dependencies: [
                 "HulyNetCore", "HulyNetZMQ",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         // include/hulynet.h as a module (Sources/CHulyNet/include links to it).
@@ -73,7 +75,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "HulyNetCoreTests", dependencies: ["HulyNetCore"]),
-        .testTarget(name: "HulyNetTests", dependencies: ["HulyNet", "HulyNetZMQ"]),
+        .testTarget(name: "HulyNetTests", dependencies: [
+            "HulyNet", "HulyNetZMQ",
+            .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+        ]),
         // Real `hulynet` processes (built beside the test bundle) under hostile peers and limits.
         .testTarget(name: "HulyNetProcessTests", dependencies: [
             "CZeroMQ", "HulyNet", "HulyNetCore", "HulyNetZMQ", "HulyNetProcess",

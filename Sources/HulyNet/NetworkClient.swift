@@ -1,6 +1,7 @@
 import HulyNetCore
 import HulyNetZMQ
 import Logging
+import Tracing
 
 /// A connection to a network coordinator: ask it for containers, send them requests, follow the
 /// network's changes, and register or serve agents.
@@ -81,6 +82,8 @@ public final class NetworkClient: @unchecked Sendable {
     /// that a resend runs once.
     var recentAnswers = RecentAnswers<[UInt8]>()
     private var isClosed = false
+    /// The process's tracer when one was bootstrapped: spans of the requests its agents run.
+    private let tracer = Traces.tracer
     /// Calls waiting on the loop, to fail when the client closes.
     private var outstanding: [ObjectIdentifier: () -> Void] = [:]
 
@@ -713,12 +716,21 @@ extension NetworkClient: RPCClientDelegate {
                 client.respond(reqId, .failure(RemoteError("cs: params must be [target, operation, data]", code: .invalid)))
                 return
             }
+            let originItems = items.count > 2 ? items[2].arrayValue : nil
+            let trace = (originItems?.count ?? 0) > 2 ? Traces.headers(originItems?[2]) : nil
             forwardedRequest(agent: agent, target: target, operation: operation, data: args.count > 2 ? args[2] : .null,
-                             origin: RequestOrigin(json: items.count > 2 ? items[2] : nil), reqId: reqId)
+                             origin: RequestOrigin(json: items.count > 2 ? items[2] : nil), trace: trace, reqId: reqId)
             return
         }
         let loop = self.loop
         nonisolated(unsafe) let rpc = client
+        var span: (any Span)?
+        if let tracer, method == Method.getContainer {
+            span = Traces.start(tracer, "hulynet.agent.start", kind: .server,
+                                parent: items.count > 2 ? Traces.headers(items[2]) : nil,
+                                attributes: [("hulynet.agent", agentId), ("hulynet.kind", args.first?.stringValue ?? "")])
+        }
+        nonisolated(unsafe) let startSpan = span
         Task {
             let result: Result<[UInt8], RemoteError>
             do {
@@ -742,6 +754,9 @@ extension NetworkClient: RPCClientDelegate {
             } catch {
                 result = .failure(RemoteError(error))
             }
+            if let startSpan {
+                if case .failure(let error) = result { Traces.end(startSpan, error: error) } else { Traces.end(startSpan, error: nil) }
+            }
             loop.executeUnchecked { rpc.respond(reqId, result) }
         }
     }
@@ -751,7 +766,7 @@ extension NetworkClient: RPCClientDelegate {
     /// before (a client resent it to a new coordinator) runs once: a resend joins the first run,
     /// or gets its answer again.
     private func forwardedRequest(agent: Agent, target: ContainerUUID, operation: String, data: JSONValue,
-                                  origin: RequestOrigin?, reqId: [UInt8]) {
+                                  origin: RequestOrigin?, trace: [String: String]? = nil, reqId: [UInt8]) {
         let key = origin?.key
         if let key {
             switch recentAnswers.admit(key, waiter: reqId, now: MonotonicClock.nowMs()) {
@@ -763,8 +778,17 @@ extension NetworkClient: RPCClientDelegate {
             }
         }
         let loop = self.loop
+        var span: (any Span)?
+        if let tracer {
+            span = Traces.start(tracer, "hulynet.agent.request", kind: .server, parent: trace,
+                                attributes: [("hulynet.container", target), ("hulynet.operation", operation)])
+        }
+        nonisolated(unsafe) let requestSpan = span
         agent.request(target, operation: operation, data: data, client: nil) { [weak self] result in
             let answer: Result<[UInt8], RemoteError> = result.map { $0.serialized() }.mapError { RemoteError($0) }
+            if let requestSpan {
+                if case .failure(let error) = answer { Traces.end(requestSpan, error: error) } else { Traces.end(requestSpan, error: nil) }
+            }
             let respond = { [weak self] in
                 guard let self else { return }
                 rpc.respond(reqId, answer)

@@ -5,6 +5,7 @@ import Glibc
 import HulyNetCore
 import HulyNetZMQ
 import Logging
+import Tracing
 
 /// The network coordinator on a ZeroMQ ROUTER socket: agents register with it, clients ask it for
 /// containers and send requests through it.
@@ -149,10 +150,17 @@ final class CoordinatorShell: RPCServerDelegate {
     @exclusivity(unchecked) private var directives: [CoordinatorDirective] = [] // loop-confined
     private var tickTimer: IOLoop.TimerID?
     private(set) var zap: ZAPHandler?
+    /// The process's tracer when one was bootstrapped (nil: no spans, no cost).
+    private let tracer = Traces.tracer
+    /// Spans of requests not answered yet, with when they started.
+    private var spans: [RequestToken: (span: any Span, started: Int64)] = [:]
     private let loop: IOLoop
+
+    private let configurationRequestMs: Int64
 
     init(loop: IOLoop, configuration: NetworkServer.Configuration, context: ZMQContext) throws {
         self.loop = loop
+        configurationRequestMs = configuration.timeouts.requestMs
         logger = configuration.logger
         // A coordinator serving under a lease was elected: it takes over a network that ran before.
         coordinator = Coordinator(timeouts: configuration.timeouts, startedAt: MonotonicClock.nowMs(),
@@ -230,10 +238,13 @@ final class CoordinatorShell: RPCServerDelegate {
     private func carryOut(_ directive: CoordinatorDirective) {
         switch directive {
         case .reply(let token, let value):
+            if !spans.isEmpty { endSpan(token, nil) }
             rpc.reply(token, value)
         case .replyRaw(let token, let payload):
+            if !spans.isEmpty { endSpan(token, nil) }
             rpc.replyRaw(token, payload)
         case .fail(let token, let error):
+            if !spans.isEmpty { endSpan(token, error) }
             rpc.fail(token, error)
         case .call(let client, let id, let payload):
             if !rpc.call(client, id: id, payload: payload) {
@@ -300,8 +311,13 @@ final class CoordinatorShell: RPCServerDelegate {
                 rpc.fail(request.token, RemoteError("cs: params must be [target, operation, data]", code: .invalid))
                 return
             }
+            var trace: [String: String]?
+            if let tracer {
+                trace = startSpan(tracer, "hulynet.coordinator.request", token: request.token, now: now,
+                                  attributes: [("hulynet.container", target), ("hulynet.client", request.client)])
+            }
             coordinator.forward(client: request.client, token: request.token, target: target, rawParams: request.rawParams,
-                                origin: request.requestId, now: now, into: &directives)
+                                origin: request.requestId, trace: trace, now: now, into: &directives)
         } else {
             let params: JSONValue
             do {
@@ -310,10 +326,41 @@ final class CoordinatorShell: RPCServerDelegate {
                 rpc.fail(request.token, RemoteError("invalid params: \(error.message)", code: .invalid))
                 return
             }
+            var trace: [String: String]?
+            if let tracer, request.method == Method.getContainer {
+                var attributes = [("hulynet.kind", params.member("kind")?.stringValue ?? ""), ("hulynet.client", request.client)]
+                if let uuid = params.member("request")?.member("uuid")?.stringValue { attributes.append(("hulynet.container", uuid)) }
+                trace = startSpan(tracer, "hulynet.coordinator.get", token: request.token, now: now, attributes: attributes)
+            }
             coordinator.handle(client: request.client, token: request.token, method: request.method,
-                               params: params, now: now, into: &directives)
+                               params: params, trace: trace, now: now, into: &directives)
         }
         run()
+    }
+
+    /// Starts a span for a request until its answer; returns its propagation headers for the agent.
+    private func startSpan(_ tracer: any Tracer, _ name: String, token: RequestToken, now: Int64,
+                           attributes: [(String, String)]) -> [String: String]? {
+        let span = Traces.start(tracer, name, kind: .server, attributes: attributes)
+        spans[token] = (span, now)
+        // A request never answered (its client went) must not keep its span for ever.
+        if spans.count > 10_000 || now - lastSpanSweep > 10_000 { sweepSpans(now: now) }
+        return Traces.headers(of: span, tracer)
+    }
+
+    private var lastSpanSweep: Int64 = 0
+
+    private func sweepSpans(now: Int64) {
+        lastSpanSweep = now
+        for (token, entry) in spans where now - entry.started > 2 * configurationRequestMs {
+            spans.removeValue(forKey: token)
+            Traces.end(entry.span, error: RemoteError("no answer", code: .timeout))
+        }
+    }
+
+    private func endSpan(_ token: RequestToken, _ error: RemoteError?) {
+        guard let entry = spans.removeValue(forKey: token) else { return }
+        Traces.end(entry.span, error: error)
     }
 
     func rpcServer(_ server: RPCServer, callAnswered id: CallID, result: Result<[UInt8], RemoteError>) {

@@ -226,8 +226,10 @@ public final class Coordinator {
     // MARK: - Requests
 
     /// A request of a network method other than `cs` (see `forward` for that one).
+    /// `trace`: trace propagation headers passed on to the agent asked to start a container
+    /// (hulynet's own trailing element; a TypeScript agent reads only the first two).
     public func handle(client: ClientUUID, token: RequestToken, method: String, params: JSONValue,
-                       now: Int64, into out: inout [CoordinatorDirective]) {
+                       trace: [String: String]? = nil, now: Int64, into out: inout [CoordinatorDirective]) {
         clientConnected(client)
         switch method {
         case Method.registerAgent:
@@ -298,7 +300,7 @@ public final class Coordinator {
                 // restart (a TypeScript coordinator ignores the field).
                 let restores = params.member("restore")?.boolValue == true
                 getOrStart(client: client, token: token, kind: kind, options: options, restores: restores,
-                           now: now, into: &out)
+                           trace: trace, now: now, into: &out)
             } catch {
                 out.append(.fail(token, RemoteError(error.message, code: .invalid)))
             }
@@ -353,8 +355,9 @@ public final class Coordinator {
     /// `cs`: a request for a container, passed to its agent without decoding `rawParams`
     /// (the JSON text `[target, operation, data]` as the client sent it). `origin` (the client's
     /// own request id) goes with it, so that the agent runs a resend of it only once.
+    /// `trace`: trace propagation headers for the agent, as the origin's third element.
     public func forward(client: ClientUUID, token: RequestToken, target: ContainerUUID, rawParams: [UInt8],
-                        origin: [UInt8]?, now: Int64, into out: inout [CoordinatorDirective]) {
+                        origin: [UInt8]?, trace: [String: String]? = nil, now: Int64, into out: inout [CoordinatorDirective]) {
         guard let container = containers[target], let agent = agents[container.record.agentId] else {
             out.append(.fail(token, RemoteError("Container \(target) not found", code: .containerNotFound)))
             return
@@ -376,6 +379,10 @@ public final class Coordinator {
             JSONValue.appendString(client, to: &payload)
             payload.append(UInt8(ascii: ","))
             JSONValue.appendString(origin, to: &payload)
+            if let trace {
+                payload.append(UInt8(ascii: ","))
+                payload.append(contentsOf: JSONValue.object(trace.mapValues(JSONValue.string)).serialized())
+            }
             payload.append(UInt8(ascii: "]"))
         }
         payload.append(contentsOf: "]]".utf8)
@@ -595,7 +602,8 @@ public final class Coordinator {
     // MARK: - Containers
 
     private func getOrStart(client: ClientUUID, token: RequestToken, kind: ContainerKind, options: GetOptions,
-                            restores: Bool = false, now: Int64, into out: inout [CoordinatorDirective]) {
+                            restores: Bool = false, trace: [String: String]? = nil, now: Int64,
+                            into out: inout [CoordinatorDirective]) {
         let waiter = Waiter(client: client, token: token)
         if let uuid = options.uuid {
             if let existing = containers[uuid], let policy = policies[client],
@@ -635,7 +643,11 @@ public final class Coordinator {
         let startId = nextStartId
         nextStartId += 1
         addStart(PendingStart(id: startId, kind: kind, options: options, agentId: agent.id, waiters: [waiter]))
-        let params: JSONValue = .array([.string(agent.id), .array([.string(kind), options.json])])
+        var params: JSONValue = .array([.string(agent.id), .array([.string(kind), options.json])])
+        if let trace, case .array(var items) = params {
+            items.append(.object(trace.mapValues(JSONValue.string)))
+            params = .array(items)
+        }
         let id = newCall(.start(startId), to: agent.owner, agentId: agent.id, now: now)
         out.append(.call(to: agent.owner, id: id, payload: JSONValue.array([.string(Method.getContainer), params]).serialized()))
     }
