@@ -171,6 +171,9 @@ struct Server: AsyncParsableCommand {
         var logger = Logger(label: "hulynet.server")
         logger.logLevel = level
         ProcessMemory.mapLargeAllocations()
+        if let endpoint = environment["OTEL_EXPORTER_OTLP_ENDPOINT"], !endpoint.isEmpty {
+            logger.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set (\(endpoint)) but this build exports no traces: run hulynet-otel server (otel/, docs/OBSERVABILITY.md)")
+        }
         var configuration = NetworkServer.Configuration(host: host, port: port, maxMessageBytes: maxMessageBytes,
                                                         handshakeTimeoutMs: handshakeTimeoutMs, maxClients: maxClients,
                                                         logger: logger)
