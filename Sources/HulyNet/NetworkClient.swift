@@ -115,7 +115,7 @@ public final class NetworkClient: @unchecked Sendable {
             do throws(ZMQError) {
                 rpc = try RPCClient(loop: loop, clientId: clientId, addresses: addresses, timeouts: options.timeouts,
                                     aliveTimeoutSeconds: options.aliveTimeoutSeconds,
-                                    curve: options.security.map { CurveClientKeys(keys: $0.keys, serverKey: $0.serverKey) },
+                                    curve: options.security,
                                     logger: options.logger)
                 rpc.delegate = self
                 machineTimer = loop.every(milliseconds: Int(options.timeouts.tickMs)) { [unowned self] in
@@ -829,15 +829,7 @@ final class ResumeOnce<T: Sendable>: @unchecked Sendable {
 
 /// The keys a client secures its connections with: its own key pair, and the coordinator's
 /// public key (Z85).
-public struct ClientSecurity: Sendable, Equatable {
-    public var keys: CurveKeyPair
-    public var serverKey: String
-
-    public init(keys: CurveKeyPair, serverKey: String) {
-        self.keys = keys
-        self.serverKey = serverKey
-    }
-}
+public typealias ClientSecurity = HulyNetZMQ.CurveClientKeys
 
 /// A CURVE key pair (see HulyNetZMQ); `CurveKeyPair.generate()` makes one, `init(secretKey:)`
 /// reads one back.
