@@ -730,7 +730,7 @@ extension NetworkClient: RPCClientDelegate {
                                 parent: items.count > 2 ? Traces.headers(items[2]) : nil,
                                 attributes: [("hulynet.agent", agentId), ("hulynet.kind", args.first?.stringValue ?? "")])
         }
-        nonisolated(unsafe) let startSpan = span
+        let startSpan = span
         Task {
             let result: Result<[UInt8], RemoteError>
             do {
@@ -783,7 +783,7 @@ extension NetworkClient: RPCClientDelegate {
             span = Traces.start(tracer, "hulynet.agent.request", kind: .server, parent: trace,
                                 attributes: [("hulynet.container", target), ("hulynet.operation", operation)])
         }
-        nonisolated(unsafe) let requestSpan = span
+        let requestSpan = span
         agent.request(target, operation: operation, data: data, client: nil) { [weak self] result in
             let answer: Result<[UInt8], RemoteError> = result.map { $0.serialized() }.mapError { RemoteError($0) }
             if let requestSpan {
