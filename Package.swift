@@ -21,6 +21,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.1.0"),
     ],
     targets: [
         // libzmq from Debian's libzmq3-dev, found through pkg-config.
@@ -44,6 +45,7 @@ let package = Package(
             dependencies: [
                 "HulyNetCore", "HulyNetSync", "HulyNetZMQ",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         // include/hulynet.h as a module (Sources/CHulyNet/include links to it).
@@ -53,7 +55,7 @@ let package = Package(
         .target(
             name: "HulyNetC",
             dependencies: [
-                "CHulyNet", "HulyNet", "HulyNetCore", "HulyNetSync",
+                "CHulyNet", "HulyNet", "HulyNetCore", "HulyNetSync", "HulyNetZMQ",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["exports.map"],
@@ -78,7 +80,10 @@ let package = Package(
         .testTarget(name: "HulyNetCoreTests", dependencies: ["HulyNetCore"]),
         .testTarget(name: "HulyNetSyncTests", dependencies: ["HulyNetSync"]),
         .testTarget(name: "HulyNetZMQTests", dependencies: ["HulyNetZMQ", "HulyNetSync"]),
-        .testTarget(name: "HulyNetTests", dependencies: ["HulyNet", "HulyNetSync", "HulyNetZMQ"]),
+        .testTarget(name: "HulyNetTests", dependencies: [
+            "HulyNet", "HulyNetSync", "HulyNetZMQ",
+            .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+        ]),
         // Real `hulynet` processes (built beside the test bundle) under hostile peers and limits.
         .testTarget(name: "HulyNetProcessTests", dependencies: [
             "CZeroMQ", "HulyNet", "HulyNetCore", "HulyNetSync", "HulyNetZMQ", "HulyNetProcess",

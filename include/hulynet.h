@@ -47,8 +47,9 @@
  * Timeouts are in milliseconds.
  *
  * Growth (0.2). The ABI grows without breaking callers built against an older hulynet.h:
- * - Option structs (hulynet_timeouts, hulynet_container_kind) start with `size`, which their
- *   HULYNET_*_INIT macro sets to HULYNET_STRUCT_SIZE(type): the struct's size and a tag. Always
+ * - Option structs (hulynet_timeouts, hulynet_container_kind, and the structs new in 0.2) start
+ *   with `size`, which their HULYNET_*_INIT macro sets to HULYNET_STRUCT_SIZE(type): the
+ *   struct's size and a tag. Always
  *   initialise them with the macro, then set fields by name. The library reads the fields that
  *   size covers (later fields keep their defaults); fields it does not know (a newer header's)
  *   must be zero, else HULYNET_EINVAL. A struct whose first field carries no tag is read in the
@@ -216,6 +217,59 @@ HULYNET_API int hulynet_server_stats_get(hulynet_server *server, hulynet_server_
 /** Stops the server, closes its socket and frees it. */
 HULYNET_API void hulynet_server_destroy(hulynet_server *server);
 
+/* Security (docs/SECURITY.md): CURVE encryption and authentication. A coordinator has a key
+ * pair and an allow list of client keys; clients and agents know the coordinator's public key
+ * and have key pairs of their own. Keys are Z85 text, 40 characters. */
+
+/** Makes a fresh key pair: 41 bytes each (40 characters and the NUL). */
+HULYNET_API int hulynet_curve_keypair(char *public_key, char *secret_key);
+
+/** The security of a server or a client. Set `size` to HULYNET_STRUCT_SIZE(hulynet_security)
+ *  (plain sizeof works too: this struct has no 0.1 layout): fields may be added at the end, and
+ *  the library reads only those a caller's size covers. */
+typedef struct hulynet_security {
+    size_t size;
+    const char *secret_key;      /* this side's secret key (its public key is derived from it); for a
+                                  * client NULL means a key pair made for the connection */
+    const char *server_key;      /* clients: the coordinator's public key; required for a client */
+    const char *allow_list_path; /* servers: the allow list file ("KEY NAME" lines, # comments),
+                                  * read again when it changes; NULL: any client knowing the key */
+} hulynet_security;
+
+/* Several coordinators that stand in for each other (docs/HA.md): each campaigns for leadership
+ * through etcd, and only the leader binds its port and serves; a leader that cannot renew its
+ * lease stops serving before the lease can expire. Clients list every coordinator
+ * (hulynet_client_connect_with) and follow the one serving. */
+
+/** Options of an elected coordinator. Set `size` to HULYNET_STRUCT_SIZE(hulynet_election_options)
+ *  (plain sizeof works too: this struct has no 0.1 layout): fields may be added at the end in
+ *  later versions, and the library reads only the ones a caller's size covers. */
+typedef struct hulynet_election_options {
+    size_t size;
+    const char *etcd;      /* etcd client URLs, "http://host:port[,http://host:port...]"; required */
+    const char *key;       /* the key the coordinators of one network campaign for; NULL: "hulynet/leader" */
+    int64_t lease_ttl_ms;  /* whole seconds, 1000 to 300000; 0: 3000. A dead leader is replaced within about this */
+    const char *advertise; /* this coordinator's address as others see it, "host:port"; NULL: host:port */
+} hulynet_election_options;
+
+#define HULYNET_ROLE_STANDBY 0 /* elected, not leading: binds nothing */
+#define HULYNET_ROLE_LEADER 1  /* serving (a coordinator on its own always is) */
+#define HULYNET_ROLE_STOPPED 2
+
+/** hulynet_server_start with options, each NULL for the default. `election`: a coordinator
+ *  that campaigns through etcd and serves on host:port (a fixed port: clients list it) while it
+ *  leads; it returns at once, standing by (see hulynet_server_role), and
+ *  hulynet_server_stats_get gives zeros while it stands by. `security`: serve with CURVE (its
+ *  secret_key is required). Returns HULYNET_EINVAL for an option out of range. */
+HULYNET_API int hulynet_server_start_with(const char *host, int port, const hulynet_timeouts *timeouts,
+                                          const hulynet_election_options *election, const hulynet_security *security,
+                                          hulynet_server **out);
+/** HULYNET_ROLE_LEADER, HULYNET_ROLE_STANDBY or HULYNET_ROLE_STOPPED, or a negative status. */
+HULYNET_API int hulynet_server_role(hulynet_server *server);
+/** A JSON object for health checks: {"status":"serving"|"standby"|"stopped","role":...,
+ *  "leader":...,"reason":...}. *json_out is freed with hulynet_free. */
+HULYNET_API int hulynet_server_health(hulynet_server *server, char **json_out);
+
 /* ============================================================================================
  * Client (a connection to a network)
  * ============================================================================================ */
@@ -237,6 +291,13 @@ typedef void (*hulynet_event_fn)(void *user, const char *json);
  *  `timeouts` may be NULL. */
 HULYNET_API int hulynet_client_connect(const char *host, int port, const hulynet_timeouts *timeouts,
                                        hulynet_client **out);
+/** Connects to "host:port", or to whichever serves of several coordinators,
+ *  "host:port[,host:port...]" (elected ones, see hulynet_server_start_with): the client tries
+ *  each in turn, stays with the one that greets it, and moves on when it stops serving,
+ *  restoring its state there. `timeouts` and `security` may be NULL; with `security` the
+ *  connection (and the endpoints of agents it serves) use CURVE. */
+HULYNET_API int hulynet_client_connect_with(const char *network, const hulynet_timeouts *timeouts,
+                                            const hulynet_security *security, hulynet_client **out);
 /** Waits until the coordinator has answered hello. */
 HULYNET_API int hulynet_client_wait(hulynet_client *client, int64_t timeout_ms);
 /** The client's id on the network. Owned by the client. */

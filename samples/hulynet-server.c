@@ -2,6 +2,16 @@
  * hulynet-server: a Huly network coordinator, on include/hulynet.h only (C99 + POSIX).
  *
  *   hulynet-server [--host H] [--port P] [--stats-interval S] [--log-level L]
+ *                  [--etcd URLS [--lease-ttl S] [--etcd-key K] [--advertise HOST:PORT]]
+ *                  [--secret-key FILE [--allow FILE]]
+ *
+ * With --secret-key (NAME.key of `hulynet keygen`) it serves with CURVE encryption, admitting the
+ * client keys of the --allow file (docs/SECURITY.md).
+ *
+ * With --etcd it is one of several coordinators that stand in for each other (docs/HA.md): it
+ * campaigns for leadership through etcd and serves only while it leads, printing
+ * "leading: hulynet-server listening on HOST:PORT" when it starts serving and "standing by: ..."
+ * when it stops or another leads.
  *
  * Like the reference's network pod: the address defaults to the HOST and PORT environment
  * variables, then to 0.0.0.0:3737. Once bound it prints "hulynet-server listening on HOST:PORT"
@@ -43,6 +53,12 @@ static void usage(FILE *to) {
             "  --port P            port to listen on, 0 for any free one (default: $PORT, else %d)\n"
             "  --stats-interval S  seconds between statistics lines, 0 for none (default: 5)\n"
             "  --log-level L       trace, debug, info, notice, warning, error or critical (default: info)\n"
+            "  --etcd URLS         campaign for leadership through etcd (http://host:port[,...]); serve only while leading\n"
+            "  --lease-ttl S       with --etcd: seconds the leadership lease lives without renewal (1-300, default: 3)\n"
+            "  --etcd-key K        with --etcd: the key the coordinators of one network campaign for\n"
+            "  --advertise A       with --etcd: this coordinator's HOST:PORT as others see it\n"
+            "  --secret-key FILE   serve with CURVE encryption with this secret key (NAME.key of hulynet keygen)\n"
+            "  --allow FILE        with --secret-key: the allow list of client keys (KEY NAME lines), read again on change\n"
             "  -h, --help          this text\n",
             program, DEFAULT_PORT);
 }
@@ -95,6 +111,12 @@ typedef struct options {
     int port;
     double stats_interval;
     int log_level;
+    const char *etcd;      /* NULL: a coordinator on its own */
+    int lease_ttl_seconds;
+    const char *etcd_key;
+    const char *advertise;
+    const char *secret_key_file; /* NULL: the plain wire */
+    const char *allow_file;
 } options;
 
 static int parse_port(const char *text, int *port) {
@@ -146,6 +168,12 @@ static int parse_arguments(int argc, char **argv, options *out) {
     out->port = DEFAULT_PORT;
     out->stats_interval = DEFAULT_STATS_INTERVAL;
     out->log_level = HULYNET_LOG_INFO;
+    out->etcd = NULL;
+    out->lease_ttl_seconds = 3;
+    out->etcd_key = NULL;
+    out->advertise = NULL;
+    out->secret_key_file = NULL;
+    out->allow_file = NULL;
     if (env_port != NULL && *env_port != '\0' && parse_port(env_port, &out->port) != 0) {
         fprintf(stderr, "%s: the PORT environment variable is not a port number (0-65535): '%s'\n", program, env_port);
         return -1;
@@ -194,8 +222,71 @@ static int parse_arguments(int argc, char **argv, options *out) {
             }
             continue;
         }
+        value = option_value(argc, argv, &i, "--etcd", &matched);
+        if (matched) {
+            if (value == NULL || *value == '\0') {
+                fprintf(stderr, "%s: --etcd needs etcd's client URLs\n", program);
+                return -1;
+            }
+            out->etcd = value;
+            continue;
+        }
+        value = option_value(argc, argv, &i, "--lease-ttl", &matched);
+        if (matched) {
+            double seconds = 0;
+            if (parse_seconds(value, &seconds) != 0 || seconds < 1 || seconds > 300 || seconds != (double)(int)seconds) {
+                fprintf(stderr, "%s: --lease-ttl needs whole seconds from 1 to 300, not '%s'\n", program, value ? value : "");
+                return -1;
+            }
+            out->lease_ttl_seconds = (int)seconds;
+            continue;
+        }
+        value = option_value(argc, argv, &i, "--etcd-key", &matched);
+        if (matched) {
+            if (value == NULL || *value == '\0') {
+                fprintf(stderr, "%s: --etcd-key needs a key\n", program);
+                return -1;
+            }
+            out->etcd_key = value;
+            continue;
+        }
+        value = option_value(argc, argv, &i, "--advertise", &matched);
+        if (matched) {
+            if (value == NULL || *value == '\0') {
+                fprintf(stderr, "%s: --advertise needs HOST:PORT\n", program);
+                return -1;
+            }
+            out->advertise = value;
+            continue;
+        }
+        value = option_value(argc, argv, &i, "--secret-key", &matched);
+        if (matched) {
+            if (value == NULL || *value == '\0') {
+                fprintf(stderr, "%s: --secret-key needs a key file\n", program);
+                return -1;
+            }
+            out->secret_key_file = value;
+            continue;
+        }
+        value = option_value(argc, argv, &i, "--allow", &matched);
+        if (matched) {
+            if (value == NULL || *value == '\0') {
+                fprintf(stderr, "%s: --allow needs an allow list file\n", program);
+                return -1;
+            }
+            out->allow_file = value;
+            continue;
+        }
         fprintf(stderr, "%s: unknown argument '%s'\n", program, argv[i]);
         usage(stderr);
+        return -1;
+    }
+    if (out->allow_file != NULL && out->secret_key_file == NULL) {
+        fprintf(stderr, "%s: --allow needs --secret-key\n", program);
+        return -1;
+    }
+    if (out->etcd == NULL && (out->etcd_key != NULL || out->advertise != NULL || out->lease_ttl_seconds != 3)) {
+        fprintf(stderr, "%s: --lease-ttl, --etcd-key and --advertise need --etcd\n", program);
         return -1;
     }
     return 0;
@@ -204,6 +295,23 @@ static int parse_arguments(int argc, char **argv, options *out) {
 /* ------------------------------------------------------------------------------------------
  * Main
  * ------------------------------------------------------------------------------------------ */
+
+/* The first word of a key file (a Z85 key: 40 characters) into key[41]; 0, or -1 (reported). */
+static int read_key_file(const char *path, char key[41]) {
+    FILE *file = fopen(path, "r");
+    int read;
+    if (file == NULL) {
+        fprintf(stderr, "%s: cannot read %s: %s\n", program, path, strerror(errno));
+        return -1;
+    }
+    read = fscanf(file, "%40s", key);
+    fclose(file);
+    if (read != 1 || strlen(key) != 40) {
+        fprintf(stderr, "%s: %s holds no key (40 characters of Z85)\n", program, path);
+        return -1;
+    }
+    return 0;
+}
 
 static double monotonic_seconds(void) {
     struct timespec now;
@@ -231,7 +339,9 @@ int main(int argc, char **argv) {
     options opts;
     sigset_t stop_signals;
     hulynet_server *server = NULL;
-    int status, port, signal_number = 0, parsed;
+    int status, port, signal_number = 0, parsed, role = -1;
+    char secret_key[41] = {0};
+    hulynet_security security;
     double next_stats;
     char when[40];
 
@@ -259,7 +369,25 @@ int main(int argc, char **argv) {
         return EXIT_FAILED;
     }
 
-    status = hulynet_server_start(opts.host, opts.port, NULL, &server);
+    if (opts.secret_key_file != NULL && read_key_file(opts.secret_key_file, secret_key) != 0) return EXIT_USAGE;
+    memset(&security, 0, sizeof security);
+    security.size = sizeof security;
+    security.secret_key = secret_key;
+    security.allow_list_path = opts.allow_file;
+    if (opts.etcd != NULL) {
+        hulynet_election_options election;
+        memset(&election, 0, sizeof election);
+        election.size = sizeof election;
+        election.etcd = opts.etcd;
+        election.key = opts.etcd_key;
+        election.lease_ttl_ms = (int64_t)opts.lease_ttl_seconds * 1000;
+        election.advertise = opts.advertise;
+        status = hulynet_server_start_with(opts.host, opts.port, NULL, &election,
+                                           opts.secret_key_file != NULL ? &security : NULL, &server);
+    } else {
+        status = hulynet_server_start_with(opts.host, opts.port, NULL, NULL,
+                                           opts.secret_key_file != NULL ? &security : NULL, &server);
+    }
     if (status != HULYNET_OK) {
         if (status == HULYNET_EBIND) {
             fprintf(stderr, "%s: cannot listen on %s:%d: %s\n", program, opts.host, opts.port,
@@ -281,20 +409,44 @@ int main(int argc, char **argv) {
     timestamp(when, sizeof when);
     fprintf(stderr, "%s %-8s hulynet-server %s (library %s) started\n", when, level_name(HULYNET_LOG_INFO),
             HULYNET_VERSION_STRING, hulynet_version_string());
-    printf("hulynet-server listening on %s:%d\n", opts.host, port);
+    if (opts.etcd != NULL) {
+        printf("hulynet-server campaigning through etcd %s for %s:%d\n", opts.etcd, opts.host, port);
+    } else {
+        printf("hulynet-server listening on %s:%d\n", opts.host, port);
+    }
     fflush(stdout);
 
     next_stats = opts.stats_interval > 0 ? monotonic_seconds() + opts.stats_interval : 0;
     while (signal_number <= 0) {
         struct timespec wait;
         double seconds = 3600.0;
+        if (opts.etcd != NULL) {
+            /* Elected: say each change of role, looking 10 times a second. */
+            int now_role = hulynet_server_role(server);
+            if (now_role != role) {
+                if (now_role == HULYNET_ROLE_LEADER) {
+                    printf("leading: hulynet-server listening on %s:%d\n", opts.host, port);
+                } else if (now_role == HULYNET_ROLE_STANDBY) {
+                    char *health = NULL;
+                    if (hulynet_server_health(server, &health) == HULYNET_OK) {
+                        printf("standing by: %s\n", health);
+                        hulynet_free(health);
+                    } else {
+                        printf("standing by\n");
+                    }
+                }
+                fflush(stdout);
+                role = now_role;
+            }
+            seconds = 0.1;
+        }
         if (opts.stats_interval > 0) {
             double now = monotonic_seconds();
             if (now >= next_stats) {
                 print_stats(server);
                 while (next_stats <= now) next_stats += opts.stats_interval;
             }
-            seconds = next_stats - now;
+            if (next_stats - now < seconds) seconds = next_stats - now;
         }
         if (seconds < 0.001) seconds = 0.001;
         wait.tv_sec = (time_t)seconds;

@@ -5,6 +5,9 @@
 #                                                     (CLIENT --network 127.0.0.1:PORT); SIGTERM -> exit 0
 #   test-hulynet-server.sh port-taken SERVER          a second server on the first one's port exits
 #                                                     non-zero with a message naming the address
+#   test-hulynet-server.sh elected SERVER CLIENT      two servers with --etcd (a real etcd on loopback):
+#                                                     one leads; kill -9 of it, the other leads and
+#                                                     serves the client (exit 77, a skip, without etcd)
 set -euo pipefail
 
 mode=${1:?usage: $0 serves|port-taken SERVER [CLIENT]}
@@ -68,7 +71,61 @@ stop_server() {
   echo "$name: stopped by SIGTERM with exit code 0"
 }
 
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Waits up to $2 seconds until one of the named elected servers leads; sets leader.
+wait_for_leader() {
+  local names=$1 limit=$2 name found
+  for _ in $(seq 1 $((limit * 20))); do
+    found=()
+    for name in $names; do
+      [ "$(grep -E '^(leading|standing by)' "$work/$name.out" 2>/dev/null | tail -n 1 | cut -c1-8)" = "leading:" ] && found+=("$name")
+    done
+    [ "${#found[@]}" -le 1 ] || fail "two servers lead at once: ${found[*]}"
+    if [ "${#found[@]}" = 1 ]; then leader=${found[0]}; return 0; fi
+    sleep 0.05
+  done
+  fail "no leader among $names within $limit s"
+}
+
 case "$mode" in
+elected)
+  client=${3:?the client executable}
+  etcd_binary=$(command -v etcd || true)
+  if [ -z "$etcd_binary" ]; then echo "SKIP: etcd is not installed (Debian: apt-get install etcd-server)"; exit 77; fi
+  etcd_port=$(free_port); peer_port=$(free_port)
+  "$etcd_binary" --name sample --data-dir "$work/etcd" --log-level warn \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "sample=http://127.0.0.1:$peer_port" >"$work/etcd.out" 2>"$work/etcd.err" &
+  pids+=($!)
+  for _ in $(seq 1 300); do accepts "$etcd_port" && break; sleep 0.05; done
+  accepts "$etcd_port" || fail "etcd did not serve within 15 s"
+  declare -A ports pid_of
+  for name in a b; do
+    ports[$name]=$(free_port)
+    "$server" --host 127.0.0.1 --port "${ports[$name]}" --stats-interval 0 --etcd "http://127.0.0.1:$etcd_port" \
+      >"$work/$name.out" 2>"$work/$name.err" &
+    pid_of[$name]=$!
+    pids+=($!)
+  done
+  wait_for_leader "a b" 15
+  first=$leader
+  echo "$first leads on ${ports[$first]}"
+  other=$([ "$first" = a ] && echo b || echo a)
+  kill -KILL "${pid_of[$first]}"
+  killed_at=$(date +%s%N)
+  wait_for_leader "$other" 10
+  echo "$other leads on ${ports[$other]} $(( ($(date +%s%N) - killed_at) / 1000000 )) ms after kill -9 of $first"
+  "$client" --network "127.0.0.1:${ports[$other]}" >"$work/client.out" 2>"$work/client.err" \
+    || fail "the client against the new leader failed"
+  echo "client: $(tail -n 1 "$work/client.out")"
+  stop_server "$other" "${pid_of[$other]}"
+  ;;
 serves)
   client=${3:?the client executable}
   start_server server

@@ -28,11 +28,13 @@ for size in (100, 65536):
             problems.append(f"no figure: {name} [{size} B]")
         elif not name.startswith("raw") and not case.get("ratio_median", 0) > 0:
             problems.append(f"no ratio: {name} [{size} B]")
+        elif not all(note in case.get("notes", {}) for note in ("p50 us", "p99 us")):
+            problems.append(f"no latency percentiles: {name} [{size} B]")
 loaded = "20 clients and 200 containers"
 for name in ["raw broker CPU per request, sync", "coordinator CPU per cs request, sync",
              "raw broker CPU per request, 25 in flight", "coordinator CPU per cs request, 25 in flight",
              "get-or-start of 200 containers by uuid, 25 at a time", "get-or-start of 200 containers by labels, 25 at a time",
-             "events fanned out to 5 clients", "scale: 200 containers started for 20 clients", "scale: cs latency p50, network idle",
+             "events fanned out to 5 clients", "cold start: get of a new container to its first answer", "scale: 200 containers started for 20 clients", "scale: cs latency p50, network idle",
              f"scale: cs latency p50, {loaded}", "scale: cs latency p99, network idle", f"scale: cs latency p99, {loaded}"]:
     case = cases.get((name, None))
     if case is None or not case["median"] > 0:

@@ -9,6 +9,8 @@ command -v cmake >/dev/null || need+=(cmake)
 command -v valgrind >/dev/null || need+=(valgrind)
 command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
 command -v file >/dev/null || need+=(file)
+# A real etcd for the tests of coordinators elected through it (tests/HA; they skip without it).
+command -v etcd >/dev/null || need+=(etcd-server etcd-client)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -3,7 +3,8 @@
 # bounded fuzzing run of the JSON code and the frame decoders (fuzz/), a smoke run of the benchmark
 # suite, the C side through CMake (libhulynet.so, its C tests, samples, examples, install and
 # consume), the Python binding, and the three ways to install: the Debian packages, the Python wheel
-# and a SwiftPM package depending on this one. Each step prints how long it took.
+# and a SwiftPM package depending on this one; then the OTLP export of traces through otel/.
+# Each step prints how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() {
@@ -23,3 +24,4 @@ step scripts/deb-test.sh                 # the packages of cmake-test.sh's build
 step scripts/python-test.sh
 step scripts/wheel-test.sh
 step scripts/swiftpm-consumer-test.sh
+step scripts/otel-test.sh                # builds otel/ (swift-otel: minutes) and checks the OTLP export once

@@ -42,6 +42,8 @@ public final class Agent: @unchecked Sendable {
     private var loop: IOLoop?
     private var timeouts = Timeouts.reference
     private var limits = PeerLimits()
+    private var curve: CurveKeyPair?
+    nonisolated(unsafe) private var access: EndpointAccess?
     var logger = Logger(label: "hulynet.agent")
 
     /// An agent with a factory per container kind.
@@ -66,9 +68,13 @@ public final class Agent: @unchecked Sendable {
     /// The endpoint reference this agent registers with (nil until served).
     public var endpoint: String? { lock.withLock { endpointRef?.encoded } }
 
-    func attach(endpoint: EndpointRef?, loop: IOLoop, timeouts: Timeouts, limits: PeerLimits, logger: Logger) {
+    /// `curve`: the keys its endpoints serve with (its client's, when the network is secured).
+    func attach(endpoint: EndpointRef?, loop: IOLoop, timeouts: Timeouts, limits: PeerLimits, logger: Logger,
+                curve: CurveKeyPair? = nil, access: EndpointAccess? = nil) {
         lock.withLock {
             endpointRef = endpoint
+            self.curve = curve
+            self.access = access
             self.loop = loop
             self.timeouts = timeouts
             self.limits = limits
@@ -202,9 +208,10 @@ public final class Agent: @unchecked Sendable {
 
     private func start(kind: ContainerKind, options: GetOptions, factory: ContainerFactory) async throws -> Hosted {
         let started = try await factory(options)
-        let (agentRef, loop, timeouts, limits, logger) = lock.withLock {
-            (endpointRef, self.loop, self.timeouts, self.limits, self.logger)
+        let (agentRef, loop, timeouts, limits, logger, curve) = lock.withLock {
+            (endpointRef, self.loop, self.timeouts, self.limits, self.logger, self.curve)
         }
+        nonisolated(unsafe) let access = lock.withLock { self.access }
         var hosted = Hosted(uuid: started.uuid, kind: kind, container: started.container, endpoint: "",
                             labels: options.labels, extra: options.extra, lastVisit: Double(MonotonicClock.nowMs()))
         switch started.connection {
@@ -212,10 +219,12 @@ public final class Agent: @unchecked Sendable {
             hosted.endpoint = EndpointRef.container(started.uuid, onAgent: agentRef ?? .agentWithoutConnection(uuid)).encoded
         case .direct(let host, let port):
             guard let loop else { throw ContainerError("a direct container needs an agent served with an endpoint") }
-            let server = try await DirectContainerServer.start(loop: loop, container: started.container, port: port,
-                                                               timeouts: timeouts, limits: limits, logger: logger)
+            let server = try await DirectContainerServer.start(loop: loop, container: started.container, uuid: started.uuid,
+                                                               port: port, timeouts: timeouts, limits: limits, logger: logger,
+                                                               curve: curve, access: access)
             hosted.directServer = server
-            hosted.endpoint = EndpointRef.direct(host: host, port: server.port, container: started.uuid, agentId: uuid).encoded
+            hosted.endpoint = EndpointRef.direct(host: host, port: server.port, container: started.uuid, agentId: uuid,
+                                                 publicKey: curve?.publicKey).encoded
         }
         return hosted
     }

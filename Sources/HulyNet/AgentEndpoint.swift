@@ -27,13 +27,32 @@ final class AgentEndpointServer: RPCServerDelegate {
     let loop: IOLoop
     /// The containers each client connected to, to disconnect them when the client goes.
     private var connections: [ClientUUID: Set<ContainerUUID>] = [:]
+    /// On a secured endpoint: who may use which container (asked of the coordinator).
+    private let access: EndpointAccess?
 
+    /// `access`: with `curve`, the check of each client's first use of a container.
     init(loop: IOLoop, agent: Agent, host: String, port: Int, timeouts: Timeouts, limits: PeerLimits,
-         logger: Logger) throws {
+         logger: Logger, curve: CurveKeyPair? = nil, access: EndpointAccess? = nil) throws {
         self.loop = loop
         self.agent = agent
-        rpc = try RPCServer(loop: loop, host: host, port: port, timeouts: timeouts, limits: limits, logger: logger)
+        self.access = curve == nil ? nil : access
+        if curve != nil, access != nil { try EndpointZAP.ensureRunning(logger: logger) }
+        rpc = try RPCServer(loop: loop, host: host, port: port, timeouts: timeouts, limits: limits, logger: logger,
+                            curve: curve, zapDomain: curve != nil && access != nil ? ZAPHandler.domain : nil)
         rpc.delegate = self
+    }
+
+    /// Runs `body` once `client` may use `container` (at once on an open endpoint), or fails the
+    /// request with why not.
+    private func whenAllowed(_ client: ClientUUID, _ container: ContainerUUID, token: RequestToken,
+                             _ body: @escaping () -> Void) {
+        guard let access else { return body() }
+        access.check(client: client, key: rpc.principal(of: client), container: container) { [weak self] result in
+            switch result {
+            case .success: body()
+            case .failure(let error): self?.rpc.fail(token, error)
+            }
+        }
     }
 
     func close() {
@@ -47,6 +66,7 @@ final class AgentEndpointServer: RPCServerDelegate {
     func rpcServer(_ server: RPCServer, clientConnected client: ClientUUID) {}
 
     func rpcServer(_ server: RPCServer, clientGone client: ClientUUID, timedOut: Bool) {
+        access?.forget(client: client)
         for uuid in connections.removeValue(forKey: client) ?? [] {
             agent.container(uuid)?.disconnect(client: client)
         }
@@ -71,35 +91,24 @@ final class AgentEndpointServer: RPCServerDelegate {
             case let one?: uuids = [one]
             case nil: uuids = []
             }
-            var connected = 0
-            var deferred: [(DeferredConnectContainer, EventSink)] = []
-            for case .string(let uuid) in uuids {
-                guard let container = agent.container(uuid) else { continue }
-                let sink = eventSink(client: client, container: uuid)
-                if let slow = container as? DeferredConnectContainer {
-                    deferred.append((slow, sink))
-                } else {
-                    container.connect(client: client, events: sink)
-                }
-                connections[client, default: []].insert(uuid)
-                connected += 1
-            }
-            guard !deferred.isEmpty else {
-                rpc.reply(request.token, .number(Double(connected)))
+            let known = uuids.compactMap { $0.stringValue }.filter { agent.container($0) != nil }
+            guard access != nil else {
+                connect(client, to: known, answering: request.token)
                 return
             }
-            // The answer waits until every container has taken the connection in, off this thread.
-            let reply = replier(rpc, request.token, loop: loop)
-            let answer = JSONValue.number(Double(connected))
-            let left = Box(deferred.count)
-            let lock = Lock()
-            for (container, sink) in deferred {
-                container.connect(client: client, events: sink) {
-                    let last = lock.withLock { () -> Bool in
-                        left.value -= 1
-                        return left.value == 0
+            // Each container checked first; the answer once all are (a refusal fails the whole call).
+            var left = known.count
+            var failed = false
+            guard left > 0 else { return rpc.reply(request.token, 0) }
+            for uuid in known {
+                access?.check(client: client, key: rpc.principal(of: client), container: uuid) { [weak self] result in
+                    guard let self, !failed else { return }
+                    if case .failure(let error) = result {
+                        failed = true
+                        return rpc.fail(request.token, error)
                     }
-                    if last { reply(.success(answer)) }
+                    left -= 1
+                    if left == 0 { connect(client, to: known, answering: request.token) }
                 }
             }
         case Method.disconnect:
@@ -116,10 +125,50 @@ final class AgentEndpointServer: RPCServerDelegate {
                 rpc.fail(request.token, RemoteError("cs: params must be [target, operation, data]", code: .invalid))
                 return
             }
-            agent.request(target, operation: operation, data: items.count > 2 ? items[2] : .null, client: client,
-                          reply: replier(rpc, request.token, loop: loop))
+            let data = items.count > 2 ? items[2] : .null
+            whenAllowed(client, target, token: request.token) { [self] in
+                agent.request(target, operation: operation, data: data, client: client,
+                              reply: replier(rpc, request.token, loop: loop))
+            }
         default:
             rpc.fail(request.token, RemoteError("Unknown method \(request.method)", code: .invalid))
+        }
+    }
+
+    /// Connects the client to each container still running; returns how many.
+    /// Connects `client` to the containers and answers `token` with how many, once every one has
+    /// taken the client in: a container whose connect runs elsewhere (DeferredConnectContainer, a
+    /// C callback) is waited for without holding this thread.
+    private func connect(_ client: ClientUUID, to uuids: [ContainerUUID], answering token: RequestToken) {
+        var connected = 0
+        var deferred: [(DeferredConnectContainer, EventSink)] = []
+        for uuid in uuids {
+            guard let container = agent.container(uuid) else { continue }
+            let sink = eventSink(client: client, container: uuid)
+            if let slow = container as? DeferredConnectContainer {
+                deferred.append((slow, sink))
+            } else {
+                container.connect(client: client, events: sink)
+            }
+            connections[client, default: []].insert(uuid)
+            connected += 1
+        }
+        guard !deferred.isEmpty else {
+            rpc.reply(token, .number(Double(connected)))
+            return
+        }
+        let reply = replier(rpc, token, loop: loop)
+        let answer = JSONValue.number(Double(connected))
+        let left = Box(deferred.count)
+        let lock = Lock()
+        for (container, sink) in deferred {
+            container.connect(client: client, events: sink) {
+                let last = lock.withLock { () -> Bool in
+                    left.value -= 1
+                    return left.value == 0
+                }
+                if last { reply(.success(answer)) }
+            }
         }
     }
 
@@ -138,23 +187,31 @@ final class AgentEndpointServer: RPCServerDelegate {
 final class DirectContainerServer: RPCServerDelegate, @unchecked Sendable {
     let rpc: RPCServer
     let container: any Container
+    let uuid: ContainerUUID
     let loop: IOLoop
     var port: Int { rpc.port }
+    /// On a secured endpoint: whether each client may use the container (asked of the coordinator).
+    private let access: EndpointAccess?
 
-    private init(loop: IOLoop, container: any Container, port: Int, timeouts: Timeouts, limits: PeerLimits,
-                 logger: Logger) throws {
+    private init(loop: IOLoop, container: any Container, uuid: ContainerUUID, port: Int, timeouts: Timeouts,
+                 limits: PeerLimits, logger: Logger, curve: CurveKeyPair?, access: EndpointAccess?) throws {
         self.loop = loop
         self.container = container
-        rpc = try RPCServer(loop: loop, host: "*", port: port, timeouts: timeouts, limits: limits, logger: logger)
+        self.uuid = uuid
+        self.access = curve == nil ? nil : access
+        if curve != nil, access != nil { try EndpointZAP.ensureRunning(logger: logger) }
+        rpc = try RPCServer(loop: loop, host: "*", port: port, timeouts: timeouts, limits: limits, logger: logger,
+                            curve: curve, zapDomain: curve != nil && access != nil ? ZAPHandler.domain : nil)
         rpc.delegate = self
     }
 
-    static func start(loop: IOLoop, container: any Container, port: Int, timeouts: Timeouts, limits: PeerLimits,
-                      logger: Logger) async throws -> DirectContainerServer {
+    static func start(loop: IOLoop, container: any Container, uuid: ContainerUUID, port: Int, timeouts: Timeouts,
+                      limits: PeerLimits, logger: Logger, curve: CurveKeyPair? = nil,
+                      access: EndpointAccess? = nil) async throws -> DirectContainerServer {
         let result: Result<DirectContainerServer, any Error>? = loop.sync {
             Result {
-                try DirectContainerServer(loop: loop, container: container, port: port, timeouts: timeouts, limits: limits,
-                                          logger: logger)
+                try DirectContainerServer(loop: loop, container: container, uuid: uuid, port: port, timeouts: timeouts,
+                                          limits: limits, logger: logger, curve: curve, access: access)
             }
         }
         guard let result else { throw NetworkError.closed }
@@ -168,13 +225,21 @@ final class DirectContainerServer: RPCServerDelegate, @unchecked Sendable {
     func rpcServer(_ server: RPCServer, clientConnected client: ClientUUID) {
         let loop = self.loop
         nonisolated(unsafe) let rpc = self.rpc
-        container.connect(client: client, events: EventSink { data in
-            let payload = data.serialized()
-            loop.executeUnchecked { rpc.event(client, payload: payload) }
-        })
+        let connect = { [container] in
+            container.connect(client: client, events: EventSink { data in
+                let payload = data.serialized()
+                loop.executeUnchecked { rpc.event(client, payload: payload) }
+            })
+        }
+        guard let access else { return connect() }
+        // Its events only once the coordinator says it may use the container.
+        access.check(client: client, key: rpc.principal(of: client), container: uuid) { result in
+            if case .success = result, rpc.isConnected(client) { connect() }
+        }
     }
 
     func rpcServer(_ server: RPCServer, clientGone client: ClientUUID, timedOut: Bool) {
+        access?.forget(client: client)
         container.disconnect(client: client)
     }
 
@@ -188,7 +253,16 @@ final class DirectContainerServer: RPCServerDelegate, @unchecked Sendable {
             rpc.fail(request.token, RemoteError("invalid params: \(error.message)", code: .invalid))
             return
         }
-        dispatchRequest(to: container, operation: request.method, data: data, client: request.client,
-                        reply: replier(rpc, request.token, loop: loop))
+        let dispatch = { [self] in
+            dispatchRequest(to: container, operation: request.method, data: data, client: request.client,
+                            reply: replier(rpc, request.token, loop: loop))
+        }
+        guard let access else { return dispatch() }
+        access.check(client: request.client, key: rpc.principal(of: request.client), container: uuid) { [rpc] result in
+            switch result {
+            case .success: dispatch()
+            case .failure(let error): rpc.fail(request.token, error)
+            }
+        }
     }
 }

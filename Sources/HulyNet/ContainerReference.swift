@@ -184,7 +184,8 @@ public final class ContainerConnection: @unchecked Sendable {
         guard ref.kind != .noConnection else {
             throw NetworkError.invalid("container \(uuid) has no connection endpoint: use request through the network")
         }
-        let endpointClient = try client.endpointClient(host: ref.host, port: ref.port, direct: ref.kind == .direct)
+        let endpointClient = try client.endpointClient(host: ref.host, port: ref.port, direct: ref.kind == .direct,
+                                                       publicKey: ref.publicKey)
         lock.withLock { _uuid = uuid }
         self.endpointClient = endpointClient
         endpointClient.attach(self, uuid: uuid)

@@ -2,6 +2,7 @@ import HulyNetCore
 import HulyNetSync
 import HulyNetZMQ
 import Logging
+import Tracing
 
 /// A connection to a network coordinator: ask it for containers, send them requests, follow the
 /// network's changes, and register or serve agents.
@@ -20,14 +21,20 @@ public final class NetworkClient: @unchecked Sendable {
         /// each peer.
         public var endpointLimits: PeerLimits
         public var logger: Logger
+        /// CURVE: this client's key pair and the coordinator's public key (docs/SECURITY.md). The
+        /// endpoints of the agents it serves are secured with the same key pair. nil: the
+        /// reference's plain wire.
+        public var security: ClientSecurity?
 
         public init(timeouts: Timeouts = .reference, aliveTimeoutSeconds: Double? = nil, getTimeoutMs: Int64 = 60_000,
-                    endpointLimits: PeerLimits = PeerLimits(), logger: Logger = Logger(label: "hulynet.client")) {
+                    endpointLimits: PeerLimits = PeerLimits(), logger: Logger = Logger(label: "hulynet.client"),
+                    security: ClientSecurity? = nil) {
             self.timeouts = timeouts
             self.aliveTimeoutSeconds = aliveTimeoutSeconds
             self.getTimeoutMs = getTimeoutMs
             self.endpointLimits = endpointLimits
             self.logger = logger
+            self.security = security
         }
 
         /// Throws `NetworkError.invalid` naming the first setting out of range.
@@ -38,12 +45,19 @@ public final class NetworkClient: @unchecked Sendable {
             }
             try checkRange(Int(getTimeoutMs), 1...Int(Timeouts.maxMs), "get timeout (ms)")
             try endpointLimits.validate()
+            if let security, !Curve.isKey(security.serverKey) {
+                throw NetworkError.invalid("the coordinator's public key is not a Z85 CURVE key")
+            }
         }
     }
 
     public let clientId: ClientUUID
-    public let host: String
-    public let port: Int
+    /// The coordinators this client was given: one, or several that stand in for each other
+    /// (it talks to the one serving).
+    public let addresses: [NetworkAddress]
+    /// The first coordinator given.
+    public var host: String { addresses[0].host }
+    public var port: Int { addresses[0].port }
     public let options: Options
     let loop: IOLoop
     var logger: Logger { options.logger }
@@ -69,25 +83,41 @@ public final class NetworkClient: @unchecked Sendable {
     /// that a resend runs once.
     var recentAnswers = RecentAnswers<[UInt8]>()
     private var isClosed = false
+    /// The process's tracer when one was bootstrapped: spans of the requests its agents run.
+    private let tracer = Traces.tracer
     /// Calls waiting on the loop, to fail when the client closes.
     private var outstanding: [ObjectIdentifier: () -> Void] = [:]
 
     /// Connects to the coordinator at `host:port` (in the background: see `waitForConnection`).
-    public init(host: String, port: Int, options: Options = Options()) throws {
+    public convenience init(host: String, port: Int, options: Options = Options()) throws {
         try checkHost(host)
         try checkPort(port, allowZero: false)
+        try self.init(addresses: [NetworkAddress(host: host, port: port)], options: options)
+    }
+
+    /// Connects to whichever of these coordinators serves (several stand in for each other
+    /// under `ElectedCoordinator`): the client tries each in turn until one greets it, stays
+    /// while it answers, and moves on when it stops (see `LeaderFollower`), restoring its state
+    /// on the next as after a restart.
+    public init(addresses: [NetworkAddress], options: Options = Options()) throws {
+        guard !addresses.isEmpty else { throw NetworkError.invalid("no coordinator address given") }
+        for address in addresses {
+            try checkHost(address.host)
+            try checkPort(address.port, allowZero: false)
+        }
         try options.validate()
         clientId = makeUUID()
-        self.host = host
-        self.port = port
+        self.addresses = addresses
         self.options = options
         machine = NetworkClientMachine(timeouts: options.timeouts)
         loop = IOLoop(name: "hulynet-client")
         loop.start()
         let error: ZMQError? = loop.sync { [self] () -> ZMQError? in
             do throws(ZMQError) {
-                rpc = try RPCClient(loop: loop, clientId: clientId, host: host, port: port, timeouts: options.timeouts,
-                                    aliveTimeoutSeconds: options.aliveTimeoutSeconds, logger: options.logger)
+                rpc = try RPCClient(loop: loop, clientId: clientId, addresses: addresses, timeouts: options.timeouts,
+                                    aliveTimeoutSeconds: options.aliveTimeoutSeconds,
+                                    curve: options.security,
+                                    logger: options.logger)
                 rpc.delegate = self
                 machineTimer = loop.every(milliseconds: Int(options.timeouts.tickMs)) { [unowned self] in
                     machine.tick(now: MonotonicClock.nowMs(), into: &outputs.items)
@@ -98,14 +128,13 @@ public final class NetworkClient: @unchecked Sendable {
         } ?? ZMQError(code: 0, context: "loop stopped")
         if let error {
             loop.stop()
-            throw NetworkError.invalid("cannot connect to \(host):\(port): \(error)")
+            throw NetworkError.invalid("cannot connect to \(addresses.map(\.description).joined(separator: ",")): \(error)")
         }
     }
 
-    /// Connects to "host:port".
+    /// Connects to "host:port", or to whichever serves of "host1:port1,host2:port2,...".
     public convenience init(address: String, options: Options = Options()) throws {
-        let (host, port) = try parseAddress(address, defaultPort: 3737)
-        try self.init(host: host, port: port, options: options)
+        try self.init(addresses: try NetworkAddress.parseList(address), options: options)
     }
 
     deinit {
@@ -167,7 +196,7 @@ public final class NetworkClient: @unchecked Sendable {
         let _: Bool = try await onLoop { [self] done in
             let finished = Box(false)
             let timer = Box<IOLoop.TimerID?>(nil)
-            let address = "\(host):\(port)"
+            let address = addresses.map(\.description).joined(separator: ",")
             rpc.whenConnected { [loop] result in
                 guard !finished.value else { return }
                 finished.value = true
@@ -178,7 +207,8 @@ public final class NetworkClient: @unchecked Sendable {
             timer.value = loop.after(milliseconds: Int(timeoutMs)) {
                 guard !finished.value else { return }
                 finished.value = true
-                done(.failure(.timeout("no connection to \(address) within \(timeoutMs) ms")))
+                let why = self.rpc.handshakeFailure.map { ": \($0)" } ?? ""
+                done(.failure(.timeout("no connection to \(address) within \(timeoutMs) ms\(why)")))
             }
         }
     }
@@ -342,11 +372,16 @@ public final class NetworkClient: @unchecked Sendable {
         try checkPort(port, allowZero: true)
         let _: Bool = try await onLoop { [self] done in
             do {
+                let curve = options.security?.keys
+                let access = curve == nil ? nil : endpointAccess()
                 let server = try AgentEndpointServer(loop: loop, agent: agent, host: bindHost, port: port,
-                                                     timeouts: options.timeouts, limits: options.endpointLimits, logger: logger)
+                                                     timeouts: options.timeouts, limits: options.endpointLimits, logger: logger,
+                                                     curve: curve, access: access)
                 agentServers[agent.uuid] = server
-                agent.attach(endpoint: .agent(host: advertisedHost, port: server.rpc.port, agentId: agent.uuid), loop: loop,
-                             timeouts: options.timeouts, limits: options.endpointLimits, logger: logger)
+                agent.attach(endpoint: .agent(host: advertisedHost, port: server.rpc.port, agentId: agent.uuid,
+                                              publicKey: curve?.publicKey),
+                             loop: loop, timeouts: options.timeouts, limits: options.endpointLimits, logger: logger, curve: curve,
+                             access: access)
                 done(.success(true))
             } catch {
                 done(.failure(.bindFailed("\(bindHost):\(port): \(error)")))
@@ -580,12 +615,35 @@ public final class NetworkClient: @unchecked Sendable {
     }
 
     /// The connection to an agent's or a container's endpoint, shared by its users.
-    func endpointClient(host: String, port: Int, direct: Bool) throws(NetworkError) -> EndpointClient {
+    /// The access check of this client's secured endpoints: asks the coordinator ("ca").
+    func endpointAccess() -> EndpointAccess {
+        EndpointAccess(ask: { [weak self] client, key, container, answer in
+            guard let self else { return answer(.failure(RemoteError("closed", code: .forbidden))) }
+            call(Method.checkAccess, ["client": .string(client), "key": .string(key), "uuid": .string(container)]) { result in
+                switch result {
+                case .success(.bool(true)): answer(.success(()))
+                case .success(let other): answer(.failure(RemoteError("unexpected answer \(other)", code: .forbidden)))
+                case .failure(.remote(let error)): answer(.failure(error))
+                case .failure(let error): answer(.failure(RemoteError("cannot ask the coordinator: \(error)", code: .retryLater)))
+                }
+            }
+        }, logger: logger)
+    }
+
+    /// `publicKey`: the endpoint's CURVE key, when its reference carries one.
+    func endpointClient(host: String, port: Int, direct: Bool, publicKey: String? = nil) throws(NetworkError) -> EndpointClient {
         let key = "\(direct ? "d" : "r"):\(host):\(port)"
         if let existing = endpointClients[key], !existing.rpc.closed { return existing }
         do {
+            var curve: CurveClientKeys?
+            if let publicKey {
+                guard Curve.isKey(publicKey) else { throw NetworkError.invalid("endpoint \(host):\(port): its key is not a Z85 CURVE key") }
+                // A client without keys of its own still connects to a secured endpoint, encrypted,
+                // with a key pair made for the purpose.
+                curve = CurveClientKeys(keys: try options.security?.keys ?? CurveKeyPair.generate(), serverKey: publicKey)
+            }
             let rpc = try RPCClient(loop: loop, clientId: clientId, host: host, port: port,
-                                    timeouts: options.timeouts, logger: logger)
+                                    timeouts: options.timeouts, curve: curve, logger: logger)
             let client = EndpointClient(rpc: rpc, direct: direct)
             endpointClients[key] = client
             return client
@@ -659,12 +717,21 @@ extension NetworkClient: RPCClientDelegate {
                 client.respond(reqId, .failure(RemoteError("cs: params must be [target, operation, data]", code: .invalid)))
                 return
             }
+            let originItems = items.count > 2 ? items[2].arrayValue : nil
+            let trace = (originItems?.count ?? 0) > 2 ? Traces.headers(originItems?[2]) : nil
             forwardedRequest(agent: agent, target: target, operation: operation, data: args.count > 2 ? args[2] : .null,
-                             origin: RequestOrigin(json: items.count > 2 ? items[2] : nil), reqId: reqId)
+                             origin: RequestOrigin(json: items.count > 2 ? items[2] : nil), trace: trace, reqId: reqId)
             return
         }
         let loop = self.loop
         nonisolated(unsafe) let rpc = client
+        var span: (any Span)?
+        if let tracer, method == Method.getContainer {
+            span = Traces.start(tracer, "hulynet.agent.start", kind: .server,
+                                parent: items.count > 2 ? Traces.headers(items[2]) : nil,
+                                attributes: [("hulynet.agent", agentId), ("hulynet.kind", args.first?.stringValue ?? "")])
+        }
+        let startSpan = span
         Task {
             let result: Result<[UInt8], RemoteError>
             do {
@@ -688,6 +755,9 @@ extension NetworkClient: RPCClientDelegate {
             } catch {
                 result = .failure(RemoteError(error))
             }
+            if let startSpan {
+                if case .failure(let error) = result { Traces.end(startSpan, error: error) } else { Traces.end(startSpan, error: nil) }
+            }
             loop.executeUnchecked { rpc.respond(reqId, result) }
         }
     }
@@ -697,7 +767,7 @@ extension NetworkClient: RPCClientDelegate {
     /// before (a client resent it to a new coordinator) runs once: a resend joins the first run,
     /// or gets its answer again.
     private func forwardedRequest(agent: Agent, target: ContainerUUID, operation: String, data: JSONValue,
-                                  origin: RequestOrigin?, reqId: [UInt8]) {
+                                  origin: RequestOrigin?, trace: [String: String]? = nil, reqId: [UInt8]) {
         let key = origin?.key
         if let key {
             switch recentAnswers.admit(key, waiter: reqId, now: MonotonicClock.nowMs()) {
@@ -709,8 +779,17 @@ extension NetworkClient: RPCClientDelegate {
             }
         }
         let loop = self.loop
+        var span: (any Span)?
+        if let tracer {
+            span = Traces.start(tracer, "hulynet.agent.request", kind: .server, parent: trace,
+                                attributes: [("hulynet.container", target), ("hulynet.operation", operation)])
+        }
+        let requestSpan = span
         agent.request(target, operation: operation, data: data, client: nil) { [weak self] result in
             let answer: Result<[UInt8], RemoteError> = result.map { $0.serialized() }.mapError { RemoteError($0) }
+            if let requestSpan {
+                if case .failure(let error) = answer { Traces.end(requestSpan, error: error) } else { Traces.end(requestSpan, error: nil) }
+            }
             let respond = { [weak self] in
                 guard let self else { return }
                 rpc.respond(reqId, answer)
@@ -735,6 +814,55 @@ final class Box<T>: @unchecked Sendable {
     init(_ value: T) { self.value = value }
 }
 
+
+/// The keys a client secures its connections with: its own key pair, and the coordinator's
+/// public key (Z85).
+public typealias ClientSecurity = HulyNetZMQ.CurveClientKeys
+
+/// A CURVE key pair (see HulyNetZMQ); `CurveKeyPair.generate()` makes one, `init(secretKey:)`
+/// reads one back.
+public typealias CurveKeyPair = HulyNetZMQ.CurveKeyPair
+
+/// A coordinator's host and port.
+public struct NetworkAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    var endpoint: String { "tcp://\(host):\(port)" }
+    public var description: String { "\(host):\(port)" }
+
+    /// "host:port" or a list of coordinators that stand in for each other,
+    /// "host1:port1,host2:port2,...", each checked (a port is required past the first form's
+    /// default, none is 0, none repeats).
+    public static func parseList(_ text: String, defaultPort: Int = 3737) throws(NetworkError) -> [NetworkAddress] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        guard !parts.isEmpty, parts.count <= 64 else { throw NetworkError.invalid("1 to 64 coordinator addresses expected, got \(parts.count)") }
+        var addresses: [NetworkAddress] = []
+        for part in parts {
+            let (host, port) = try parseAddress(part.trimmingSpaces, defaultPort: defaultPort)
+            guard port > 0 else { throw NetworkError.invalid("invalid address \(part): port 0") }
+            let address = NetworkAddress(host: host, port: port)
+            guard !addresses.contains(address) else { throw NetworkError.invalid("address \(address) is listed twice") }
+            addresses.append(address)
+        }
+        return addresses
+    }
+}
+
+extension StringProtocol {
+    /// Without the spaces it begins and ends with.
+    var trimmingSpaces: String {
+        var text = Substring(self)
+        while text.first == " " { text = text.dropFirst() }
+        while text.last == " " { text = text.dropLast() }
+        return String(text)
+    }
+}
 
 /// Splits "host:port".
 public func parseAddress(_ address: String, defaultPort: Int) throws(NetworkError) -> (String, Int) {

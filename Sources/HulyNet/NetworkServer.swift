@@ -6,6 +6,7 @@ import HulyNetCore
 import HulyNetSync
 import HulyNetZMQ
 import Logging
+import Tracing
 
 /// The network coordinator on a ZeroMQ ROUTER socket: agents register with it, clients ask it for
 /// containers and send requests through it.
@@ -22,6 +23,11 @@ public final class NetworkServer: @unchecked Sendable {
         public var handshakeTimeoutMs: Int
         public var maxClients: Int
         public var logger: Logger
+        /// When set, the coordinator serves only while this lease holds (see `ElectedCoordinator`).
+        public var lease: ServingLease?
+        /// CURVE encryption and the allow list of client keys (docs/SECURITY.md); nil: the
+        /// reference's plain wire.
+        public var security: ServerSecurity?
 
         public init(host: String = "0.0.0.0", port: Int = 3737, timeouts: Timeouts = .reference,
                     inFlightLimit: Int = defaultInFlightLimit, maxMessageBytes: Int = defaultMaxMessageBytes,
@@ -57,6 +63,13 @@ public final class NetworkServer: @unchecked Sendable {
         public var containers: Int
         public var requests: Int
         public var malformed: Int
+        /// On a secured server: connections whose key the allow list refused, and requests told
+        /// to retry because their key's rate limit was reached.
+        public var refusedKeys = 0
+        public var rateLimited = 0
+
+        /// Nothing held (a server stopped, or standing by).
+        public static let empty = Stats(clients: 0, agents: 0, containers: 0, requests: 0, malformed: 0)
     }
 
     public let configuration: Configuration
@@ -103,8 +116,9 @@ public final class NetworkServer: @unchecked Sendable {
         loop.sync { [shell] in
             Stats(clients: shell.rpc.clientCount, agents: shell.coordinator.agentCount,
                   containers: shell.coordinator.containerCount, requests: shell.rpc.stats.requests,
-                  malformed: shell.rpc.stats.malformed)
-        } ?? Stats(clients: 0, agents: 0, containers: 0, requests: 0, malformed: 0)
+                  malformed: shell.rpc.stats.malformed, refusedKeys: shell.zap?.refused ?? 0,
+                  rateLimited: shell.rpc.stats.rateLimited)
+        } ?? .empty
     }
 
     /// Stops serving and closes the socket; idempotent.
@@ -136,30 +150,60 @@ final class CoordinatorShell: RPCServerDelegate {
     let logger: Logger
     @exclusivity(unchecked) private var directives: [CoordinatorDirective] = [] // loop-confined
     private var tickTimer: IOLoop.TimerID?
+    private(set) var zap: ZAPHandler?
+    /// The process's tracer when one was bootstrapped (nil: no spans, no cost).
+    private let tracer = Traces.tracer
+    /// Spans of requests not answered yet, with when they started.
+    private var spans: [RequestToken: (span: any Span, started: Int64)] = [:]
     private let loop: IOLoop
+
+    private let configurationRequestMs: Int64
 
     init(loop: IOLoop, configuration: NetworkServer.Configuration, context: ZMQContext) throws {
         self.loop = loop
+        configurationRequestMs = configuration.timeouts.requestMs
         logger = configuration.logger
-        coordinator = Coordinator(timeouts: configuration.timeouts, startedAt: MonotonicClock.nowMs())
+        // A coordinator serving under a lease was elected: it takes over a network that ran before.
+        coordinator = Coordinator(timeouts: configuration.timeouts, startedAt: MonotonicClock.nowMs(),
+                                  takesOver: configuration.lease != nil)
+        if let security = configuration.security, let path = security.allowListPath {
+            // Bound before the server socket, so that no client is admitted unasked.
+            zap = try ZAPHandler(loop: loop, context: context, allowListPath: path, logger: configuration.logger)
+        }
         rpc = try RPCServer(loop: loop, host: configuration.host, port: configuration.port,
                             timeouts: configuration.timeouts, limits: configuration.limits, logger: configuration.logger,
-                            context: context)
+                            context: context, curve: configuration.security?.keys,
+                            zapDomain: configuration.security?.allowListPath == nil ? nil : ZAPHandler.domain)
         rpc.inFlightLimit = configuration.inFlightLimit
         rpc.delegate = self
+        if let zap {
+            rpc.admitsKey = { [unowned zap] key in zap.entry(for: key) != nil }
+            zap.onReload = { [unowned self] old, new in applyAllowList(old: old, new: new) }
+        }
+        if let lease = configuration.lease {
+            rpc.lease = lease
+            rpc.onFenced = { [logger] in
+                logger.warning("the leadership lease lapsed: stopped serving (closed the port)")
+            }
+        }
         tickTimer = loop.every(milliseconds: Int(configuration.timeouts.tickMs)) { [unowned self] in
             let now = MonotonicClock.nowMs()
+            guard configuration.lease?.holds(now: now) != false else { return }
             coordinator.tick(now: now, into: &directives)
             run()
             trimAfterBurst(now: now)
         }
         logger.info("network coordinator \(rpc.serverId) listening on \(configuration.host):\(rpc.port)")
+        if let security = configuration.security {
+            logger.info("secured with CURVE (public key \(security.keys.publicKey)); \(security.allowListPath.map { "clients admitted from \($0)" } ?? "any client knowing the public key is admitted")")
+        }
         logger.info("peer limits: frames up to \(configuration.maxMessageBytes) bytes, handshake within \(configuration.handshakeTimeoutMs) ms, at most \(rpc.connectionLimit) connections")
     }
 
     func close() {
         if let tickTimer { loop.cancel(tickTimer) }
         rpc.close()
+        zap?.close()
     }
 
     private var messagesAtLastTrim = 0
@@ -195,10 +239,13 @@ final class CoordinatorShell: RPCServerDelegate {
     private func carryOut(_ directive: CoordinatorDirective) {
         switch directive {
         case .reply(let token, let value):
+            if !spans.isEmpty { endSpan(token, nil) }
             rpc.reply(token, value)
         case .replyRaw(let token, let payload):
+            if !spans.isEmpty { endSpan(token, nil) }
             rpc.replyRaw(token, payload)
         case .fail(let token, let error):
+            if !spans.isEmpty { endSpan(token, error) }
             rpc.fail(token, error)
         case .call(let client, let id, let payload):
             if !rpc.call(client, id: id, payload: payload) {
@@ -207,14 +254,43 @@ final class CoordinatorShell: RPCServerDelegate {
             }
         case .broadcast(let event):
             rpc.broadcast(payload: event.json.serialized())
+        case .event(let client, let event):
+            rpc.event(client, payload: event.json.serialized())
         case .log(let level, let message):
             // Ids and kinds in these lines come from clients: one line, escaped and bounded.
             logger.log(level: level.swiftLogLevel, "\(LogSummary.escaped(message.utf8, limit: 1024))")
         }
     }
 
+    /// An allow list read again takes effect for the clients connected now too: a key removed
+    /// has its sessions cut at once; a key whose rules changed has the new rules.
+    private func applyAllowList(old: AllowList, new: AllowList) {
+        for (key, entry) in old.entries where new.entry(for: key) != entry {
+            for client in rpc.clients(withKey: key) {
+                guard let fresh = new.entry(for: key) else {
+                    logger.notice("key \(entry.name) (\(Curve.fingerprint(key))) was removed from the allow list: client \(client) cut")
+                    rpc.cut(client)
+                    continue
+                }
+                applyPolicy(fresh.policy, to: client)
+            }
+        }
+    }
+
+    private func applyPolicy(_ policy: AccessPolicy, to client: ClientUUID) {
+        coordinator.setPolicy(policy.isUnrestricted ? nil : policy, for: client)
+        rpc.setRateLimit(policy.requestsPerSecond.map { RateLimit(perSecond: $0, burst: policy.burst, now: MonotonicClock.nowMs()) },
+                         for: client)
+    }
+
     func rpcServer(_ server: RPCServer, clientConnected client: ClientUUID) {
         coordinator.clientConnected(client)
+        // On a secured network the key's rules apply from its hello on (read at each hello: an
+        // allow list changed since applies to the next connection).
+        if zap != nil { coordinator.setPrincipal(rpc.principal(of: client), for: client) }
+        if let zap, let key = rpc.principal(of: client), let entry = zap.entry(for: key), !entry.policy.isUnrestricted {
+            applyPolicy(entry.policy, to: client)
+        }
     }
 
     func rpcServer(_ server: RPCServer, clientGone client: ClientUUID, timedOut: Bool) {
@@ -236,8 +312,13 @@ final class CoordinatorShell: RPCServerDelegate {
                 rpc.fail(request.token, RemoteError("cs: params must be [target, operation, data]", code: .invalid))
                 return
             }
+            var trace: [String: String]?
+            if let tracer {
+                trace = startSpan(tracer, "hulynet.coordinator.request", token: request.token, now: now,
+                                  attributes: [("hulynet.container", target), ("hulynet.client", request.client)])
+            }
             coordinator.forward(client: request.client, token: request.token, target: target, rawParams: request.rawParams,
-                                origin: request.requestId, now: now, into: &directives)
+                                origin: request.requestId, trace: trace, now: now, into: &directives)
         } else {
             let params: JSONValue
             do {
@@ -246,10 +327,41 @@ final class CoordinatorShell: RPCServerDelegate {
                 rpc.fail(request.token, RemoteError("invalid params: \(error.message)", code: .invalid))
                 return
             }
+            var trace: [String: String]?
+            if let tracer, request.method == Method.getContainer {
+                var attributes = [("hulynet.kind", params.member("kind")?.stringValue ?? ""), ("hulynet.client", request.client)]
+                if let uuid = params.member("request")?.member("uuid")?.stringValue { attributes.append(("hulynet.container", uuid)) }
+                trace = startSpan(tracer, "hulynet.coordinator.get", token: request.token, now: now, attributes: attributes)
+            }
             coordinator.handle(client: request.client, token: request.token, method: request.method,
-                               params: params, now: now, into: &directives)
+                               params: params, trace: trace, now: now, into: &directives)
         }
         run()
+    }
+
+    /// Starts a span for a request until its answer; returns its propagation headers for the agent.
+    private func startSpan(_ tracer: any Tracer, _ name: String, token: RequestToken, now: Int64,
+                           attributes: [(String, String)]) -> [String: String]? {
+        let span = Traces.start(tracer, name, kind: .server, attributes: attributes)
+        spans[token] = (span, now)
+        // A request never answered (its client went) must not keep its span for ever.
+        if spans.count > 10_000 || now - lastSpanSweep > 10_000 { sweepSpans(now: now) }
+        return Traces.headers(of: span, tracer)
+    }
+
+    private var lastSpanSweep: Int64 = 0
+
+    private func sweepSpans(now: Int64) {
+        lastSpanSweep = now
+        for (token, entry) in spans where now - entry.started > 2 * configurationRequestMs {
+            spans.removeValue(forKey: token)
+            Traces.end(entry.span, error: RemoteError("no answer", code: .timeout))
+        }
+    }
+
+    private func endSpan(_ token: RequestToken, _ error: RemoteError?) {
+        guard let entry = spans.removeValue(forKey: token) else { return }
+        Traces.end(entry.span, error: error)
     }
 
     func rpcServer(_ server: RPCServer, callAnswered id: CallID, result: Result<[UInt8], RemoteError>) {

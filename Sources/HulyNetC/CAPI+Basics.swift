@@ -2,6 +2,7 @@ import CHulyNet
 import HulyNet
 import HulyNetCore
 import HulyNetSync
+import HulyNetZMQ // CURVE keys (Curve, CurveKeyPair)
 import Logging
 import Synchronization
 
@@ -191,6 +192,13 @@ enum StructLayout {
         return .sized(size)
     }
 
+    /// A `size` field of a struct new in 0.2 (no 0.1 layout to tell from): sizeof(type), or
+    /// HULYNET_STRUCT_SIZE(type) as for every option struct.
+    static func size(_ field: Int) -> Int {
+        let bits = UInt64(UInt(bitPattern: field))
+        return bits & tagMask == tag ? Int(bits & ~tagMask) : field
+    }
+
     /// Whether a field at `offset` (of `width` bytes) is in the caller's struct.
     func has(_ offset: Int, _ width: Int = 8) -> Bool {
         switch self {
@@ -239,9 +247,31 @@ func cPort(_ port: Int32, allowZero: Bool = true) throws(CFailure) -> Int {
 
 // MARK: - Server
 
+/// A coordinator of the C API: one on its own, or one of several elected through etcd (which
+/// serves only while it leads).
 final class CServer {
-    let server: NetworkServer
-    init(_ server: NetworkServer) { self.server = server }
+    private let single: NetworkServer?
+    let elected: ElectedCoordinator?
+    let port: Int
+    init(_ server: NetworkServer) {
+        single = server
+        elected = nil
+        port = server.port
+    }
+
+    init(_ elected: ElectedCoordinator) {
+        single = nil
+        self.elected = elected
+        port = elected.configuration.server.port
+    }
+
+    /// The coordinator serving now (none while an elected one stands by).
+    var server: NetworkServer? { single ?? elected?.server }
+
+    func stop() {
+        single?.stop()
+        elected?.stop()
+    }
 }
 
 @_cdecl("hulynet_server_start")
@@ -265,7 +295,7 @@ public func hulynet_server_start(_ host: UnsafePointer<CChar>?, _ port: Int32, _
 @_cdecl("hulynet_server_port")
 public func hulynet_server_port(_ handle: OpaquePointer?) -> Int32 {
     var port: Int32 = 0
-    let status = cCall { port = Int32(try Handles.get(handle, CServer.self, "server").server.port) }
+    let status = cCall { port = Int32(try Handles.get(handle, CServer.self, "server").port) }
     return status == HULYNET_OK ? port : status
 }
 
@@ -274,7 +304,7 @@ public func hulynet_server_stats_get(_ handle: OpaquePointer?, _ out: UnsafeMuta
     cCall {
         let server = try Handles.get(handle, CServer.self, "server").server
         guard let out else { throw CFailure.invalid("out is NULL") }
-        let stats = server.stats()
+        let stats = server?.stats() ?? .empty
         out.pointee = hulynet_server_stats(clients: Int64(stats.clients), agents: Int64(stats.agents),
                                            containers: Int64(stats.containers), requests: Int64(stats.requests),
                                            malformed: Int64(stats.malformed))
@@ -283,5 +313,118 @@ public func hulynet_server_stats_get(_ handle: OpaquePointer?, _ out: UnsafeMuta
 
 @_cdecl("hulynet_server_destroy")
 public func hulynet_server_destroy(_ handle: OpaquePointer?) {
-    Handles.take(handle, CServer.self)?.server.stop()
+    Handles.take(handle, CServer.self)?.stop()
+}
+
+@_cdecl("hulynet_server_start_with")
+public func hulynet_server_start_with(_ host: UnsafePointer<CChar>?, _ port: Int32, _ timeouts: UnsafePointer<hulynet_timeouts>?,
+                                      _ election: UnsafePointer<hulynet_election_options>?,
+                                      _ security: UnsafePointer<hulynet_security>?,
+                                      _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    cCall {
+        guard let out else { throw CFailure.invalid("out is NULL") }
+        out.pointee = nil
+        let host = try cHost(host, "host")
+        var server = NetworkServer.Configuration(host: host == "*" ? "0.0.0.0" : host, port: try cPort(port, allowZero: election == nil),
+                                                 timeouts: try cTimeouts(timeouts), logger: CLogSink.logger("hulynet.server"))
+        if let security = try cSecurity(security) {
+            guard let secret = security.secretKey else { throw CFailure.invalid("security->secret_key is NULL: a server needs its key") }
+            server.security = ServerSecurity(keys: secret, allowListPath: security.allowListPath)
+        }
+        guard let election else {
+            let single: NetworkServer
+            do { single = try NetworkServer(server) } catch { throw CFailure(error) }
+            out.pointee = Handles.make(CServer(single))
+            return
+        }
+        // Only the fields the caller's version of the struct has are read.
+        let size = StructLayout.size(election.pointee.size)
+        guard size >= MemoryLayout<hulynet_election_options>.offset(of: \.advertise)! + MemoryLayout<UnsafePointer<CChar>?>.size,
+              size <= 1 << 16 else {
+            throw CFailure.invalid("election->size \(size) is not sizeof(hulynet_election_options)")
+        }
+        let value = election.pointee
+        let etcd = try cString(value.etcd, "election->etcd")
+        let key = value.key == nil ? "hulynet/leader" : try cString(value.key, "election->key")
+        guard (0...300_000).contains(value.lease_ttl_ms) else {
+            throw CFailure.invalid("election->lease_ttl_ms \(value.lease_ttl_ms) is out of range (0 for 3000, 1000 to 300000)")
+        }
+        let advertise = value.advertise == nil ? nil : try cString(value.advertise, "election->advertise")
+        let configuration = ElectedCoordinator.Configuration(
+            server: server, etcd: etcd.split(separator: ",").map(String.init), key: key,
+            election: .init(ttlMs: value.lease_ttl_ms == 0 ? 3000 : Int64(value.lease_ttl_ms)), advertisedAddress: advertise)
+        let elected: ElectedCoordinator
+        do { elected = try ElectedCoordinator(configuration) } catch { throw CFailure(error) }
+        out.pointee = Handles.make(CServer(elected))
+    }
+}
+
+/// A `hulynet_security`, read as far as the caller's size covers.
+struct CSecurity {
+    var secretKey: CurveKeyPair?
+    var serverKey: String?
+    var allowListPath: String?
+}
+
+func cSecurity(_ pointer: UnsafePointer<hulynet_security>?) throws(CFailure) -> CSecurity? {
+    guard let pointer else { return nil }
+    let size = StructLayout.size(pointer.pointee.size)
+    guard size >= MemoryLayout<hulynet_security>.offset(of: \.allow_list_path)! + MemoryLayout<UnsafePointer<CChar>?>.size,
+          size <= 1 << 16 else {
+        throw CFailure.invalid("security->size \(size) is not sizeof(hulynet_security)")
+    }
+    let value = pointer.pointee
+    var security = CSecurity()
+    if value.secret_key != nil {
+        let text = try cString(value.secret_key, "security->secret_key")
+        do { security.secretKey = try CurveKeyPair(secretKey: text) } catch {
+            throw CFailure.invalid("security->secret_key: \(error.description)")
+        }
+    }
+    if value.server_key != nil {
+        let text = try cString(value.server_key, "security->server_key")
+        guard Curve.isKey(text) else { throw CFailure.invalid("security->server_key: not a Z85 CURVE key (40 characters)") }
+        security.serverKey = text
+    }
+    if value.allow_list_path != nil { security.allowListPath = try cString(value.allow_list_path, "security->allow_list_path") }
+    return security
+}
+
+@_cdecl("hulynet_curve_keypair")
+public func hulynet_curve_keypair(_ publicKey: UnsafeMutablePointer<CChar>?, _ secretKey: UnsafeMutablePointer<CChar>?) -> Int32 {
+    cCall {
+        guard let publicKey, let secretKey else { throw CFailure.invalid("public_key and secret_key need 41 bytes each, not NULL") }
+        let keys: CurveKeyPair
+        do { keys = try CurveKeyPair.generate() } catch { throw CFailure(status: HULYNET_EINTERNAL, message: "\(error)") }
+        for (text, into) in [(keys.publicKey, publicKey), (keys.secretKey, secretKey)] {
+            let bytes = Array(text.utf8)
+            for (index, byte) in bytes.enumerated() { into[index] = CChar(bitPattern: byte) }
+            into[bytes.count] = 0
+        }
+    }
+}
+
+@_cdecl("hulynet_server_role")
+public func hulynet_server_role(_ handle: OpaquePointer?) -> Int32 {
+    var role: Int32 = 0
+    let status = cCall {
+        let server = try Handles.get(handle, CServer.self, "server")
+        switch server.elected?.role {
+        case nil, .leader?: role = HULYNET_ROLE_LEADER
+        case .standby?: role = HULYNET_ROLE_STANDBY
+        case .stopped?: role = HULYNET_ROLE_STOPPED
+        }
+    }
+    return status == HULYNET_OK ? role : status
+}
+
+@_cdecl("hulynet_server_health")
+public func hulynet_server_health(_ handle: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    cCall {
+        let server = try Handles.get(handle, CServer.self, "server")
+        guard let out else { throw CFailure.invalid("out is NULL") }
+        out.pointee = nil
+        let json = server.elected?.health().json ?? .object(["status": "serving", "role": "single"])
+        out.pointee = newCString(String(decoding: json.serialized(), as: UTF8.self))
+    }
 }

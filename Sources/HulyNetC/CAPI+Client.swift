@@ -74,6 +74,31 @@ public func hulynet_client_connect(_ host: UnsafePointer<CChar>?, _ port: Int32,
     }
 }
 
+@_cdecl("hulynet_client_connect_with")
+public func hulynet_client_connect_with(_ network: UnsafePointer<CChar>?, _ timeouts: UnsafePointer<hulynet_timeouts>?,
+                                        _ security: UnsafePointer<hulynet_security>?,
+                                        _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    cCall {
+        guard let out else { throw CFailure.invalid("out is NULL") }
+        out.pointee = nil
+        let text = try cString(network, "network")
+        let addresses: [NetworkAddress]
+        do { addresses = try NetworkAddress.parseList(text) } catch { throw CFailure(error) }
+        var options = NetworkClient.Options(timeouts: try cTimeouts(timeouts), logger: CLogSink.logger("hulynet.client"))
+        if let security = try cSecurity(security) {
+            guard let serverKey = security.serverKey else { throw CFailure.invalid("security->server_key is NULL: a client needs the coordinator's key") }
+            let keys: CurveKeyPair
+            do { keys = try security.secretKey ?? CurveKeyPair.generate() } catch { throw CFailure(status: HULYNET_EINTERNAL, message: "\(error)") }
+            options.security = ClientSecurity(keys: keys, serverKey: serverKey)
+        }
+        let client: NetworkClient
+        do { client = try NetworkClient(addresses: addresses, options: options) } catch {
+            throw CFailure(status: HULYNET_ECONNECT, message: "\(error)")
+        }
+        out.pointee = Handles.make(CClient(client))
+    }
+}
+
 func liveClient(_ handle: OpaquePointer?) throws(CFailure) -> CClient {
     let client = try Handles.get(handle, CClient.self, "client")
     try client.check()

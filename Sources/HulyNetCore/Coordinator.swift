@@ -17,6 +17,8 @@ public enum CoordinatorDirective: Sendable, Equatable {
     case call(to: ClientUUID, id: CallID, payload: [UInt8])
     /// Send this event to every connected client.
     case broadcast(NetworkEvent)
+    /// Send this event to one client (a secured network filters events per client's policy).
+    case event(to: ClientUUID, NetworkEvent)
     case log(LogLevel, String)
 }
 
@@ -119,14 +121,28 @@ public final class Coordinator {
     /// second copy elsewhere. (A hulynet client holds its other requests until its references
     /// are restored, so only these gets need to wait.)
     private let settleUntil: Int64
+    /// While settling, any get by uuid of a container nobody registered yet waits, not only a
+    /// restoring one: a coordinator taking over from another (elected through etcd) knows the
+    /// network ran before it, and a new client's get must not start a copy of a container whose
+    /// agent has not registered again yet.
+    private let parksEveryGetWhileSettling: Bool
     private var parkedGets: [ContainerUUID: [ParkedGet]] = [:]
+    /// What each client's key may do on a secured network (`AccessPolicy`); a client without an
+    /// entry may do everything, as on an open network.
+    private var policies: [ClientUUID: AccessPolicy] = [:]
+    /// How many policies limit what their client sees (lists and events are filtered then).
+    private var sightRestricted = 0
+    /// On a secured network, the public key each client connected with.
+    private var principals: [ClientUUID: String] = [:]
 
     /// `startedAt`: the time of the coordinator's start, from which it settles for an alive
     /// timeout and a ping interval (agents of an earlier run reconnect within that); nil: no
     /// settling (a coordinator nobody used before, as in tests).
-    public init(timeouts: Timeouts = .reference, startedAt: Int64? = nil) {
+    /// `takesOver`: see `parksEveryGetWhileSettling`.
+    public init(timeouts: Timeouts = .reference, startedAt: Int64? = nil, takesOver: Bool = false) {
         self.timeouts = timeouts
         settleUntil = startedAt.map { $0 + timeouts.aliveMs + timeouts.pingIntervalMs } ?? .min
+        parksEveryGetWhileSettling = takesOver
     }
 
     func isSettling(now: Int64) -> Bool { now < settleUntil }
@@ -169,8 +185,22 @@ public final class Coordinator {
         if clients[client] == nil { clients[client] = ClientState() }
     }
 
+    /// The policy of the key a client connected with (nil: unrestricted).
+    public func setPolicy(_ policy: AccessPolicy?, for client: ClientUUID) {
+        if policies[client]?.restrictsSight == true { sightRestricted -= 1 }
+        policies[client] = policy
+        if policy?.restrictsSight == true { sightRestricted += 1 }
+    }
+
+    public func policy(of client: ClientUUID) -> AccessPolicy? { policies[client] }
+
+    /// The public key a client connected with (a secured network).
+    public func setPrincipal(_ key: String?, for client: ClientUUID) { principals[client] = key }
+
     /// A client closed or went silent: its references are released and its agents removed.
     public func clientGone(_ client: ClientUUID, now: Int64, into out: inout [CoordinatorDirective]) {
+        if policies[client] != nil { setPolicy(nil, for: client) }
+        principals.removeValue(forKey: client)
         guard let state = clients.removeValue(forKey: client) else { return }
         for uuid in state.references { dropReferences(of: client, to: uuid, all: true, now: now) }
         for agentId in state.agents where agents[agentId]?.owner == client {
@@ -196,13 +226,19 @@ public final class Coordinator {
     // MARK: - Requests
 
     /// A request of a network method other than `cs` (see `forward` for that one).
+    /// `trace`: trace propagation headers passed on to the agent asked to start a container
+    /// (hulynet's own trailing element; a TypeScript agent reads only the first two).
     public func handle(client: ClientUUID, token: RequestToken, method: String, params: JSONValue,
-                       now: Int64, into out: inout [CoordinatorDirective]) {
+                       trace: [String: String]? = nil, now: Int64, into out: inout [CoordinatorDirective]) {
         clientConnected(client)
         switch method {
         case Method.registerAgent:
             do {
                 let registration = try AgentRegistration(json: params)
+                if let refusal = policies[client]?.refusesRegistering(kinds: registration.kinds) {
+                    out.append(.fail(token, RemoteError(refusal, code: .forbidden)))
+                    return
+                }
                 if isOwnedByAnother(registration.uuid, client) {
                     out.append(.fail(token, agentOwnedByAnotherClient(registration.uuid)))
                     return
@@ -231,12 +267,24 @@ public final class Coordinator {
             clients[client]?.agents.remove(uuid)
             out.append(.reply(token, "ok"))
         case Method.listAgents:
-            out.append(.reply(token, .array(agentList().map(\.json))))
+            var list = agentList()
+            if let policy = policies[client], let kinds = policy.kinds {
+                // A key sees the agents of the kinds it may use, and only those kinds.
+                list = list.compactMap { info in
+                    var visible = info
+                    visible.kinds = info.kinds.filter(kinds.contains)
+                    return visible.kinds.isEmpty ? nil : visible
+                }
+            }
+            out.append(.reply(token, .array(list.map(\.json))))
         case Method.kinds:
-            out.append(.reply(token, .array(kindList().map { .string($0) })))
+            let kinds = policies[client]?.kinds
+            out.append(.reply(token, .array(kindList().filter { kinds?.contains($0) ?? true }.map { .string($0) })))
         case Method.listContainers:
             let kind = params.member("kind")?.stringValue
-            out.append(.reply(token, .array(containerList(kind: kind).map(\.json))))
+            var list = containerList(kind: kind)
+            if let policy = policies[client], policy.restrictsSight { list = list.filter(policy.sees) }
+            out.append(.reply(token, .array(list.map(\.json))))
         case Method.getContainer:
             guard let kind = params.member("kind")?.stringValue else {
                 out.append(.fail(token, RemoteError("gg: 'kind' must be a string", code: .invalid)))
@@ -244,11 +292,15 @@ public final class Coordinator {
             }
             do {
                 let options = try GetOptions(json: params.member("request") ?? .null)
+                if let refusal = policies[client]?.refusesGetting(kind: kind, labels: options.labels) {
+                    out.append(.fail(token, RemoteError(refusal, code: .forbidden)))
+                    return
+                }
                 // hulynet's clients mark the gets that restore a reference after a coordinator
                 // restart (a TypeScript coordinator ignores the field).
                 let restores = params.member("restore")?.boolValue == true
                 getOrStart(client: client, token: token, kind: kind, options: options, restores: restores,
-                           now: now, into: &out)
+                           trace: trace, now: now, into: &out)
             } catch {
                 out.append(.fail(token, RemoteError(error.message, code: .invalid)))
             }
@@ -267,18 +319,52 @@ public final class Coordinator {
             }
             forward(client: client, token: token, target: target, rawParams: params.serialized(), origin: nil,
                     now: now, into: &out)
+        case Method.checkAccess:
+            out.append(checkAccess(asker: client, token: token, params: params))
         default:
             out.append(.fail(token, RemoteError("Unknown method \(method)", code: .invalid)))
         }
     }
 
+    /// `ca`: may `client`, connected to an agent's endpoint with `key`, use `uuid`? Only the
+    /// owner of the agent running the container may ask. Yes when the client connected here with
+    /// the same key, its rules let it see the container, and it holds a reference to it.
+    private func checkAccess(asker: ClientUUID, token: RequestToken, params: JSONValue) -> CoordinatorDirective {
+        guard let client = params.member("client")?.stringValue, let key = params.member("key")?.stringValue,
+              let uuid = params.member("uuid")?.stringValue else {
+            return .fail(token, RemoteError("ca: params must be {client, key, uuid}", code: .invalid))
+        }
+        guard let container = containers[uuid], let agent = agents[container.record.agentId] else {
+            return .fail(token, RemoteError("Container \(uuid) not found", code: .containerNotFound))
+        }
+        guard agent.owner == asker else {
+            return .fail(token, RemoteError("only the owner of agent \(agent.id) may ask about its containers", code: .forbidden))
+        }
+        guard let principal = principals[client], principal == key else {
+            return .fail(token, RemoteError("client \(client) is not connected to the coordinator with this key", code: .forbidden))
+        }
+        if let refusal = policies[client]?.refusesSeeing(kind: container.record.kind, labels: container.record.labels) {
+            return .fail(token, RemoteError(refusal, code: .forbidden))
+        }
+        guard container.clients[client] != nil else {
+            return .fail(token, RemoteError("client \(client) holds no reference to container \(uuid)", code: .forbidden))
+        }
+        return .reply(token, true)
+    }
+
     /// `cs`: a request for a container, passed to its agent without decoding `rawParams`
     /// (the JSON text `[target, operation, data]` as the client sent it). `origin` (the client's
     /// own request id) goes with it, so that the agent runs a resend of it only once.
+    /// `trace`: trace propagation headers for the agent, as the origin's third element.
     public func forward(client: ClientUUID, token: RequestToken, target: ContainerUUID, rawParams: [UInt8],
-                        origin: [UInt8]?, now: Int64, into out: inout [CoordinatorDirective]) {
+                        origin: [UInt8]?, trace: [String: String]? = nil, now: Int64, into out: inout [CoordinatorDirective]) {
         guard let container = containers[target], let agent = agents[container.record.agentId] else {
             out.append(.fail(token, RemoteError("Container \(target) not found", code: .containerNotFound)))
+            return
+        }
+        if !policies.isEmpty, let policy = policies[client],
+           let refusal = policy.refusesSeeing(kind: container.record.kind, labels: container.record.labels) {
+            out.append(.fail(token, RemoteError(refusal, code: .forbidden)))
             return
         }
         // ["cs", ["<agentId>", <rawParams>, ["<client>", "<origin>"]]]
@@ -293,6 +379,10 @@ public final class Coordinator {
             JSONValue.appendString(client, to: &payload)
             payload.append(UInt8(ascii: ","))
             JSONValue.appendString(origin, to: &payload)
+            if let trace {
+                payload.append(UInt8(ascii: ","))
+                payload.append(contentsOf: JSONValue.object(trace.mapValues(JSONValue.string)).serialized())
+            }
             payload.append(UInt8(ascii: "]"))
         }
         payload.append(contentsOf: "]]".utf8)
@@ -375,7 +465,26 @@ public final class Coordinator {
         queuedAgentOrder.removeAll(keepingCapacity: true)
         queuedContainerEvents.removeAll(keepingCapacity: true)
         queuedContainerOrder.removeAll(keepingCapacity: true)
-        out.append(.broadcast(event))
+        guard sightRestricted > 0 else {
+            out.append(.broadcast(event))
+            return
+        }
+        // A secured network with restricted keys: each client hears only what it may see.
+        for client in clients.keys.sorted() {
+            guard let policy = policies[client], policy.restrictsSight else {
+                out.append(.event(to: client, event))
+                continue
+            }
+            let visible = NetworkEvent(
+                agents: event.agents.compactMap { change in
+                    guard let kinds = policy.kinds else { return change }
+                    var seen = change
+                    seen.kinds = change.kinds.filter(kinds.contains)
+                    return seen.kinds.isEmpty ? nil : seen
+                },
+                containers: event.containers.filter { policy.sees($0.container) })
+            if !visible.isEmpty { out.append(.event(to: client, visible)) }
+        }
     }
 
     // MARK: - Agents
@@ -466,7 +575,7 @@ public final class Coordinator {
 
     private func unpark(now: Int64, into out: inout [CoordinatorDirective]) {
         let uuids = parkedGets.keys.sorted()
-        out.append(.log(.info, "settled: \(uuids.count) containers asked for by restoring clients were not registered again"))
+        out.append(.log(.info, "settled: \(uuids.count) containers asked for while settling were not registered again"))
         for uuid in uuids { unpark(uuid, now: now, into: &out) }
     }
 
@@ -493,9 +602,15 @@ public final class Coordinator {
     // MARK: - Containers
 
     private func getOrStart(client: ClientUUID, token: RequestToken, kind: ContainerKind, options: GetOptions,
-                            restores: Bool = false, now: Int64, into out: inout [CoordinatorDirective]) {
+                            restores: Bool = false, trace: [String: String]? = nil, now: Int64,
+                            into out: inout [CoordinatorDirective]) {
         let waiter = Waiter(client: client, token: token)
         if let uuid = options.uuid {
+            if let existing = containers[uuid], let policy = policies[client],
+               let refusal = policy.refusesSeeing(kind: existing.record.kind, labels: existing.record.labels) {
+                out.append(.fail(token, RemoteError(refusal, code: .forbidden)))
+                return
+            }
             if containers[uuid] != nil {
                 addReference(client: client, uuid: uuid, now: now)
                 out.append(.reply(token, answer(for: uuid)))
@@ -505,7 +620,7 @@ public final class Coordinator {
                 starts[startId]?.waiters.append(waiter)
                 return
             }
-            if restores, isSettling(now: now) {
+            if restores || parksEveryGetWhileSettling, isSettling(now: now) {
                 // It most likely still runs on an agent that has not registered again yet.
                 parkedGets[uuid, default: []].append(ParkedGet(client: client, token: token, kind: kind, options: options))
                 return
@@ -528,7 +643,11 @@ public final class Coordinator {
         let startId = nextStartId
         nextStartId += 1
         addStart(PendingStart(id: startId, kind: kind, options: options, agentId: agent.id, waiters: [waiter]))
-        let params: JSONValue = .array([.string(agent.id), .array([.string(kind), options.json])])
+        var params: JSONValue = .array([.string(agent.id), .array([.string(kind), options.json])])
+        if let trace, case .array(var items) = params {
+            items.append(.object(trace.mapValues(JSONValue.string)))
+            params = .array(items)
+        }
         let id = newCall(.start(startId), to: agent.owner, agentId: agent.id, now: now)
         out.append(.call(to: agent.owner, id: id, payload: JSONValue.array([.string(Method.getContainer), params]).serialized()))
     }

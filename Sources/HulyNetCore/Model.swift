@@ -65,18 +65,23 @@ public struct EndpointRef: Sendable, Hashable {
     public var port: Int
     public var agentId: AgentUUID
     public var uuid: ContainerUUID?
+    /// The endpoint's CURVE public key (Z85) when it is secured: a client connects to it with no
+    /// other configuration. Absent otherwise, so the wire is the reference's.
+    public var publicKey: String?
 
-    public init(kind: EndpointKind, host: String, port: Int, agentId: AgentUUID, uuid: ContainerUUID? = nil) {
+    public init(kind: EndpointKind, host: String, port: Int, agentId: AgentUUID, uuid: ContainerUUID? = nil,
+                publicKey: String? = nil) {
         self.kind = kind
         self.host = host
         self.port = port
         self.agentId = agentId
         self.uuid = uuid
+        self.publicKey = publicKey
     }
 
     /// The agent's own endpoint (the reference marks it "direct").
-    public static func agent(host: String, port: Int, agentId: AgentUUID) -> EndpointRef {
-        EndpointRef(kind: .direct, host: host, port: port, agentId: agentId)
+    public static func agent(host: String, port: Int, agentId: AgentUUID, publicKey: String? = nil) -> EndpointRef {
+        EndpointRef(kind: .direct, host: host, port: port, agentId: agentId, publicKey: publicKey)
     }
 
     /// An agent that has no endpoint of its own: its containers are reached through the coordinator.
@@ -87,12 +92,13 @@ public struct EndpointRef: Sendable, Hashable {
     /// A container reached through its agent's endpoint (or not at all, if the agent has none).
     public static func container(_ uuid: ContainerUUID, onAgent agent: EndpointRef) -> EndpointRef {
         EndpointRef(kind: agent.kind == .noConnection ? .noConnection : .routed,
-                    host: agent.host, port: agent.port, agentId: agent.agentId, uuid: uuid)
+                    host: agent.host, port: agent.port, agentId: agent.agentId, uuid: uuid, publicKey: agent.publicKey)
     }
 
     /// A container with its own endpoint.
-    public static func direct(host: String, port: Int, container uuid: ContainerUUID, agentId: AgentUUID) -> EndpointRef {
-        EndpointRef(kind: .direct, host: host, port: port, agentId: agentId, uuid: uuid)
+    public static func direct(host: String, port: Int, container uuid: ContainerUUID, agentId: AgentUUID,
+                              publicKey: String? = nil) -> EndpointRef {
+        EndpointRef(kind: .direct, host: host, port: port, agentId: agentId, uuid: uuid, publicKey: publicKey)
     }
 
     public var json: JSONValue {
@@ -101,6 +107,7 @@ public struct EndpointRef: Sendable, Hashable {
             "kind": .number(Double(kind.rawValue)), "agentId": .string(agentId),
         ]
         if let uuid { object["uuid"] = .string(uuid) }
+        if let publicKey { object["key"] = .string(publicKey) }
         return .object(object)
     }
 
@@ -121,6 +128,10 @@ public struct EndpointRef: Sendable, Hashable {
             text.append(contentsOf: #","uuid":"#.utf8)
             JSONValue.string(uuid).write(to: &text)
         }
+        if let publicKey {
+            text.append(contentsOf: #","key":"#.utf8)
+            JSONValue.string(publicKey).write(to: &text)
+        }
         text.append(UInt8(ascii: "}"))
         return String(decoding: text, as: UTF8.self)
     }
@@ -137,7 +148,8 @@ public struct EndpointRef: Sendable, Hashable {
                   host: try value.optionalString("host", in: "endpoint reference") ?? "",
                   port: port,
                   agentId: try value.optionalString("agentId", in: "endpoint reference") ?? "",
-                  uuid: try value.optionalString("uuid", in: "endpoint reference"))
+                  uuid: try value.optionalString("uuid", in: "endpoint reference"),
+                  publicKey: try value.optionalString("key", in: "endpoint reference"))
     }
 }
 

@@ -39,6 +39,9 @@ public enum Method {
     public static let terminate = "ct"
     public static let connect = "cc"
     public static let disconnect = "cd"
+    /// hulynet's own, on secured networks: an agent asks whether a client (by id and the key it
+    /// connected to the agent's endpoint with) may use a container of the agent.
+    public static let checkAccess = "ca"
     /// The reference client declares it but no server handles it.
     public static let containerUpdate = "cu"
 }

@@ -87,6 +87,7 @@ public final class ZMQContext: @unchecked Sendable {
 
 public enum ZMQSocketType: Int32, Sendable {
     case pair = 0
+    case rep = 4
     case dealer = 5
     case router = 6
     case pull = 7
@@ -170,6 +171,12 @@ public final class ZMQSocket {
         if zmq_connect(socket, endpoint) != 0 { throw ZMQError.last("connect \(endpoint)") }
     }
 
+    /// Drops a connection made with `connect` and what was queued for it.
+    public func disconnect(_ endpoint: String) throws(ZMQError) {
+        let socket = try live()
+        if zmq_disconnect(socket, endpoint) != 0 { throw ZMQError.last("disconnect \(endpoint)") }
+    }
+
     /// The endpoint the socket last bound to, e.g. "tcp://0.0.0.0:3737".
     public func lastEndpoint() throws(ZMQError) -> String {
         var buffer = [CChar](repeating: 0, count: 512)
@@ -212,6 +219,11 @@ public final class ZMQSocket {
     /// The file descriptor of the connection the last received message came from (-1 when
     /// unknown): it names a peer of a ROUTER in its socket monitor's events.
     @exclusivity(unchecked) public private(set) var lastSourceFD: Int32 = -1
+    /// Whether `receive` reads the "User-Id" a ZAP handler gave the sender's connection (a CURVE
+    /// server with authentication); off, nothing is looked up.
+    public var readsUserId = false
+    /// The "User-Id" of the last message received, when `readsUserId`.
+    public private(set) var lastUserId: String?
 
     /// Every one-byte frame, shared: op frames and other one-byte frames are received with no
     /// allocation.
@@ -238,7 +250,12 @@ public final class ZMQSocket {
                 if error.isInterrupted { continue }
                 throw error
             }
-            if frames.isEmpty && !oversize { lastSourceFD = zmq_msg_get(&message, ZMQ_SRCFD) }
+            if frames.isEmpty && !oversize {
+                lastSourceFD = zmq_msg_get(&message, ZMQ_SRCFD)
+                if readsUserId { lastUserId = nil }
+            }
+            // A ROUTER's identity frame is its own: the peer's metadata comes with the next one.
+            if readsUserId, lastUserId == nil, let text = zmq_msg_gets(&message, "User-Id") { lastUserId = String(cString: text) }
             let size = zmq_msg_size(&message)
             total += size
             if !oversize && (frames.count >= maxFrames || total > maxBytes) {
@@ -293,6 +310,18 @@ public final class ZMQMonitor {
         public var isConnected: Bool { Int32(event) == ZMQ_EVENT_CONNECTED }
         public var isDisconnected: Bool { Int32(event) == ZMQ_EVENT_DISCONNECTED }
         public var isAccepted: Bool { Int32(event) == ZMQ_EVENT_ACCEPTED }
+        /// The security handshake failed: the server refused this client's key (ZAP), or the
+        /// keys do not match (a wrong server key), or the peer speaks no CURVE.
+        public var handshakeFailure: String? {
+            switch Int32(event) {
+            case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: "the server refused this client's key (not on its allow list)"
+            case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL, ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                "the security handshake failed (a wrong server key, or CURVE on one side only)"
+            default: nil
+            }
+        }
+        /// A connection attempt failed (refused, unreachable) and will be retried.
+        public var isConnectRetried: Bool { Int32(event) == ZMQ_EVENT_CONNECT_RETRIED }
     }
 
     /// The next monitor event, or nil when none is waiting.

@@ -16,26 +16,64 @@ struct HulyNetTool: AsyncParsableCommand {
         abstract: "The Huly virtual network: a coordinator, agents and clients over ZeroMQ.",
         version: hulynetVersion,
         subcommands: [Server.self, AgentCommand.self, Agents.self, Containers.self, Request.self, CallCommand.self, Demo.self,
-                      Bench.self, RawBroker.self, BenchLoad.self]
+                      Keygen.self, Bench.self, RawBroker.self, BenchLoad.self]
     )
 }
 
 /// Options shared by the commands that talk to a network.
 struct NetworkOptions: ParsableArguments {
-    @Option(name: .long, help: "The network coordinator, HOST:PORT.")
+    @Option(name: .long, help: "The network coordinator, HOST:PORT, or several that stand in for each other, HOST:PORT,HOST:PORT,...")
     var network: String = "127.0.0.1:3737"
 
     @Option(name: .long, parsing: .unconditional, help: "Seconds to wait for the connection.")
     var timeout: Double = 10
 
+    @Option(help: "The coordinator's public key file (NAME.pub of `hulynet keygen`): connect with CURVE encryption.")
+    var serverKey: String?
+
+    @Option(help: "With --server-key: this client's secret key file (NAME.key of `hulynet keygen`); default: a key made for this run.")
+    var key: String?
+
     func validate() throws {
         try checkSeconds(timeout, "--timeout", allowZero: false)
+        if key != nil, serverKey == nil { throw ValidationError("--key needs --server-key") }
+    }
+
+    /// The client options these arguments ask for.
+    func options(logger: Logger = Logger(label: "hulynet.client")) throws -> NetworkClient.Options {
+        var options = NetworkClient.Options(logger: logger)
+        if let serverKey {
+            let keys = try key.map(KeyFiles.readSecret) ?? CurveKeyPair.generate()
+            options.security = ClientSecurity(keys: keys, serverKey: try KeyFiles.readPublic(serverKey))
+        }
+        return options
     }
 
     func connect() async throws -> NetworkClient {
-        let client = try NetworkClient(address: network)
+        let client = try NetworkClient(address: network, options: try options())
         try await client.waitForConnection(timeoutMs: Int64(timeout * 1000))
         return client
+    }
+}
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make a CURVE key pair: NAME.key (the secret key, readable by you only) and NAME.pub (the public key and NAME, a line for an allow list).")
+
+    @Argument(help: "The key's name (the allow list shows it; refusals and logs name keys by fingerprint).")
+    var name: String
+
+    @Option(help: "The directory to write the files in.")
+    var directory: String = "."
+
+    func run() throws {
+        do {
+            let keys = try KeyFiles.generate(name: name, directory: directory)
+            print("wrote \(directory)/\(name).key (secret) and \(directory)/\(name).pub (public key \(keys.publicKey))")
+        } catch {
+            printError("hulynet keygen: \(error)")
+            throw ExitCode(2)
+        }
     }
 }
 
@@ -90,8 +128,31 @@ struct Server: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "The largest message accepted, in bytes; a peer sending a larger frame is disconnected before it is buffered.")
     var maxMessageBytes: Int = defaultMaxMessageBytes
 
+    @Option(help: "This coordinator's secret key file (NAME.key of `hulynet keygen`): serve with CURVE encryption; clients need NAME.pub.")
+    var secretKey: String?
+
+    @Option(help: "With --secret-key: the allow list of client keys (lines `Z85-PUBLIC-KEY NAME`, # comments), read again when it changes. Without it any client that knows the public key is admitted.")
+    var allow: String?
+
+    @Option(help: "etcd client URLs, URL[,URL...]: campaign for leadership with the other coordinators of the network through etcd, and serve only while leading.")
+    var etcd: String?
+
+    @Option(parsing: .unconditional, help: "With --etcd: seconds the leadership lease lives without renewal (whole seconds): a dead leader is replaced within about this long.")
+    var leaseTtl: Int = 3
+
+    @Option(help: "With --etcd: the key the coordinators of one network campaign for.")
+    var etcdKey: String = "hulynet/leader"
+
+    @Option(help: "With --etcd: this coordinator's address as others see it, HOST:PORT (default: --host and --port).")
+    var advertise: String?
+
     func validate() throws {
         try checkSeconds(statsInterval, "--stats-interval", allowZero: true)
+        if allow != nil, secretKey == nil { throw ValidationError("--allow needs --secret-key") }
+        if etcd == nil, advertise != nil || etcdKey != "hulynet/leader" || leaseTtl != 3 {
+            throw ValidationError("--lease-ttl, --etcd-key and --advertise need --etcd")
+        }
+        guard (1...300).contains(leaseTtl) else { throw ValidationError("--lease-ttl \(leaseTtl) is out of range (1 to 300 seconds)") }
     }
 
     func run() async throws {
@@ -105,11 +166,28 @@ struct Server: AsyncParsableCommand {
         var logger = Logger(label: "hulynet.server")
         logger.logLevel = level
         ProcessMemory.mapLargeAllocations()
+        if let endpoint = environment["OTEL_EXPORTER_OTLP_ENDPOINT"], !endpoint.isEmpty {
+            logger.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set (\(endpoint)) but this build exports no traces: run hulynet-otel server (otel/, docs/OBSERVABILITY.md)")
+        }
+        var configuration = NetworkServer.Configuration(host: host, port: port, maxMessageBytes: maxMessageBytes,
+                                                        handshakeTimeoutMs: handshakeTimeoutMs, maxClients: maxClients,
+                                                        logger: logger)
+        if let secretKey {
+            do {
+                configuration.security = ServerSecurity(keys: try KeyFiles.readSecret(secretKey), allowListPath: allow)
+            } catch {
+                printError("hulynet server: \(error)")
+                throw ExitCode(2)
+            }
+        }
+        if let etcd {
+            try await runElected(configuration, etcd: etcd)
+            return
+        }
         let server: NetworkServer
         do {
             // Every setting is checked there (a port past 65535, an empty host, ...), with a clear message.
-            server = try NetworkServer(.init(host: host, port: port, maxMessageBytes: maxMessageBytes,
-                                             handshakeTimeoutMs: handshakeTimeoutMs, maxClients: maxClients, logger: logger))
+            server = try NetworkServer(configuration)
         } catch {
             printError("hulynet server: \(error)")
             throw ExitCode(2)
@@ -128,6 +206,43 @@ struct Server: AsyncParsableCommand {
         statsTask.cancel()
         print("signal \(sig): stopping")
         server.stop()
+    }
+
+    /// One of several coordinators: serves while elected, stands by otherwise; each change of
+    /// role is a line on standard output.
+    private func runElected(_ server: NetworkServer.Configuration, etcd: String) async throws {
+        let elected: ElectedCoordinator
+        do {
+            elected = try ElectedCoordinator(.init(
+                server: server, etcd: etcd.split(separator: ",").map(String.init), key: etcdKey,
+                election: .init(ttlMs: Int64(leaseTtl) * 1000), advertisedAddress: advertise
+            )) { role, reason in
+                switch role {
+                case .leader(let serverId):
+                    print("leading: hulynet server \(serverId) listening on \(server.host):\(server.port)")
+                case .standby(let leader):
+                    print("standing by (\(leader.map { "leader \($0)" } ?? "no leader")): \(reason)")
+                case .stopped:
+                    print("stopped")
+                }
+                fflush(nil)
+            }
+        } catch {
+            printError("hulynet server: \(error)")
+            throw ExitCode(2)
+        }
+        let statsTask = Task {
+            guard statsInterval > 0 else { return }
+            while !Task.isCancelled {
+                try await Task.sleep(nanoseconds: UInt64(statsInterval * 1e9))
+                guard let stats = elected.server?.stats() else { continue }
+                print("clients \(stats.clients), agents \(stats.agents), containers \(stats.containers), requests \(stats.requests)")
+            }
+        }
+        let sig = await waitForTermination()
+        statsTask.cancel()
+        print("signal \(sig): stopping")
+        elected.stop()
     }
 }
 

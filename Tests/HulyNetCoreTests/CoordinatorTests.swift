@@ -43,9 +43,9 @@ private final class CoordHarness {
     private var broadcastCursor = 0
 
     /// `startedAt`: the coordinator settles from then (see `Coordinator.init`); nil: it does not.
-    init(timeouts: Timeouts = coordTestTimeouts, startedAt: Int64? = nil) {
+    init(timeouts: Timeouts = coordTestTimeouts, startedAt: Int64? = nil, takesOver: Bool = false) {
         self.timeouts = timeouts
-        coordinator = Coordinator(timeouts: timeouts, startedAt: startedAt)
+        coordinator = Coordinator(timeouts: timeouts, startedAt: startedAt, takesOver: takesOver)
     }
 
     // Clients
@@ -1479,6 +1479,24 @@ final class CoordinatorTests: XCTestCase {
         XCTAssertEqual(h.error(none), RemoteError("No suitable agents found for container nobody-offers", code: .noAgent))
     }
 
+    /// A coordinator elected to take over parks every get by uuid while it settles, a new
+    /// client's too: the container may run on an agent that has not registered again yet.
+    func testATakingOverCoordinatorParksEveryGetByUuidWhileSettling() throws {
+        let h = CoordHarness(startedAt: 100_000, takesOver: true)
+        h.register("A2", by: "o2", kinds: ["k"])
+        let get = h.get("c", uuid: "u1")
+        XCTAssertEqual(h.answers(get), [])
+        XCTAssertEqual(h.calls("gg").count, 0, "no second copy is started")
+        h.connect("o1")
+        let registration = AgentRegistration(uuid: "A1", containers: [coordRecord("u1")], kinds: ["k"], endpoint: nil)
+        _ = h.request("o1", Method.registerAgent, registration.json)
+        XCTAssertEqual(h.reply(get), ["u1", .string(coordEndpoint("u1"))])
+        XCTAssertEqual(h.calls("gg").count, 0)
+        // A get by labels starts at once (it names no one container).
+        h.get("c", labels: ["x"])
+        XCTAssertEqual(h.openCalls("gg").count, 1)
+    }
+
     func testARestoringGetAfterTheSettleWindowIsNotParked() throws {
         let h = CoordHarness(startedAt: 100_000 - 4000)
         h.register("A2", by: "o2", kinds: ["k"])
@@ -1548,5 +1566,81 @@ final class CoordinatorTests: XCTestCase {
         h.fail(calls[1], RemoteError("bad input"))
         XCTAssertEqual(h.error(first), RemoteError("Container u1 not found", code: .containerNotFound))
         XCTAssertEqual(h.error(second), RemoteError("bad input"))
+    }
+}
+
+// MARK: - Access policies of a secured network
+
+final class CoordinatorPolicyTests: XCTestCase {
+    private let t1 = AccessPolicy(name: "t1-app", kinds: ["k"], tenant: "t1")
+    private let t2 = AccessPolicy(name: "t2-app", kinds: ["k"], tenant: "t2")
+
+    /// Agents of kinds k and other, a container of tenant t1 and one of t2 (registered by the
+    /// agent's owner, who may do everything).
+    private func network() -> CoordHarness {
+        let h = CoordHarness()
+        h.register("A", by: "owner", kinds: ["k", "other"], containers: [
+            coordRecord("u1", agent: "A", labels: ["t1"]), coordRecord("u2", agent: "A", labels: ["t2"]),
+            coordRecord("o1", kind: "other", agent: "A"),
+        ])
+        for (client, policy) in [("c1", t1), ("c2", t2)] {
+            h.connect(client)
+            h.coordinator.setPolicy(policy, for: client)
+        }
+        _ = h.tickEvents()
+        return h
+    }
+
+    func testListsShowOnlyWhatTheKeyMaySee() throws {
+        let h = network()
+        let listed = try XCTUnwrap(h.reply(h.request("c1", Method.listContainers, [:]))?.arrayValue)
+        XCTAssertEqual(listed.compactMap { try? ContainerRecord(json: $0).uuid }, ["u1"])
+        let agents = try XCTUnwrap(h.reply(h.request("c1", Method.listAgents, [:]))?.arrayValue)
+        XCTAssertEqual(agents.compactMap { try? AgentInfo(json: $0).kinds }, [["k"]], "only the kinds it may use")
+        XCTAssertEqual(h.reply(h.request("c1", Method.kinds, [:])), ["k"])
+        // The owner, unrestricted, sees everything.
+        XCTAssertEqual(h.reply(h.request("owner", Method.listContainers, [:]))?.arrayValue?.count, 3)
+    }
+
+    func testAnotherTenantsContainerIsRefusedNamingTheRule() throws {
+        let h = network()
+        let byUUID = h.get("c2", uuid: "u1", labels: ["t2"])
+        XCTAssertEqual(h.error(byUUID), RemoteError("key t2-app may not use another tenant's container (rule tenant=t2)",
+                                                    code: .forbidden))
+        let request = h.forward("c2", target: "u1", raw: Array(coordText: #"["u1","op",1]"#))
+        XCTAssertEqual(h.error(request)?.code, .forbidden)
+        let unlabelled = h.get("c1", labels: ["x"])
+        XCTAssertEqual(h.error(unlabelled)?.message, "key t1-app must get containers with its tenant's label t1 (rule tenant=t1)")
+        let otherKind = h.get("c1", kind: "other", labels: ["t1"])
+        XCTAssertEqual(h.error(otherKind)?.code, .forbidden)
+        let register = h.request("c1", Method.registerAgent,
+                                 AgentRegistration(uuid: "B", containers: [], kinds: ["k"], endpoint: nil).json)
+        XCTAssertNil(h.error(register), "no agents= rule: it may register")
+        h.coordinator.setPolicy(AccessPolicy(name: "t1-app", agentKinds: ["other"], kinds: ["k"], tenant: "t1"), for: "c1")
+        let refused = h.request("c1", Method.registerAgent,
+                                AgentRegistration(uuid: "C", containers: [], kinds: ["k"], endpoint: nil).json)
+        XCTAssertEqual(h.error(refused)?.message, "key t1-app may not register agents of kind k (rule agents=other)")
+        // Its own tenant's container, by uuid and through `cs`, is fine.
+        XCTAssertEqual(h.reply(h.get("c1", uuid: "u1", labels: ["t1"]))?.arrayValue?.first, "u1")
+        let own = h.forward("c1", target: "u1", raw: Array(coordText: #"["u1","op",1]"#))
+        XCTAssertNil(h.error(own))
+    }
+
+    func testEventsReachOnlyTheClientsThatMaySeeThem() throws {
+        let h = network()
+        h.register("A", by: "owner", kinds: ["k", "other"], containers: [
+            coordRecord("u1", agent: "A", labels: ["t1"]), coordRecord("u2", agent: "A", labels: ["t2"]),
+            coordRecord("o1", kind: "other", agent: "A"), coordRecord("u3", agent: "A", labels: ["t1"]),
+        ])
+        h.tick()
+        var heard: [ClientUUID: [ContainerUUID]] = [:]
+        for case .event(let client, let event) in h.directives {
+            heard[client, default: []] += event.containers.map(\.container.uuid)
+        }
+        // Registering again reports every container of the agent: each tenant hears of its own.
+        XCTAssertEqual(heard["c1"], ["u1", "u3"], "tenant t1 hears of its containers only")
+        XCTAssertEqual(heard["c2"], ["u2"], "tenant t2 hears of its container only")
+        XCTAssertEqual(heard["owner"], ["u1", "u2", "o1", "u3"], "the unrestricted owner hears everything")
+        XCTAssertEqual(h.broadcasts.count, 0, "no broadcast to everyone while some keys are restricted")
     }
 }

@@ -56,6 +56,13 @@ class ProcessTestCase: XCTestCase {
         return child
     }
 
+    /// Starts another program the test needs (etcd, say); it is killed in tearDown likewise.
+    func startProcess(_ executable: String, _ arguments: [String]) throws -> ChildProcess {
+        let child = try ChildProcess(executable: executable, arguments: arguments)
+        children.append(child)
+        return child
+    }
+
     /// `hulynet server` on 127.0.0.1 and a free port, once it listens; returns it and its port.
     func startServer(_ extraArguments: [String] = [], fileLimit: Int? = nil,
                      logLevel: String = "info") throws -> (ChildProcess, Int) {

@@ -1,7 +1,10 @@
 /* The network server (coordinator): start, port, stats, destroy, bind errors, restart. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "fixture.h"
@@ -157,11 +160,158 @@ done:
     echo_kind_destroy(&kind);
 }
 
+/* Whether the server's health JSON contains `needle`. */
+static int health_has(hulynet_server *server, const char *needle) {
+    char *health = NULL;
+    int found;
+    if (hulynet_server_health(server, &health) != HULYNET_OK) return 0;
+    found = strstr(health, needle) != NULL;
+    hulynet_free(health);
+    return found;
+}
+
+/* Several coordinators elected through etcd: the arguments, a standby with etcd out of reach
+ * (binds nothing, says why), and a client given a list that follows the one serving. The
+ * elections themselves run against a real etcd in the Swift tests and sample-server-elected. */
+static void test_elected_and_network_list(void) {
+    hulynet_server *server = NULL, *elected = NULL;
+    hulynet_client *client = NULL;
+    hulynet_election_options options;
+    hulynet_security bad_security;
+    char *health = NULL;
+    char etcd[64], network[128];
+    int port, dead = fx_free_port(), etcd_port = fx_free_port(), elected_port = fx_free_port();
+
+    /* A coordinator on its own always leads. */
+    CHECK_OK(hulynet_server_start("127.0.0.1", 0, NULL, &server));
+    port = hulynet_server_port(server);
+    CHECK_INT_EQ(hulynet_server_role(server), HULYNET_ROLE_LEADER);
+    CHECK_OK(hulynet_server_health(server, &health));
+    CHECK_CONTAINS(health, "\"serving\"");
+    hulynet_free(health);
+    health = NULL;
+
+    /* A list whose first address serves nothing: the client moves on to the one that serves. */
+    snprintf(network, sizeof network, "127.0.0.1:%d,127.0.0.1:%d", dead, port);
+    CHECK_OK(hulynet_client_connect_with(network, NULL, NULL, &client));
+    CHECK_OK(hulynet_client_wait(client, 10000));
+    hulynet_client_destroy(client);
+    client = (hulynet_client *)&port;
+    CHECK_STATUS(hulynet_client_connect_with("127.0.0.1:1,127.0.0.1:1", NULL, NULL, &client), HULYNET_EINVAL);
+    CHECK(client == NULL);
+    CHECK_CONTAINS(hulynet_last_error(), "twice");
+    CHECK_STATUS(hulynet_client_connect_with("127.0.0.1:0", NULL, NULL, &client), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_connect_with("", NULL, NULL, &client), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_client_connect_with(NULL, NULL, NULL, &client), HULYNET_EINVAL);
+
+    /* Arguments of an elected coordinator (and a secured one without its key). */
+    memset(&bad_security, 0, sizeof bad_security);
+    bad_security.size = sizeof bad_security;
+    snprintf(etcd, sizeof etcd, "http://127.0.0.1:%d", etcd_port);
+    memset(&options, 0, sizeof options);
+    options.size = sizeof options;
+    options.etcd = etcd;
+    CHECK_STATUS(hulynet_server_start_with("127.0.0.1", 0, NULL, NULL, &bad_security, &elected), HULYNET_EINVAL);
+    CHECK_CONTAINS(hulynet_last_error(), "secret_key");
+    CHECK_STATUS(hulynet_server_start_with("127.0.0.1", 0, NULL, &options, NULL, &elected), HULYNET_EINVAL);
+    CHECK_CONTAINS(hulynet_last_error(), "port 0");
+    options.size = 3;
+    CHECK_STATUS(hulynet_server_start_with("127.0.0.1", elected_port, NULL, &options, NULL, &elected), HULYNET_EINVAL);
+    options.size = sizeof options;
+    options.lease_ttl_ms = 1500;
+    CHECK_STATUS(hulynet_server_start_with("127.0.0.1", elected_port, NULL, &options, NULL, &elected), HULYNET_EINVAL);
+    options.lease_ttl_ms = 0;
+    options.etcd = "https://127.0.0.1:2379";
+    CHECK_STATUS(hulynet_server_start_with("127.0.0.1", elected_port, NULL, &options, NULL, &elected), HULYNET_EINVAL);
+    options.etcd = NULL;
+    CHECK_STATUS(hulynet_server_start_with("127.0.0.1", elected_port, NULL, &options, NULL, &elected), HULYNET_EINVAL);
+    CHECK(elected == NULL);
+
+    /* etcd out of reach: it stands by, binds nothing and says why. */
+    options.etcd = etcd;
+    CHECK_OK(hulynet_server_start_with("127.0.0.1", elected_port, NULL, &options, NULL, &elected));
+    CHECK_INT_EQ(hulynet_server_port(elected), elected_port);
+    CHECK_INT_EQ(hulynet_server_role(elected), HULYNET_ROLE_STANDBY);
+    CHECK_EVENTUALLY(health_has(elected, "etcd_error"), 5000);
+    CHECK(health_has(elected, "\"standby\""));
+    {
+        /* It binds nothing: the port is free for another. */
+        hulynet_server *other = NULL;
+        CHECK_OK(hulynet_server_start("127.0.0.1", elected_port, NULL, &other));
+        hulynet_server_destroy(other);
+    }
+    hulynet_server_destroy(elected);
+    CHECK_INT_EQ(hulynet_server_role(elected), HULYNET_EINVAL);
+    hulynet_server_destroy(server);
+}
+
+/* CURVE: a key pair, a secured coordinator with an allow list, an admitted client and refused ones. */
+static void test_security(void) {
+    char server_public[41], server_secret[41], alice_public[41], alice_secret[41], mallory_public[41], mallory_secret[41];
+    char path[] = "/tmp/hulynet-allow-XXXXXX", network[64];
+    hulynet_server *server = NULL;
+    hulynet_client *alice = NULL, *mallory = NULL, *plain = NULL;
+    hulynet_security security;
+    FILE *file;
+    int fd;
+
+    CHECK_OK(hulynet_curve_keypair(server_public, server_secret));
+    CHECK_INT_EQ(strlen(server_public), 40);
+    CHECK_OK(hulynet_curve_keypair(alice_public, alice_secret));
+    CHECK_OK(hulynet_curve_keypair(mallory_public, mallory_secret));
+    CHECK(strcmp(alice_public, mallory_public) != 0);
+    CHECK_STATUS(hulynet_curve_keypair(NULL, alice_secret), HULYNET_EINVAL);
+
+    fd = mkstemp(path);
+    CHECK(fd >= 0);
+    file = fdopen(fd, "w");
+    fprintf(file, "# test\n%s alice\n", alice_public);
+    fclose(file);
+
+    memset(&security, 0, sizeof security);
+    security.size = sizeof security;
+    security.secret_key = server_secret;
+    security.allow_list_path = path;
+    CHECK_OK(hulynet_server_start_with("127.0.0.1", 0, NULL, NULL, &security, &server));
+    snprintf(network, sizeof network, "127.0.0.1:%d", hulynet_server_port(server));
+
+    memset(&security, 0, sizeof security);
+    security.size = sizeof security;
+    security.server_key = server_public;
+    security.secret_key = alice_secret;
+    CHECK_OK(hulynet_client_connect_with(network, NULL, &security, &alice));
+    CHECK_OK(hulynet_client_wait(alice, 5000));
+
+    security.secret_key = mallory_secret;
+    CHECK_OK(hulynet_client_connect_with(network, NULL, &security, &mallory));
+    CHECK_STATUS(hulynet_client_wait(mallory, 1000), HULYNET_ETIMEOUT);
+    CHECK_CONTAINS(hulynet_last_error(), "refused");
+    CHECK_OK(hulynet_client_connect_with(network, NULL, NULL, &plain));
+    CHECK_STATUS(hulynet_client_wait(plain, 1000), HULYNET_ETIMEOUT);
+
+    /* Bad keys are refused at the call. */
+    security.secret_key = "not a key";
+    CHECK_STATUS(hulynet_client_connect_with(network, NULL, &security, &plain), HULYNET_EINVAL);
+    security.secret_key = NULL;
+    security.server_key = NULL;
+    CHECK_STATUS(hulynet_client_connect_with(network, NULL, &security, &plain), HULYNET_EINVAL);
+    CHECK_CONTAINS(hulynet_last_error(), "server_key");
+    CHECK(plain == NULL);
+
+    hulynet_client_destroy(plain);
+    hulynet_client_destroy(mallory);
+    hulynet_client_destroy(alice);
+    hulynet_server_destroy(server);
+    unlink(path);
+}
+
 int main(void) {
     check_init("test_c_server", 50);
     RUN_TEST(test_start_port_destroy);
     RUN_TEST(test_bind_errors);
     RUN_TEST(test_stats);
     RUN_TEST(test_restart);
+    RUN_TEST(test_elected_and_network_list);
+    RUN_TEST(test_security);
     return check_summary();
 }

@@ -23,8 +23,15 @@ final class RPCClient {
     typealias Completion = (Result<[UInt8], RPCFailure>) -> Void
 
     let loop: IOLoop
-    let host: String
-    let port: Int
+    /// The coordinators this client may talk to (one, or several that stand in for each other),
+    /// and which of them it talks to now.
+    let addresses: [NetworkAddress]
+    private var follower: LeaderFollower
+    /// Moves since a coordinator last greeted this client: during an election every address
+    /// refuses for a while, and only the first move and the arrival are worth an info line.
+    private var movesSinceGreeting = 0
+    var host: String { addresses[follower.current].host }
+    var port: Int { addresses[follower.current].port }
     let logger: Logger
     weak var delegate: RPCClientDelegate?
 
@@ -33,16 +40,30 @@ final class RPCClient {
     private let monitor: ZMQMonitor
     private var timer: IOLoop.TimerID?
     private var connectionWaiters: [(Result<Void, NetworkError>) -> Void] = []
+    /// Why the last security handshake failed, until a server greets this client.
+    private(set) var handshakeFailure: String?
     private var completions: [RPCRequestKey: Completion] = [:]
     private let outputs = OutputQueue<RPCClientOutput>()
 
     var clientId: ClientUUID { machine.clientId }
 
-    init(loop: IOLoop, clientId: ClientUUID, host: String, port: Int, timeouts: Timeouts,
-         aliveTimeoutSeconds: Double? = nil, logger: Logger) throws(ZMQError) {
+    convenience init(loop: IOLoop, clientId: ClientUUID, host: String, port: Int, timeouts: Timeouts,
+                     aliveTimeoutSeconds: Double? = nil, curve: CurveClientKeys? = nil, logger: Logger) throws(ZMQError) {
+        try self.init(loop: loop, clientId: clientId, addresses: [NetworkAddress(host: host, port: port)],
+                      timeouts: timeouts, aliveTimeoutSeconds: aliveTimeoutSeconds, curve: curve, logger: logger)
+    }
+
+    /// `addresses`: at least one. With several, the client moves to the next when the one it
+    /// talks to refuses, does not greet, or falls silent (see `LeaderFollower`).
+    /// `curve`: connect encrypted, as a CURVE client of the server with that public key.
+    init(loop: IOLoop, clientId: ClientUUID, addresses: [NetworkAddress], timeouts: Timeouts,
+         aliveTimeoutSeconds: Double? = nil, curve: CurveClientKeys? = nil, logger: Logger) throws(ZMQError) {
+        precondition(!addresses.isEmpty, "RPCClient needs an address")
         self.loop = loop
-        self.host = host
-        self.port = port
+        self.addresses = addresses
+        // Silent for three pings: paused or cut off (a coordinator answers every ping).
+        follower = LeaderFollower(count: addresses.count, silenceTimeoutMs: 3 * timeouts.pingIntervalMs,
+                                  now: MonotonicClock.nowMs())
         self.logger = logger
         machine = RPCClientMachine(clientId: clientId, timeouts: timeouts, aliveTimeoutSeconds: aliveTimeoutSeconds)
         socket = try ZMQSocket(type: .dealer)
@@ -53,12 +74,17 @@ final class RPCClient {
         try socket.setOption64(ZMQ_MAXMSGSIZE, Int64(defaultMaxMessageBytes))
         try socket.setOption(ZMQ_RECONNECT_IVL, 100)
         try socket.setOption(ZMQ_RECONNECT_IVL_MAX, 1000)
-        monitor = try socket.monitor(events: ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED)
-        try socket.connect("tcp://\(host):\(port)")
+        if let curve { try socket.makeCurveClient(curve.keys, serverKey: curve.serverKey) }
+        monitor = try socket.monitor(events: ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED
+                                     | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                     | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+        try socket.connect(addresses[0].endpoint)
         loop.register(socket) { [unowned self] in readAll() }
         loop.register(monitor.socket) { [unowned self] in readMonitor() }
         timer = loop.every(milliseconds: Int(min(timeouts.tickMs, timeouts.pingIntervalMs))) { [unowned self] in
-            machine.tick(now: MonotonicClock.nowMs(), into: &outputs.items)
+            let now = MonotonicClock.nowMs()
+            moveIfDue(now: now)
+            machine.tick(now: now, into: &outputs.items)
             run()
         }
     }
@@ -126,7 +152,10 @@ final class RPCClient {
     private func send(_ frames: [[UInt8]]) {
         guard socket.handle != nil else { return }
         do {
-            if try !socket.send(frames) { logger.warning("send queue to \(host):\(port) full: message dropped") }
+            // Before a greeting (no connection completed yet) a ping finds no queue: not news.
+            if try !socket.send(frames) {
+                logger.log(level: machine.isConnected ? .warning : .debug, "send queue to \(host):\(port) full: message dropped")
+            }
         } catch {
             logger.warning("send to \(host):\(port) failed: \(error)")
         }
@@ -134,12 +163,20 @@ final class RPCClient {
 
     private func readMonitor() {
         while let event = try? monitor.next() {
+            // After a move, what the socket still says of the address it left is not news.
+            if addresses.count > 1, event.endpoint != addresses[follower.current].endpoint { continue }
             if event.isConnected {
                 logger.debug("connected to \(host):\(port)")
                 machine.socketConnected(into: &outputs.items)
             } else if event.isDisconnected {
                 logger.debug("disconnected from \(host):\(port)")
+                follower.disconnected(now: MonotonicClock.nowMs())
                 machine.socketDisconnected()
+            } else if event.isConnectRetried {
+                follower.refused(now: MonotonicClock.nowMs())
+            } else if let failure = event.handshakeFailure {
+                if handshakeFailure != failure { logger.warning("\(host):\(port): \(failure)") }
+                handshakeFailure = failure
             }
         }
         run()
@@ -154,12 +191,33 @@ final class RPCClient {
             }
             switch ServerMessage.decode(frames[...]) {
             case .success(let message):
-                machine.receive(message, now: MonotonicClock.nowMs(), into: &outputs.items)
+                let now = MonotonicClock.nowMs()
+                follower.heard(now: now)
+                machine.receive(message, now: now, into: &outputs.items)
             case .failure(let malformed):
                 logger.warning("malformed message from \(host):\(port): \(malformed.detail)")
             }
             run()
         }
+    }
+
+    /// Moves to the next coordinator when the one talked to is not (or no longer) serving: what
+    /// was queued for it is dropped, and the machine greets the next one as a new server
+    /// (restore, then resend what is pending, each request under its own id).
+    private func moveIfDue(now: Int64) {
+        guard !machine.closed, let why = follower.moveDue(now: now) else { return }
+        let from = addresses[follower.current]
+        let to = addresses[follower.move(now: now)]
+        movesSinceGreeting += 1
+        logger.log(level: movesSinceGreeting == 1 ? .info : .debug,
+                   "coordinator \(from.host):\(from.port): \(why); trying \(to.host):\(to.port)")
+        do {
+            try socket.disconnect(from.endpoint)
+            try socket.connect(to.endpoint)
+        } catch {
+            logger.warning("cannot move to \(to.host):\(to.port): \(error)")
+        }
+        machine.socketDisconnected()
     }
 
     /// Carries out the machine's outputs, including those its owner's reactions add.
@@ -169,6 +227,12 @@ final class RPCClient {
             case .send(let frames):
                 send(frames)
             case .connected(let serverId, let greeting):
+                follower.greeted(now: MonotonicClock.nowMs())
+                handshakeFailure = nil
+                if movesSinceGreeting > 0 {
+                    logger.info("coordinator \(host):\(port) serves (found after \(movesSinceGreeting) moves)")
+                    movesSinceGreeting = 0
+                }
                 let waiters = connectionWaiters
                 connectionWaiters.removeAll()
                 for waiter in waiters { waiter(.success(())) }

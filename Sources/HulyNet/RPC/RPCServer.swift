@@ -57,10 +57,44 @@ final class RPCServer {
     }
     /// The most connections accepted at once (`limits.maxClients` lowered to the file limit).
     var connectionLimit: Int { connectionCap.limit }
+    /// On a server authenticating its clients (CURVE and ZAP): the key each client id said hello
+    /// with. A client id belongs to the key that first said hello with it while it is connected:
+    /// another key's hello with it is dropped, so no key can take over another's session.
+    private var principals: [ClientUUID: String] = [:]
+    /// Hellos dropped because another key holds their client id.
+    private(set) var helloTheftsRefused = 0
+
+    /// The connection (file descriptor) each authenticated client said hello on, to cut it.
+    private var clientFDs: [ClientUUID: Int32] = [:]
+    /// Whether a key may still say hello (it may have been revoked after its connection was
+    /// admitted); nil: any admitted key may.
+    var admitsKey: ((String) -> Bool)?
+
+    /// The public key a client connected with (on an authenticating server).
+    func principal(of client: ClientUUID) -> String? { principals[client] }
+
+    /// The clients connected with `key`.
+    func clients(withKey key: String) -> [ClientUUID] { principals.filter { $0.value == key }.map(\.key) }
+
+    /// Drops a client and closes its connection (its key was revoked): it is gone at once, and a
+    /// new connection of its key is refused by the ZAP handler.
+    func cut(_ client: ClientUUID) {
+        if let fd = clientFDs.removeValue(forKey: client) { shutdown(fd, Int32(SHUT_RDWR)) }
+        machine.drop(client, into: &outputs.items)
+        run()
+    }
+
+    func setRateLimit(_ limit: RateLimit?, for client: ClientUUID) { machine.setRateLimit(limit, for: client) }
+
+    /// When set, the server handles nothing once it lapses: it closes and calls `onFenced`.
+    var lease: ServingLease?
+    var onFenced: (() -> Void)?
 
     /// Binds `tcp://host:port` (port 0 picks a free one). Must run on the loop thread.
+    /// `curve`: serve encrypted, as a CURVE server with these keys; `zapDomain`: ask the ZAP
+    /// handler of `context` about each client connecting (see `ZAPHandler`).
     init(loop: IOLoop, host: String, port: Int, timeouts: Timeouts, limits: PeerLimits = PeerLimits(), logger: Logger,
-         context: ZMQContext = .shared) throws(ZMQError) {
+         context: ZMQContext = .shared, curve: CurveKeyPair? = nil, zapDomain: String? = nil) throws(ZMQError) {
         self.loop = loop
         self.logger = logger
         self.limits = limits
@@ -78,6 +112,10 @@ final class RPCServer {
             // A burst of connections waits in the kernel's queue (capped by somaxconn) instead of
             // having its SYNs dropped and retried a second or more later, a real client's too.
             try socket.setOption(ZMQ_BACKLOG, 4096)
+            if let curve {
+                try socket.makeCurveServer(curve, zapDomain: zapDomain)
+                socket.readsUserId = zapDomain != nil
+            }
             monitor = try socket.monitor(events: ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED, context: context)
             let bindHost = (host == "0.0.0.0" || host.isEmpty) ? "*" : host
             try socket.bind("tcp://\(bindHost):\(port)")
@@ -90,6 +128,7 @@ final class RPCServer {
         loop.register(monitor.socket) { [unowned self] in self.readMonitor() }
         tickTimer = loop.every(milliseconds: Int(timeouts.tickMs)) { [unowned self] in
             let now = MonotonicClock.nowMs()
+            guard stillLeased(now: now) else { return }
             if let line = droppedInput.line(now: now, what: "input from peers refused") { logger.warning("\(line)") }
             machine.tick(now: now, into: &outputs.items)
             run()
@@ -163,10 +202,13 @@ final class RPCServer {
             switch received {
             case .message(let frames):
                 guard frames.count >= 1 else { continue }
+                let now = MonotonicClock.nowMs()
+                guard stillLeased(now: now) else { return }
                 let identity = frames[0]
                 switch ClientMessage.decode(frames[1...]) {
                 case .success(let message):
-                    machine.receive(identity: identity, message, now: MonotonicClock.nowMs(), into: &outputs.items)
+                    if socket.readsUserId, case .hello(let clientId, _) = message, !ownsClientId(clientId) { continue }
+                    machine.receive(identity: identity, message, now: now, into: &outputs.items)
                     // The connection carries a client now: never closed to make room for a newcomer
                     // (its accepted event is taken first, so that the cap knows the connection).
                     if case .hello(let clientId, _) = message, machine.isConnected(clientId) {
@@ -186,6 +228,34 @@ final class RPCServer {
             }
             run()
         }
+    }
+
+    /// Whether the key of the message just received may say hello as `clientId` (and records it).
+    private func ownsClientId(_ clientId: ClientUUID) -> Bool {
+        let key = socket.lastUserId ?? ""
+        if let admitsKey, !admitsKey(key) {
+            droppedInput.record("hello on a connection whose key was revoked")
+            shutdown(socket.lastSourceFD, Int32(SHUT_RDWR))
+            return false
+        }
+        if let owner = principals[clientId], owner != key {
+            helloTheftsRefused += 1
+            droppedInput.record("hello with a client id that another key holds")
+            return false
+        }
+        principals[clientId] = key
+        clientFDs[clientId] = socket.lastSourceFD
+        return true
+    }
+
+    /// False, after closing the server, once its lease has lapsed: a coordinator that is no
+    /// longer sure to lead must not answer or call anyone.
+    private func stillLeased(now: Int64) -> Bool {
+        guard let lease, !lease.holds(now: now) else { return true }
+        guard !isClosed else { return false }
+        close()
+        onFenced?()
+        return false
     }
 
     private func send(_ frames: [[UInt8]]) {
@@ -225,6 +295,8 @@ final class RPCServer {
             case .clientConnected(let client):
                 delegate?.rpcServer(self, clientConnected: client)
             case .clientGone(let client, let timedOut):
+                principals.removeValue(forKey: client)
+                clientFDs.removeValue(forKey: client)
                 delegate?.rpcServer(self, clientGone: client, timedOut: timedOut)
             case .ping(let client):
                 delegate?.rpcServer(self, ping: client)

@@ -84,6 +84,8 @@ public final class RPCServerMachine {
         var lastSeen: Int64
         var aliveMs: Int64
         var inFlight: Set<FrameKey> = []
+        /// Requests a second its key may send (a secured network's policy), if limited.
+        var rateLimit: RateLimit?
         /// "<clientId>-<run>-", the start of the ids of the calls made to this client.
         let callIdPrefix: [UInt8]
 
@@ -127,6 +129,8 @@ public final class RPCServerMachine {
         public var hellos = 0
         public var pings = 0
         public var malformed = 0
+        /// Requests told to retry because their key's rate limit was reached.
+        public var rateLimited = 0
     }
     public private(set) var stats = Stats()
 
@@ -146,6 +150,18 @@ public final class RPCServerMachine {
     /// Calls made and not answered yet.
     public var callCount: Int { calls.count }
     public func isConnected(_ client: ClientUUID) -> Bool { peersByClient[client] != nil }
+
+    /// Drops a connected client at once (its key was revoked, say): it is gone as if it had
+    /// closed; if its connection says anything more it is a stranger that must say hello.
+    public func drop(_ client: ClientUUID, into out: inout [RPCServerOutput]) {
+        guard let peer = peersByClient[client] else { return }
+        drop(peer, timedOut: false, into: &out)
+    }
+
+    /// Limits the requests a second of a connected client (nil: no limit).
+    public func setRateLimit(_ limit: RateLimit?, for client: ClientUUID) {
+        peersByClient[client]?.rateLimit = limit
+    }
 
     // MARK: - What a client sent
 
@@ -246,6 +262,15 @@ public final class RPCServerMachine {
         if peer.inFlight.count > inFlightLimit {
             peer.inFlight.remove(requestKey)
             out.append(.send([identity, RPCOp.retry.frame, reqId, Array(String(peer.inFlight.count).utf8)]))
+            return
+        }
+        if peer.rateLimit != nil, peer.rateLimit?.take(now: now) == false {
+            // Told to retry as with the in-flight limit; the number sets its back-off (2 ms each)
+            // to about when its next request is allowed.
+            peer.inFlight.remove(requestKey)
+            stats.rateLimited += 1
+            let waitMs = peer.rateLimit?.waitMs(now: now) ?? 1
+            out.append(.send([identity, RPCOp.retry.frame, reqId, Array(String(max(1, (waitMs + 1) / 2)).utf8)]))
             return
         }
         let elements: [Range<Int>]

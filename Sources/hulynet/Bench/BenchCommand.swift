@@ -57,6 +57,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Run only the cases whose name contains this text (and their baselines), e.g. \"cs sync\".")
     var only: String?
 
+    @Flag(help: "Also run the request cases with CURVE on every connection, each compared with the same case without it.")
+    var curve = false
+
     @Flag(help: "Print the results as one JSON object instead of a table.")
     var json = false
 
@@ -93,17 +96,20 @@ struct Bench: AsyncParsableCommand {
             return file
         }
         let network = try await InProcessNetwork(clients: clients, logger: logger)
+        let secured = curve ? try await InProcessNetwork(clients: clients, logger: logger, curve: true) : nil
 
         var suite: [BenchCase] = []
         for size in sizes {
             suite += rawCases(bytes: size)
             suite += network.requestCases(bytes: size, depth: depth, seconds: seconds)
+            suite += secured?.requestCases(bytes: size, depth: depth, seconds: seconds) ?? []
         }
         if !noProcesses { suite += processCases(logger: logger) }
         if !noProcesses, scaleClients > 0 {
             suite += scaleCases(clients: scaleClients, containers: scaleContainers, seconds: seconds, logger: logger)
         }
         if fanout > 0 { suite.append(network.fanOutCase(fanout: fanout, depth: depth, seconds: seconds)) }
+        suite.append(network.coldStartCase(seconds: seconds))
         suite = selected(suite)
 
         var results = BenchResults()
@@ -122,6 +128,7 @@ struct Bench: AsyncParsableCommand {
             }
         }
         await network.close()
+        await secured?.close()
 
         let machineReadable = results.json(runs: runs, seconds: seconds, settings: [
             "depth": .number(Double(depth)), "clients": .number(Double(clients)),
@@ -149,7 +156,7 @@ struct Bench: AsyncParsableCommand {
     private func rawCases(bytes: Int) -> [BenchCase] {
         let (seconds, depth, clients) = (self.seconds, self.depth, self.clients)
         func raw(_ name: String, _ measure: @escaping @Sendable () throws -> BenchCount) -> BenchCase {
-            BenchCase(name: name, bytes: bytes, unit: "requests/s") { BenchSample(value: try measure().perSecond) }
+            BenchCase(name: name, bytes: bytes, unit: "requests/s") { try measure().sample }
         }
         var cases = [
             raw("raw relay sync") { try RawBaseline.relay(seconds: seconds, bytes: bytes, depth: 1) },

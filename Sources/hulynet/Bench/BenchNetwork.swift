@@ -28,11 +28,13 @@ final class BenchNetwork: @unchecked Sendable {
     let client: NetworkClient
     let reference: ContainerReference
 
-    init(port: Int, logger: Logger) async throws {
+    /// `serverKey`: connect with CURVE to a coordinator with that public key (each client with a
+    /// key pair of its own).
+    init(port: Int, logger: Logger, serverKey: String? = nil) async throws {
         self.port = port
-        agentSide = try NetworkClient(host: "127.0.0.1", port: port, options: .init(logger: logger))
+        agentSide = try NetworkClient(host: "127.0.0.1", port: port, options: try benchOptions(logger, serverKey))
         try await agentSide.serve(benchAgent())
-        client = try NetworkClient(host: "127.0.0.1", port: port, options: .init(logger: logger))
+        client = try NetworkClient(host: "127.0.0.1", port: port, options: try benchOptions(logger, serverKey))
         try await client.waitForConnection()
         reference = try await client.get(kind: "echo")
     }
@@ -44,26 +46,37 @@ final class BenchNetwork: @unchecked Sendable {
     }
 }
 
+/// A bench client's options: plain, or CURVE with a fresh key pair.
+func benchOptions(_ logger: Logger, _ serverKey: String?) throws -> NetworkClient.Options {
+    var options = NetworkClient.Options(logger: logger)
+    if let serverKey { options.security = ClientSecurity(keys: try CurveKeyPair.generate(), serverKey: serverKey) }
+    return options
+}
+
 /// Runs `call` from `tasks` concurrent tasks until `seconds` have passed; counts the calls.
 /// With `executor` the tasks run there (a client's I/O thread) rather than on the global pool.
 func measureCalls(tasks: Int, seconds: Double, on executor: (any TaskExecutor)? = nil,
                   _ call: @escaping @Sendable (Int) async throws -> Void) async throws -> BenchCount {
     let started = MonotonicClock.nowNs()
     let deadline = started + UInt64(seconds * 1e9)
-    let done = try await withThrowingTaskGroup(of: Int.self) { group in
+    let latencies = try await withThrowingTaskGroup(of: [UInt64].self) { group in
         for task in 0..<tasks {
             group.addTask(executorPreference: executor) {
-                var done = 0
-                while MonotonicClock.nowNs() < deadline {
+                var latencies: [UInt64] = []
+                latencies.reserveCapacity(1 << 16)
+                var now = MonotonicClock.nowNs()
+                while now < deadline {
                     try await call(task)
-                    done += 1
+                    let end = MonotonicClock.nowNs()
+                    latencies.append(end - now)
+                    now = end
                 }
-                return done
+                return latencies
             }
         }
-        return try await group.reduce(0, +)
+        return try await group.reduce(into: [UInt64]()) { $0 += $1 }
     }
-    return BenchCount(done: done, nanoseconds: MonotonicClock.nowNs() - started)
+    return BenchCount(done: latencies.count, nanoseconds: MonotonicClock.nowNs() - started, latencies: latencies)
 }
 
 /// Runs `body` once for each index below `count`, `concurrency` at a time; counts them all.
@@ -95,13 +108,20 @@ final class InProcessNetwork: @unchecked Sendable {
     private let logger: Logger
     private var listeners: [(NetworkClient, ContainerConnection)] = []
 
-    init(clients: Int, logger: Logger) async throws {
+    /// Whether every connection uses CURVE (the coordinator's, the agent's endpoint, the direct one).
+    let curve: Bool
+
+    init(clients: Int, logger: Logger, curve: Bool = false) async throws {
         self.logger = logger
-        server = try NetworkServer(.init(host: "127.0.0.1", port: 0, logger: logger))
-        network = try await BenchNetwork(port: server.port, logger: logger)
+        self.curve = curve
+        var configuration = NetworkServer.Configuration(host: "127.0.0.1", port: 0, logger: logger)
+        if curve { configuration.security = ServerSecurity(keys: try CurveKeyPair.generate(), allowListPath: nil) }
+        server = try NetworkServer(configuration)
+        let serverKey = configuration.security?.keys.publicKey
+        network = try await BenchNetwork(port: server.port, logger: logger, serverKey: serverKey)
         var more: [NetworkClient] = []
         for _ in 1..<max(1, clients) {
-            let extra = try NetworkClient(host: "127.0.0.1", port: server.port, options: .init(logger: logger))
+            let extra = try NetworkClient(host: "127.0.0.1", port: server.port, options: try benchOptions(logger, serverKey))
             try await extra.waitForConnection()
             more.append(extra)
         }
@@ -118,10 +138,13 @@ final class InProcessNetwork: @unchecked Sendable {
         let clients = [network.client] + moreClients
         let (routed, direct) = (self.routed, self.direct)
         let onClient = network.client.executor
+        let curve = self.curve
+        // With CURVE each case is compared with the same case without it, run for run.
         func rate(_ name: String, _ baseline: String, tasks: Int, on executor: (any TaskExecutor)? = nil,
                   _ call: @escaping @Sendable (Int) async throws -> Void) -> BenchCase {
-            BenchCase(name: name, bytes: bytes, unit: "requests/s", baseline: "\(baseline) [\(bytes) B]") {
-                BenchSample(value: try await measureCalls(tasks: tasks, seconds: seconds, on: executor, call).perSecond)
+            BenchCase(name: curve ? "\(name), CURVE" : name, bytes: bytes, unit: "requests/s",
+                      baseline: curve ? "\(name) [\(bytes) B]" : "\(baseline) [\(bytes) B]") {
+                try await measureCalls(tasks: tasks, seconds: seconds, on: executor, call).sample
             }
         }
         var cases = [
@@ -160,6 +183,27 @@ final class InProcessNetwork: @unchecked Sendable {
             },
         ]
         return cases
+    }
+
+    /// Cold start: `get` of a container nobody runs yet (a fresh uuid) and its first answer
+    /// through the coordinator, one after another; each is released after. The figure is the
+    /// median time in microseconds, with the percentiles.
+    func coldStartCase(seconds: Double) -> BenchCase {
+        BenchCase(name: "cold start: get of a new container to its first answer", unit: "us", kind: .cost) { [self] in
+            let client = network.client
+            var latencies: [UInt64] = []
+            let deadline = MonotonicClock.nowNs() + UInt64(seconds * 1e9)
+            while MonotonicClock.nowNs() < deadline, latencies.count < 2000 {
+                let started = MonotonicClock.nowNs()
+                let reference = try await client.get(kind: "echo", options: GetOptions(uuid: "cold-\(makeUUID())"))
+                _ = try await reference.request("echo", "first")
+                latencies.append(MonotonicClock.nowNs() - started)
+                try await reference.release()
+            }
+            let count = BenchCount(done: latencies.count, nanoseconds: 1, latencies: latencies)
+            let notes = count.latencyNotes
+            return BenchSample(value: notes.first?.value ?? 0, notes: notes + [("starts", Double(latencies.count))])
+        }
     }
 
     /// Event fan-out: the routed connection's container broadcasts to `fanout` connected clients,

@@ -4,16 +4,31 @@ import HulyNetCore
 import Glibc
 #endif
 
-/// Work done in a measured time.
+/// Work done in a measured time, and how long each piece took (when measured).
 struct BenchCount: Sendable {
     var done = 0
     var nanoseconds: UInt64 = 0
+    /// Each request's time from send to answer, nanoseconds (empty: not measured).
+    var latencies: [UInt64] = []
 
     var perSecond: Double { nanoseconds == 0 ? 0 : Double(done) / (Double(nanoseconds) / 1e9) }
 
     /// Work of concurrent parties: their counts add up over the longest of their times.
     static func + (lhs: BenchCount, rhs: BenchCount) -> BenchCount {
-        BenchCount(done: lhs.done + rhs.done, nanoseconds: max(lhs.nanoseconds, rhs.nanoseconds))
+        BenchCount(done: lhs.done + rhs.done, nanoseconds: max(lhs.nanoseconds, rhs.nanoseconds),
+                   latencies: lhs.latencies + rhs.latencies)
+    }
+
+    /// The rate with the median and 99th percentile latency (microseconds) as notes.
+    var sample: BenchSample {
+        BenchSample(value: perSecond, notes: latencyNotes)
+    }
+
+    var latencyNotes: [(name: String, value: Double)] {
+        guard !latencies.isEmpty else { return [] }
+        let sorted = latencies.sorted()
+        func at(_ share: Double) -> Double { Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * share))]) / 1000 }
+        return [("p50 us", at(0.5)), ("p99 us", at(0.99))]
     }
 }
 

@@ -139,8 +139,15 @@ enum RawBaseline {
                                                            .string(String(repeating: "x", count: max(0, bytes - 2)))])]).serialized()
         let op = RPCOp.request.frame
         var counter = 0
+        // Answers come back in the order sent (one path each way): send times in a ring.
+        var sentAt = [UInt64](repeating: 0, count: max(1, depth))
+        var (head, tail) = (0, 0)
+        var latencies: [UInt64] = []
+        latencies.reserveCapacity(1 << 16)
         func send() throws {
             counter += 1
+            sentAt[tail % sentAt.count] = MonotonicClock.nowNs()
+            tail += 1
             try socket.send([op, Array("client-\(counter)".utf8), body], dontWait: false)
         }
         // Until the worker has said hello the broker drops requests: wait for a first answer.
@@ -153,6 +160,7 @@ enum RawBaseline {
         guard connected else { throw ZMQError(code: ETIMEDOUT, context: "raw baseline: no answer") }
         // Drain the answers still coming for the warm-up, which would otherwise add to the depth.
         while case .message? = try socket.receive(dontWait: false) {}
+        (head, tail) = (0, 0)
         try socket.setOption(ZMQ_RCVTIMEO, 1000)
         let started = MonotonicClock.nowNs()
         let deadline = started + UInt64(seconds * 1e9)
@@ -166,13 +174,17 @@ enum RawBaseline {
             }
             done += 1
             inFlight -= 1
+            if head < tail {
+                latencies.append(MonotonicClock.nowNs() - sentAt[head % sentAt.count])
+                head += 1
+            }
             if sent < requests, MonotonicClock.nowNs() < deadline {
                 try send()
                 sent += 1
                 inFlight += 1
             }
         }
-        return BenchCount(done: done, nanoseconds: MonotonicClock.nowNs() - started)
+        return BenchCount(done: done, nanoseconds: MonotonicClock.nowNs() - started, latencies: latencies)
     }
 }
 

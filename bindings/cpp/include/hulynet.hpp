@@ -424,6 +424,43 @@ inline int callback_threads() noexcept { return hulynet_callback_threads(); }
 // Server
 // ============================================================================================
 
+/** Options of a coordinator elected through etcd (Server::start_elected; docs/HA.md). */
+struct ElectionOptions {
+    std::string etcd;                           // etcd client URLs, "http://host:port[,...]"
+    std::string key;                            // empty: "hulynet/leader"
+    std::chrono::milliseconds lease_ttl{0};     // whole seconds; 0: 3 s
+    std::string advertise;                      // empty: host:port
+};
+
+/** CURVE security (docs/SECURITY.md); keys are Z85 text, 40 characters. */
+struct Security {
+    std::string secret_key;      // this side's secret key; a client may leave it empty (a key pair per connection)
+    std::string server_key;      // clients: the coordinator's public key
+    std::string allow_list_path; // servers: the allow list file; empty: any client knowing the key
+};
+
+/** A fresh key pair: {public, secret}. */
+inline std::pair<std::string, std::string> curve_keypair() {
+    char public_key[41] = {0}, secret_key[41] = {0};
+    detail::check(hulynet_curve_keypair(public_key, secret_key));
+    return {public_key, secret_key};
+}
+
+namespace detail {
+/** A hulynet_security over a Security's strings (which must outlive it). */
+inline hulynet_security to_c(const Security &security) {
+    hulynet_security out{};
+    out.size = sizeof out;
+    out.secret_key = security.secret_key.empty() ? nullptr : security.secret_key.c_str();
+    out.server_key = security.server_key.empty() ? nullptr : security.server_key.c_str();
+    out.allow_list_path = security.allow_list_path.empty() ? nullptr : security.allow_list_path.c_str();
+    return out;
+}
+} // namespace detail
+
+/** What an elected coordinator does now (a coordinator on its own always leads). */
+enum class Role { standby = HULYNET_ROLE_STANDBY, leader = HULYNET_ROLE_LEADER, stopped = HULYNET_ROLE_STOPPED };
+
 /** A network coordinator. */
 class Server {
 public:
@@ -436,6 +473,34 @@ public:
         const hulynet_timeouts c_timeouts = timeouts.to_c();
         hulynet_server *handle = nullptr;
         detail::check(hulynet_server_start(detail::text(host, "host").c_str(), port, &c_timeouts, &handle));
+        return Server(handle);
+    }
+
+    /** One of several coordinators that stand in for each other: campaigns through etcd and
+     *  serves on host:port (fixed) only while it leads. Returns at once, standing by. */
+    static Server start_elected(std::string_view host, int port, const ElectionOptions &options,
+                                const Timeouts &timeouts = {}, const Security *security = nullptr) {
+        const hulynet_timeouts c_timeouts = timeouts.to_c();
+        const detail::text etcd(options.etcd, "etcd"), key(options.key, "key"), advertise(options.advertise, "advertise");
+        hulynet_election_options c_options{};
+        c_options.size = sizeof c_options;
+        c_options.etcd = etcd.c_str();
+        c_options.key = options.key.empty() ? nullptr : key.c_str();
+        c_options.lease_ttl_ms = static_cast<std::int64_t>(options.lease_ttl.count());
+        c_options.advertise = options.advertise.empty() ? nullptr : advertise.c_str();
+        hulynet_server *handle = nullptr;
+        const hulynet_security c_security = security != nullptr ? detail::to_c(*security) : hulynet_security{};
+        detail::check(hulynet_server_start_with(detail::text(host, "host").c_str(), port, &c_timeouts, &c_options,
+                                                security != nullptr ? &c_security : nullptr, &handle));
+        return Server(handle);
+    }
+
+    /** A coordinator serving with CURVE (security.secret_key required). */
+    static Server start_secure(std::string_view host, int port, const Security &security, const Timeouts &timeouts = {}) {
+        const hulynet_timeouts c_timeouts = timeouts.to_c();
+        const hulynet_security c_security = detail::to_c(security);
+        hulynet_server *handle = nullptr;
+        detail::check(hulynet_server_start_with(detail::text(host, "host").c_str(), port, &c_timeouts, nullptr, &c_security, &handle));
         return Server(handle);
     }
 
@@ -460,6 +525,15 @@ public:
         ServerStats out{};
         detail::check(hulynet_server_stats_get(live(), &out));
         return out;
+    }
+
+    Role role() const { return static_cast<Role>(detail::check(hulynet_server_role(live()))); }
+
+    /** A JSON object for health checks: {"status":"serving"|"standby"|"stopped",...}. */
+    std::string health() const {
+        detail::c_string out;
+        detail::check(hulynet_server_health(live(), out.out()));
+        return out.str();
     }
 
     /** Stops the server and frees it; idempotent. */
@@ -1031,6 +1105,22 @@ public:
         hulynet_client *handle = nullptr;
         detail::check(hulynet_client_connect(detail::text(host, "host").c_str(), port, &c_timeouts, &handle));
         return Client(handle);
+    }
+
+    /** Connects to whichever serves of several coordinators, "host:port[,host:port...]", and
+     *  follows it when another takes over (see Server::start_elected). */
+    static Client connect_network(std::string_view network, const Timeouts &timeouts = {}, const Security *security = nullptr) {
+        const hulynet_timeouts c_timeouts = timeouts.to_c();
+        const hulynet_security c_security = security != nullptr ? detail::to_c(*security) : hulynet_security{};
+        hulynet_client *handle = nullptr;
+        detail::check(hulynet_client_connect_with(detail::text(network, "network").c_str(), &c_timeouts,
+                                                  security != nullptr ? &c_security : nullptr, &handle));
+        return Client(handle);
+    }
+
+    /** Connects with CURVE (security.server_key required) to "host:port[,host:port...]". */
+    static Client connect_secure(std::string_view network, const Security &security, const Timeouts &timeouts = {}) {
+        return connect_network(network, timeouts, &security);
     }
 
     /** Takes ownership of a C handle (destroyed if this throws). */

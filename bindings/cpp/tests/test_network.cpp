@@ -2,6 +2,8 @@
 // errors as exceptions, container lifetimes.
 #include "test_kinds.hpp"
 
+#include <unistd.h>
+
 using namespace test;
 
 TEST(agent_builder_and_uuid) {
@@ -246,4 +248,59 @@ TEST(inline_requests) {
     net.agent.set_inline_requests("echo", false);
     CHECK_EQ(ref.request("echo", "[2]"), std::string("[2]"));
     CHECK_THROWS_CODE(net.agent.set_inline_requests("no-such-kind"), HULYNET_ENOTFOUND, "no container kind");
+}
+
+// Several coordinators (docs/HA.md): a client given a list follows the one serving; an elected
+// server with etcd out of reach stands by and binds nothing. (Elections against a real etcd run
+// in the Swift tests and ctest's sample-server-elected.)
+TEST(elected_server_and_network_list) {
+    hulynet::Server server = hulynet::Server::start("127.0.0.1", 0);
+    CHECK(server.role() == hulynet::Role::leader);
+    CHECK(contains(server.health(), "\"serving\""));
+    const int dead = hulynet::Server::start("127.0.0.1", 0).port(); // closed at once: nothing behind it
+    hulynet::Client client = hulynet::Client::connect_network(
+        "127.0.0.1:" + std::to_string(dead) + ",127.0.0.1:" + std::to_string(server.port()));
+    client.wait(10s);
+    CHECK(contains(client.kinds(), "["));
+    CHECK_THROWS_CODE(hulynet::Client::connect_network("127.0.0.1:1,127.0.0.1:1"), HULYNET_EINVAL, "twice");
+
+    hulynet::ElectionOptions options;
+    options.etcd = "http://127.0.0.1:" + std::to_string(dead);
+    CHECK_THROWS_CODE(hulynet::Server::start_elected("127.0.0.1", 0, options), HULYNET_EINVAL, "port 0");
+    options.lease_ttl = 1500ms;
+    CHECK_THROWS_CODE(hulynet::Server::start_elected("127.0.0.1", dead, options), HULYNET_EINVAL, "TTL");
+    options.lease_ttl = 0ms;
+    hulynet::Server standby = hulynet::Server::start_elected("127.0.0.1", dead, options);
+    CHECK(standby.role() == hulynet::Role::standby);
+    CHECK_EQ(standby.port(), dead);
+    CHECK(contains(standby.health(), "\"standby\""));
+    CHECK_EQ(standby.stats().clients, 0);
+    // It binds nothing: the port is free for another.
+    hulynet::Server other = hulynet::Server::start("127.0.0.1", dead);
+    CHECK_EQ(other.port(), dead);
+}
+
+// CURVE: a secured coordinator with an allow list admits its key and refuses a stranger's.
+TEST(secured_server_and_clients) {
+    const auto [server_public, server_secret] = hulynet::curve_keypair();
+    const auto [alice_public, alice_secret] = hulynet::curve_keypair();
+    const auto stranger = hulynet::curve_keypair();
+    CHECK_EQ(server_public.size(), static_cast<std::size_t>(40));
+    char path[] = "/tmp/hulynet-allow-cpp-XXXXXX";
+    const int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    const std::string line = alice_public + " alice\n";
+    REQUIRE(write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+    close(fd);
+
+    hulynet::Server server = hulynet::Server::start_secure("127.0.0.1", 0, {server_secret, "", path});
+    const std::string network = "127.0.0.1:" + std::to_string(server.port());
+    hulynet::Client alice = hulynet::Client::connect_secure(network, {alice_secret, server_public, ""});
+    alice.wait(5s);
+    CHECK(contains(alice.kinds(), "["));
+    hulynet::Client refused = hulynet::Client::connect_secure(network, {stranger.second, server_public, ""});
+    CHECK_THROWS_CODE(refused.wait(1s), HULYNET_ETIMEOUT, "refused");
+    CHECK_THROWS_CODE(hulynet::Client::connect_secure(network, {"not a key", server_public, ""}), HULYNET_EINVAL, "secret_key");
+    CHECK_THROWS_CODE(hulynet::Server::start_secure("127.0.0.1", 0, {"", "", path}), HULYNET_EINVAL, "secret_key");
+    unlink(path);
 }

@@ -24,7 +24,7 @@ from ._ffi import library_path, registry as _registry
 from ._ffi import callback_threads, set_callback_threads, strerror, version as library_version
 from .errors import (BindError, Closed, ConnectError, Error, InternalError, InvalidArgument, InvalidJSON,
                      LibraryNotFoundError, LimitReached, NotFound, RemoteError, RetryLater, Timeout)
-from ._network import Client, Connection, Reference, Server, ServerStats, Subscription, Timeouts
+from ._network import Client, Connection, Reference, Server, ServerStats, Subscription, Timeouts, curve_keypair
 from ._agent import Agent, Container
 from ._logging import (LOG_CRITICAL, LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NOTICE, LOG_TRACE, LOG_WARNING,
                        log_to_logging, set_log_handler)
@@ -37,5 +37,5 @@ __all__ = [
     "ConnectError", "InternalError", "LibraryNotFoundError", "RetryLater", "LimitReached",
     "set_log_handler", "log_to_logging", "LOG_TRACE", "LOG_DEBUG", "LOG_INFO", "LOG_NOTICE", "LOG_WARNING",
     "LOG_ERROR", "LOG_CRITICAL", "library_version", "library_path", "strerror", "set_callback_threads",
-    "callback_threads",
+    "callback_threads", "curve_keypair",
 ]

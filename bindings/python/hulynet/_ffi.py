@@ -128,6 +128,10 @@ class ServerStatsC(Structure):
 
 
 # hulynet_agent_set_request_mode's modes.
+ROLE_STANDBY = 0  # HULYNET_ROLE_*
+ROLE_LEADER = 1
+ROLE_STOPPED = 2
+
 REQUESTS_ON_CALLBACK_THREAD = 0
 REQUESTS_INLINE = 1
 
@@ -141,6 +145,27 @@ CLIENT_FN = CFUNCTYPE(None, c_void_p, c_char_p)
 MOVED_FN = CFUNCTYPE(None, c_void_p, c_char_p, c_char_p)
 TERMINATE_FN = CFUNCTYPE(None, c_void_p)
 DESTROY_FN = CFUNCTYPE(None, c_void_p)
+
+
+class ElectionOptionsC(Structure):
+    _fields_ = [("size", c_size_t), ("etcd", c_char_p), ("key", c_char_p), ("lease_ttl_ms", c_int64),
+                ("advertise", c_char_p)]
+
+
+class SecurityC(Structure):
+    _fields_ = [("size", c_size_t), ("secret_key", c_char_p), ("server_key", c_char_p), ("allow_list_path", c_char_p)]
+
+
+def security(secret_key: Optional[str], server_key: Optional[str], allow_list: Optional[str]) -> Optional[SecurityC]:
+    """A hulynet_security, or None when no field is set."""
+    if secret_key is None and server_key is None and allow_list is None:
+        return None
+    value = SecurityC()
+    value.size = ctypes.sizeof(value)
+    value.secret_key = None if secret_key is None else text(secret_key, "secret_key")
+    value.server_key = None if server_key is None else text(server_key, "server_key")
+    value.allow_list_path = None if allow_list is None else text(allow_list, "allow_list")
+    return value
 
 
 class ContainerKindC(Structure):
@@ -188,8 +213,15 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_server_port", [ServerP], c_int, _check_status),
     ("hulynet_server_stats_get", [ServerP, POINTER(ServerStatsC)], c_int, _check_status),
     ("hulynet_server_destroy", [ServerP], None),
+    ("hulynet_server_start_with", [c_char_p, c_int, POINTER(TimeoutsC), POINTER(ElectionOptionsC), POINTER(SecurityC),
+                                   POINTER(ServerP)], c_int, _check_status),
+    ("hulynet_curve_keypair", [ctypes.c_char_p, ctypes.c_char_p], c_int, _check_status),
+    ("hulynet_server_role", [ServerP], c_int, _check_status),
+    ("hulynet_server_health", [ServerP, _OUT_TEXT], c_int, _check_status),
 
     ("hulynet_client_connect", [c_char_p, c_int, POINTER(TimeoutsC), POINTER(ClientP)], c_int, _check_status),
+    ("hulynet_client_connect_with", [c_char_p, POINTER(TimeoutsC), POINTER(SecurityC), POINTER(ClientP)], c_int,
+     _check_status),
     ("hulynet_client_wait", [ClientP, c_int64], c_int, _check_status),
     ("hulynet_client_id", [ClientP], c_char_p),
     ("hulynet_client_agents", [ClientP, c_int64, _OUT_TEXT], c_int, _check_status),

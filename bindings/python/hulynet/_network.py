@@ -241,6 +241,13 @@ def _text_result(call: Callable[[ctypes.c_void_p], Any]) -> JSON:
 # Server
 # ---------------------------------------------------------------------------------------------
 
+def curve_keypair() -> "tuple[str, str]":
+    """A fresh CURVE key pair, (public, secret), each Z85 text of 40 characters."""
+    public, secret = ctypes.create_string_buffer(41), ctypes.create_string_buffer(41)
+    lib.hulynet_curve_keypair(public, secret)
+    return public.value.decode("ascii"), secret.value.decode("ascii")
+
+
 class Server(Resource):
     """A network coordinator listening on host:port (port 0 picks a free one; "0.0.0.0" or "*" for
     every address)."""
@@ -248,13 +255,50 @@ class Server(Resource):
     _what = "server"
     _live_group = "Server"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, timeouts: TimeoutsLike = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, timeouts: TimeoutsLike = None, *,
+                 etcd: Optional[str] = None, etcd_key: Optional[str] = None, lease_ttl: Optional[float] = None,
+                 advertise: Optional[str] = None, secret_key: Optional[str] = None,
+                 allow_list: Optional[str] = None) -> None:
+        """With `etcd` ("http://host:port[,...]"), one of several coordinators that stand in for each
+        other: it campaigns for leadership through etcd and serves on host:port (a fixed port) only
+        while it leads (see `role`, `health()` and docs/HA.md); `lease_ttl` in whole seconds.
+        With `secret_key` (Z85), it serves with CURVE, admitting the keys of `allow_list` (a file
+        of "KEY NAME" lines) or, without one, any client that knows its public key."""
         super().__init__()
         self.host = host
         handle = _ffi.ServerP()
-        lib.hulynet_server_start(_ffi.required_text(host, "host"), _port(port), _timeouts_arg(timeouts), byref(handle))
+        security = _ffi.security(secret_key, None, allow_list)
+        if security is not None and secret_key is None:
+            raise errors.InvalidArgument(errors.EINVAL, "allow_list needs secret_key")
+        if etcd is None:
+            if etcd_key is not None or lease_ttl is not None or advertise is not None:
+                raise errors.InvalidArgument(errors.EINVAL, "etcd_key, lease_ttl and advertise need etcd")
+            lib.hulynet_server_start_with(_ffi.required_text(host, "host"), _port(port), _timeouts_arg(timeouts),
+                                          None, byref(security) if security is not None else None, byref(handle))
+        else:
+            options = _ffi.ElectionOptionsC()
+            options.size = ctypes.sizeof(options)
+            options.etcd = _ffi.required_text(etcd, "etcd")
+            options.key = None if etcd_key is None else _ffi.required_text(etcd_key, "etcd_key")
+            options.lease_ttl_ms = 0 if lease_ttl is None else _ffi.milliseconds(lease_ttl, "lease_ttl")
+            options.advertise = None if advertise is None else _ffi.required_text(advertise, "advertise")
+            lib.hulynet_server_start_with(_ffi.required_text(host, "host"), _port(port), _timeouts_arg(timeouts),
+                                          byref(options), byref(security) if security is not None else None,
+                                          byref(handle))
         self._opened(handle)
         self.port: int = lib.hulynet_server_port(handle)
+
+    @property
+    def role(self) -> str:
+        """"leader" (a coordinator on its own always is), "standby" or "stopped"."""
+        return {_ffi.ROLE_STANDBY: "standby", _ffi.ROLE_LEADER: "leader", _ffi.ROLE_STOPPED: "stopped"}[
+            lib.hulynet_server_role(self._live_handle())]
+
+    def health(self) -> dict:
+        """For health checks: {"status": "serving" | "standby" | "stopped", "role": ..., ...}."""
+        out = ctypes.c_void_p()
+        lib.hulynet_server_health(self._live_handle(), byref(out))
+        return _ffi.loads(_ffi.take_text(out))
 
     def stats(self) -> ServerStats:
         out = _ffi.ServerStatsC()
@@ -314,15 +358,28 @@ class Client(Resource):
     _what = "client"
     _live_group = "Client"
 
-    def __init__(self, host: str, port: int, timeouts: TimeoutsLike = None) -> None:
+    def __init__(self, host: str, port: Optional[int] = None, timeouts: TimeoutsLike = None, *,
+                 server_key: Optional[str] = None, secret_key: Optional[str] = None) -> None:
+        """`Client(host, port)`, or `Client("host:port,host:port,...")`: whichever of several
+        coordinators serves (see Server's `etcd`), followed when another takes over. With
+        `server_key` (the coordinator's public key, Z85) it connects with CURVE, as `secret_key`
+        (default: a key pair made for the connection)."""
         super().__init__()
         self.host = host
         self.port = port
         self._children: "weakref.WeakSet[Resource]" = weakref.WeakSet()
         self._children_lock = threading.Lock()
         handle = _ffi.ClientP()
-        lib.hulynet_client_connect(_ffi.required_text(host, "host"), _port(port, lowest=1), _timeouts_arg(timeouts),
-                                   byref(handle))
+        security = _ffi.security(secret_key, server_key, None)
+        if security is not None and server_key is None:
+            raise errors.InvalidArgument(errors.EINVAL, "secret_key needs server_key")
+        if port is None or security is not None:
+            network = host if port is None else f"{host}:{_port(port, lowest=1)}"
+            lib.hulynet_client_connect_with(_ffi.required_text(network, "network"), _timeouts_arg(timeouts),
+                                            byref(security) if security is not None else None, byref(handle))
+        else:
+            lib.hulynet_client_connect(_ffi.required_text(host, "host"), _port(port, lowest=1),
+                                       _timeouts_arg(timeouts), byref(handle))
         self._opened(handle)
         self.id: str = _ffi.decode(lib.hulynet_client_id(handle))
 
