@@ -32,8 +32,10 @@ let package = Package(
         ),
         // Pure protocol logic: JSON, the model, frames, the coordinator's state machine. No I/O.
         .target(name: "HulyNetCore"),
+        // Where threads meet, with no I/O: the lock, the monotonic clock, a resume-once slot.
+        .target(name: "HulyNetSync"),
         // A small safe Swift layer over the ZeroMQ sockets hulynet needs.
-        .target(name: "HulyNetZMQ", dependencies: ["CZeroMQ"]),
+        .target(name: "HulyNetZMQ", dependencies: ["CZeroMQ", "HulyNetSync"]),
         // Child processes watched from outside (output files, /proc memory and CPU, signals,
         // deadlines): the multi-process tests and the bench's coordinator process.
         .target(name: "HulyNetProcess"),
@@ -41,7 +43,7 @@ let package = Package(
         .target(
             name: "HulyNet",
             dependencies: [
-                "HulyNetCore", "HulyNetZMQ",
+                "HulyNetCore", "HulyNetSync", "HulyNetZMQ",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
@@ -53,7 +55,7 @@ let package = Package(
         .target(
             name: "HulyNetC",
             dependencies: [
-                "CHulyNet", "HulyNet", "HulyNetCore", "HulyNetZMQ",
+                "CHulyNet", "HulyNet", "HulyNetCore", "HulyNetSync", "HulyNetZMQ",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["exports.map"],
@@ -69,19 +71,22 @@ let package = Package(
         .executableTarget(
             name: "hulynet",
             dependencies: [
-                "HulyNet", "HulyNetZMQ", "HulyNetProcess",
+                "HulyNet", "HulyNetSync", "HulyNetZMQ", "HulyNetProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // One test target per module (HulyNetC is tested from C: tests/c through CMake).
         .testTarget(name: "HulyNetCoreTests", dependencies: ["HulyNetCore"]),
+        .testTarget(name: "HulyNetSyncTests", dependencies: ["HulyNetSync"]),
+        .testTarget(name: "HulyNetZMQTests", dependencies: ["HulyNetZMQ", "HulyNetSync"]),
         .testTarget(name: "HulyNetTests", dependencies: [
-            "HulyNet", "HulyNetZMQ",
+            "HulyNet", "HulyNetSync", "HulyNetZMQ",
             .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
         ]),
         // Real `hulynet` processes (built beside the test bundle) under hostile peers and limits.
         .testTarget(name: "HulyNetProcessTests", dependencies: [
-            "CZeroMQ", "HulyNet", "HulyNetCore", "HulyNetZMQ", "HulyNetProcess",
+            "CZeroMQ", "HulyNet", "HulyNetCore", "HulyNetSync", "HulyNetZMQ", "HulyNetProcess",
             .product(name: "Logging", package: "swift-log"),
         ]),
     ]

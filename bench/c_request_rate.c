@@ -411,12 +411,15 @@ int main(int argc, char **argv) {
         free(body);
     }
 
-    hulynet_timeouts timeouts = {0, 0, 0, 0};
+    hulynet_timeouts timeouts = HULYNET_TIMEOUTS_INIT;
     hulynet_server *server;
     hulynet_client *agent_side, *client;
     hulynet_agent *agent;
     hulynet_reference *ref;
-    hulynet_container_kind kind = {"echo", NULL, start, request, NULL, NULL, NULL};
+    hulynet_container_kind kind = HULYNET_CONTAINER_KIND_INIT;
+    kind.kind = "echo";
+    kind.start = start;
+    kind.request = request;
     CHECK(hulynet_set_log_handler(NULL, NULL, HULYNET_LOG_ERROR));
     CHECK(hulynet_server_start("127.0.0.1", 0, &timeouts, &server));
     int port = hulynet_server_port(server);

@@ -10,9 +10,9 @@ int hulynet_header_check_c(void);
 
 /* Every declaration is usable from C: take the address of a few functions and fill the structs. */
 int hulynet_header_check_c(void) {
-    hulynet_timeouts timeouts = {0, 0, 0, 0};
+    hulynet_timeouts timeouts = HULYNET_TIMEOUTS_INIT;
     hulynet_server_stats stats = {0, 0, 0, 0, 0};
-    hulynet_container_kind kind = {"kind", NULL, NULL, NULL, NULL, NULL, NULL};
+    hulynet_container_kind kind = HULYNET_CONTAINER_KIND_INIT;
     int (*start)(const char *, int, const hulynet_timeouts *, hulynet_server **) = hulynet_server_start;
     void (*destroy)(hulynet_client *) = hulynet_client_destroy;
     (void)timeouts;

@@ -22,9 +22,9 @@ int hulynet_header_check_cxx() {
     hulynet_log_fn log = on_log;
     hulynet_event_fn event = on_event;
     hulynet_result_fn result = on_result;
-    hulynet_container_kind kind{};
+    hulynet_container_kind kind = HULYNET_CONTAINER_KIND_INIT;
     kind.kind = "kind";
-    hulynet_timeouts timeouts{};
+    hulynet_timeouts timeouts = HULYNET_TIMEOUTS_INIT;
     (void)log;
     (void)event;
     (void)result;

@@ -2,7 +2,7 @@
 #
 #   cmake --build build && (cd build && cpack -G DEB)
 #
-#   libhulynet0     (component Runtime)      /usr/lib/libhulynet.so.0.1.0, its SONAME link libhulynet.so.0
+#   libhulynet0     (component Runtime)      /usr/lib/libhulynet.so.0.2.0, its SONAME link libhulynet.so.0
 #                                            and /usr/bin/hulynet-server; Depends from dpkg-shlibdeps
 #                                            (libzmq5, libc6, libstdc++6, libgcc-s1)
 #   libhulynet-dev  (component Development)  hulynet.h, hulynet.hpp, hulynet.pc, the CMake package and

@@ -25,10 +25,18 @@
  * destroying it, is detected and answered with HULYNET_EINVAL: handles are never reused. Destroying a client closes the references and connections it made: calls on
  * them then return HULYNET_ECLOSED; destroy them as usual to free them.
  *
- * Threads. Every function may be called from any thread. Callbacks run on threads owned by the
- * library. From inside a callback you may call any non-blocking function (hulynet_request_reply,
+ * Threads. Every function may be called from any thread. Callbacks (container callbacks, result,
+ * event and moved functions) run on the library's callback threads, a pool of threads that do
+ * nothing else (named "hulynet-cb"; see hulynet_set_callback_threads): a callback that blocks
+ * holds one of them, while the library's own work (sockets, timers, gets, requests) goes on and
+ * other callbacks run on the others. The calls of one event, moved or listener function, and a
+ * container's connect, disconnect and terminate, come one at a time and in order; requests and
+ * results may run concurrently. Log functions run where the message is logged. Where a function
+ * replaces or removes a callback ("once this returns, ... is not called again"), called outside a
+ * callback it also waits for a call in progress to return; inside one it does not wait.
+ * From inside a callback you may call any non-blocking function (hulynet_request_reply,
  * hulynet_container_emit, the *_async functions, destroy functions) but not a blocking one (those
- * taking a timeout_ms): it would wait for the thread it runs on. Blocking calls with
+ * taking a timeout_ms): it could wait for callback threads that are all busy. Blocking calls with
  * timeout_ms 0 use the library's default request timeout; a negative timeout_ms, or one longer
  * than a day (86400000), is refused with HULYNET_EINVAL.
  *
@@ -37,6 +45,23 @@
  * hulynet_last_error(), never a silent wrap.
  *
  * Timeouts are in milliseconds.
+ *
+ * Growth (0.2). The ABI grows without breaking callers built against an older hulynet.h:
+ * - Option structs (hulynet_timeouts, hulynet_container_kind, and the structs new in 0.2) start
+ *   with `size`, which their HULYNET_*_INIT macro sets to HULYNET_STRUCT_SIZE(type): the
+ *   struct's size and a tag. Always
+ *   initialise them with the macro, then set fields by name. The library reads the fields that
+ *   size covers (later fields keep their defaults); fields it does not know (a newer header's)
+ *   must be zero, else HULYNET_EINVAL. A struct whose first field carries no tag is read in the
+ *   0.1 layout, which had no size field: programs built against hulynet.h 0.1 keep working.
+ *   Source written for 0.1 that fills these structs without the INIT macro must add it when it
+ *   is rebuilt against 0.2.
+ * - Every user pointer the library keeps has a destroy notification, called once when the
+ *   library no longer uses it (the *_v2 functions and hulynet_container_kind.kind_user_destroy).
+ *   One-shot completions (`done` of the *_async functions) are called exactly once instead.
+ * - New functions and fields are added; none is removed or changed within a major version.
+ * - The EXPERIMENTAL section at the end may change in any minor version; everything else is
+ *   stable.
  */
 #ifndef HULYNET_H
 #define HULYNET_H
@@ -59,10 +84,10 @@ extern "C" {
  * ============================================================================================ */
 
 #define HULYNET_VERSION_MAJOR 0
-#define HULYNET_VERSION_MINOR 1
+#define HULYNET_VERSION_MINOR 2
 #define HULYNET_VERSION_PATCH 0
 #define HULYNET_VERSION_NUMBER (HULYNET_VERSION_MAJOR * 10000 + HULYNET_VERSION_MINOR * 100 + HULYNET_VERSION_PATCH)
-#define HULYNET_VERSION_STRING "0.1.0"
+#define HULYNET_VERSION_STRING "0.2.0"
 
 /** The library's version at run time, as HULYNET_VERSION_NUMBER. */
 HULYNET_API unsigned hulynet_version_number(void);
@@ -83,6 +108,20 @@ HULYNET_API const char *hulynet_version_string(void);
 #define HULYNET_EBIND (-7)      /* an address could not be bound (a port in use, say) */
 #define HULYNET_ECONNECT (-8)   /* a connection could not be set up */
 #define HULYNET_EINTERNAL (-9)  /* a defect of the library; please report it */
+#define HULYNET_EAGAIN (-10)    /* refused for now, retry later: too many requests in flight, a rate
+                                   limit, a coordinator restoring its state, a busy container */
+#define HULYNET_ELIMIT (-11)    /* a configured limit refuses it for good: the most clients, the
+                                   largest message, ... */
+
+/* How an error answered by the network becomes a status. A hulynet peer sends a code with every
+ * error (the "code" field of a responseError, docs/PROTOCOL.md); the status follows the code:
+ *   container_not_found, no_agent, agent_gone -> HULYNET_ENOTFOUND
+ *   retry_later -> HULYNET_EAGAIN           limit -> HULYNET_ELIMIT
+ *   timeout -> HULYNET_ETIMEOUT             anything else (a container's own error) -> HULYNET_EREMOTE
+ * A TypeScript peer sends text only. One rule reads it: the reference's exact messages
+ * "No suitable agents found for container <kind>" (no_agent), "Container <uuid> not found"
+ * (container_not_found) and "Agent <uuid> not found" (agent_gone), with <uuid> one word; any
+ * other text is a container's own error (HULYNET_EREMOTE), whatever it says. */
 
 /** A short static description of a status code ("unknown status" for others). */
 HULYNET_API const char *hulynet_strerror(int status);
@@ -110,17 +149,49 @@ typedef void (*hulynet_log_fn)(void *user, int level, const char *message);
  *  at once, for every server, client and agent. */
 HULYNET_API int hulynet_set_log_handler(hulynet_log_fn fn, void *user, int min_level);
 
+/** A destroy notification: called once with a user pointer the library no longer uses. */
+typedef void (*hulynet_destroy_fn)(void *user);
+
+/** hulynet_set_log_handler with a destroy notification: `destroy(user)` (may be NULL) is called
+ *  once `fn` is replaced and no call of it is in progress, or at hulynet_shutdown. */
+HULYNET_API int hulynet_set_log_handler_v2(hulynet_log_fn fn, void *user, hulynet_destroy_fn destroy, int min_level);
+
+/** Frees what the library holds for the whole process: the shared ZeroMQ context, its I/O
+ *  thread, the log handler (its destroy notification is called). Every handle must have been
+ *  destroyed first: otherwise nothing is done and HULYNET_EINVAL says how many are alive. Waits
+ *  at most `timeout_ms` (0: 5000) for sockets still closing, then HULYNET_ETIMEOUT (the context
+ *  is let go all the same). Afterwards the library is usable again: the next object made
+ *  re-initialises what it needs. */
+HULYNET_API int hulynet_shutdown(int64_t timeout_ms);
+
+/** Sets the number of callback threads: `count` 1 to 1024, or 0 for the default, max(4, 2 x the
+ *  cores online), unless the HULYNET_CALLBACK_THREADS environment variable (read on first use)
+ *  gives another. More threads start at once; surplus ones end once idle. */
+HULYNET_API int hulynet_set_callback_threads(int count);
+/** The number of callback threads asked for now. */
+HULYNET_API int hulynet_callback_threads(void);
+
 /* ============================================================================================
  * Timeouts
  * ============================================================================================ */
 
-/** Zero in any field means the protocol's default. */
+/** The tag of HULYNET_STRUCT_SIZE: tells a sized struct from the 0.1 layout (see "Growth"). */
+#define HULYNET_SIZE_TAG UINT64_C(0x484E000000000000)
+/** The `size` of an option struct: its size and HULYNET_SIZE_TAG. */
+#define HULYNET_STRUCT_SIZE(type) (HULYNET_SIZE_TAG | sizeof(type))
+
+/** Zero in any field means the protocol's default. Initialise with HULYNET_TIMEOUTS_INIT. */
 typedef struct hulynet_timeouts {
+    uint64_t size;               /* HULYNET_STRUCT_SIZE(hulynet_timeouts) */
     int64_t alive_ms;            /* a client (and its agents) silent this long is dropped; 3000 */
     int64_t unused_container_ms; /* an unreferenced container stops after this long; 5000 */
     int64_t ping_interval_ms;    /* how often clients ping; 1000 */
     int64_t request_ms;          /* the longest any request waits for its answer; 30000 */
+    /* 0.2 */
+    int64_t tick_ms;             /* how often timers are checked and network events flushed; 100 */
 } hulynet_timeouts;
+
+#define HULYNET_TIMEOUTS_INIT {HULYNET_STRUCT_SIZE(hulynet_timeouts), 0, 0, 0, 0, 0}
 
 /* ============================================================================================
  * Network server (the coordinator)
@@ -153,8 +224,9 @@ HULYNET_API void hulynet_server_destroy(hulynet_server *server);
 /** Makes a fresh key pair: 41 bytes each (40 characters and the NUL). */
 HULYNET_API int hulynet_curve_keypair(char *public_key, char *secret_key);
 
-/** The security of a server or a client. Set `size` to sizeof(hulynet_security): fields may be
- *  added at the end, and the library reads only those a caller's size covers. */
+/** The security of a server or a client. Set `size` to HULYNET_STRUCT_SIZE(hulynet_security)
+ *  (plain sizeof works too: this struct has no 0.1 layout): fields may be added at the end, and
+ *  the library reads only those a caller's size covers. */
 typedef struct hulynet_security {
     size_t size;
     const char *secret_key;      /* this side's secret key (its public key is derived from it); for a
@@ -169,9 +241,9 @@ typedef struct hulynet_security {
  * lease stops serving before the lease can expire. Clients list every coordinator
  * (hulynet_client_connect_with) and follow the one serving. */
 
-/** Options of an elected coordinator. Set `size` to sizeof(hulynet_election_options): fields
- *  may be added at the end in later versions, and the library reads only the ones a caller's
- *  size covers. */
+/** Options of an elected coordinator. Set `size` to HULYNET_STRUCT_SIZE(hulynet_election_options)
+ *  (plain sizeof works too: this struct has no 0.1 layout): fields may be added at the end in
+ *  later versions, and the library reads only the ones a caller's size covers. */
 typedef struct hulynet_election_options {
     size_t size;
     const char *etcd;      /* etcd client URLs, "http://host:port[,http://host:port...]"; required */
@@ -209,7 +281,7 @@ typedef struct hulynet_agent hulynet_agent;
 
 /** Completion of an asynchronous call: `status` as the blocking call would return; `json` the
  *  result (HULYNET_OK) or the error message (otherwise), valid until the callback returns. It
- *  may run on the client's I/O thread: keep it short (starting another async call is fine). */
+ *  runs on a callback thread (starting another async call from it is fine). */
 typedef void (*hulynet_result_fn)(void *user, int status, const char *json);
 
 /** Receives JSON events: network changes (a NetworkEvent object) or a container's events. */
@@ -263,6 +335,11 @@ HULYNET_API int hulynet_client_request_async(hulynet_client *client, const char 
 HULYNET_API int hulynet_client_add_listener(hulynet_client *client, hulynet_event_fn fn, void *user,
                                             uint64_t *subscription);
 HULYNET_API int hulynet_client_remove_listener(hulynet_client *client, uint64_t subscription);
+/** hulynet_client_add_listener with a destroy notification: `destroy(user)` (may be NULL) is
+ *  called once `fn` will not be called again (after hulynet_client_remove_listener, or when the
+ *  client is destroyed). On failure it is not called: `user` is still the caller's. */
+HULYNET_API int hulynet_client_add_listener_v2(hulynet_client *client, hulynet_event_fn fn, void *user,
+                                               hulynet_destroy_fn destroy, uint64_t *subscription);
 
 /** Releases the client's references, closes its connections, unregisters its agents,
  *  disconnects and frees it. */
@@ -286,6 +363,10 @@ HULYNET_API const char *hulynet_reference_endpoint(hulynet_reference *reference)
  *  not called again. */
 typedef void (*hulynet_moved_fn)(void *user, const char *uuid, const char *endpoint);
 HULYNET_API int hulynet_reference_set_moved_handler(hulynet_reference *reference, hulynet_moved_fn fn, void *user);
+/** The same with a destroy notification: `destroy(user)` (may be NULL) is called once `fn` is
+ *  replaced, or the reference destroyed, and no call of it is in progress. */
+HULYNET_API int hulynet_reference_set_moved_handler_v2(hulynet_reference *reference, hulynet_moved_fn fn, void *user,
+                                                       hulynet_destroy_fn destroy);
 /** A request through the coordinator. */
 HULYNET_API int hulynet_reference_request(hulynet_reference *reference, const char *operation,
                                           const char *data_json, int64_t timeout_ms, char **json_out);
@@ -306,6 +387,10 @@ HULYNET_API void hulynet_reference_destroy(hulynet_reference *reference);
  *  handler is not called again. */
 HULYNET_API int hulynet_connection_set_event_handler(hulynet_connection *connection, hulynet_event_fn fn,
                                                      void *user);
+/** The same with a destroy notification: `destroy(user)` (may be NULL) is called once `fn` is
+ *  replaced, or the connection destroyed (or its client), and no call of it is in progress. */
+HULYNET_API int hulynet_connection_set_event_handler_v2(hulynet_connection *connection, hulynet_event_fn fn,
+                                                        void *user, hulynet_destroy_fn destroy);
 HULYNET_API int hulynet_connection_request(hulynet_connection *connection, const char *operation,
                                            const char *data_json, int64_t timeout_ms, char **json_out);
 HULYNET_API int hulynet_connection_request_async(hulynet_connection *connection, const char *operation,
@@ -326,14 +411,18 @@ typedef struct hulynet_container hulynet_container;
  *  now or later, from any thread. Answering frees it. */
 typedef struct hulynet_request hulynet_request;
 
+/** A container kind. Initialise with HULYNET_CONTAINER_KIND_INIT, then set the fields. */
 typedef struct hulynet_container_kind {
+    /** HULYNET_STRUCT_SIZE(hulynet_container_kind). */
+    uint64_t size;
     /** The kind's name. */
     const char *kind;
     /** Passed to `start`. */
     void *kind_user;
     /** Starts a container with this `uuid` (the one asked for, or a fresh one); `options_json` is
      *  the get options. Store your state in *container_user. Return HULYNET_OK, or an error that
-     *  the client's get receives. Required. */
+     *  the client's get receives (HULYNET_EAGAIN and HULYNET_ELIMIT reach it as such), with a
+     *  message set by hulynet_container_start_error. Required. */
     int (*start)(void *kind_user, hulynet_container *container, const char *uuid, const char *options_json,
                  void **container_user);
     /** A request: answer it with hulynet_request_reply / hulynet_request_fail, inside the
@@ -350,7 +439,14 @@ typedef struct hulynet_container_kind {
      *  one. A request it is still answering (a hulynet_request not yet replied) must still be
      *  answered or failed; free container_user once that is done. Optional (NULL). */
     void (*terminate)(void *container_user);
+    /* 0.2 */
+    /** The destroy notification of kind_user: called once, when the agent is destroyed and none
+     *  of the kind's callbacks runs any more. Optional (NULL). */
+    hulynet_destroy_fn kind_user_destroy;
 } hulynet_container_kind;
+
+#define HULYNET_CONTAINER_KIND_INIT \
+    {HULYNET_STRUCT_SIZE(hulynet_container_kind), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL}
 
 /** An agent hosting `count` container kinds (the table is copied; the strings too).
  *  `uuid` NULL makes a random one. */
@@ -365,15 +461,13 @@ HULYNET_API int hulynet_agent_add_stateless(hulynet_agent *agent, const char *uu
 /** The container handle of a stateless container added with hulynet_agent_add_stateless, for
  *  hulynet_container_emit; NULL when the agent has no such container. Owned by the agent. */
 HULYNET_API hulynet_container *hulynet_agent_stateless_container(hulynet_agent *agent, const char *uuid);
-#define HULYNET_REQUESTS_ON_CALLBACK_THREAD 0 /* the default: see hulynet_agent_set_request_mode */
-#define HULYNET_REQUESTS_INLINE 1
-/** Where `kind`'s request callbacks run, from the next request on.
- *  HULYNET_REQUESTS_ON_CALLBACK_THREAD (the default): on a library thread of their own, so that a
- *  slow callback delays only itself. HULYNET_REQUESTS_INLINE: on the agent's client I/O thread,
- *  with no thread crossed per request, which is faster for callbacks that answer at once; such a
- *  callback must return quickly, since the client's other traffic waits while it runs.
+/** `direct` 1: `kind`'s containers started from now on are served each on an endpoint of its
+ *  own (a free port on the agent's advertised host), which clients connect to directly instead
+ *  of through the agent's endpoint; 0 (the default): routed through the agent. Requests
+ *  through the coordinator work either way. A direct container needs an agent served with
+ *  hulynet_client_serve_agent: with hulynet_client_register_agent its get fails.
  *  HULYNET_ENOTFOUND when the agent has no such kind. */
-HULYNET_API int hulynet_agent_set_request_mode(hulynet_agent *agent, const char *kind, int mode);
+HULYNET_API int hulynet_agent_set_direct(hulynet_agent *agent, const char *kind, int direct);
 /** Opens the agent's endpoint on 0.0.0.0:`port` (0 picks one), advertised as
  *  `advertised_host`, and registers the agent with the client's network (again after every
  *  coordinator restart). An agent is served by at most one client. */
@@ -386,6 +480,9 @@ HULYNET_API void hulynet_agent_destroy(hulynet_agent *agent);
 
 /** The container's uuid. Owned by the container. */
 HULYNET_API const char *hulynet_container_uuid(const hulynet_container *container);
+/** Inside `start`, before returning an error status: the message the client's get receives
+ *  (copied). HULYNET_EINVAL outside a start. */
+HULYNET_API int hulynet_container_start_error(hulynet_container *container, const char *message);
 /** Sends `json` as an event to connected client `client_id`, or to every connected client
  *  (client_id NULL). `*delivered` (may be NULL) receives how many clients it was sent to.
  *  Returns HULYNET_ENOTFOUND when the named client is not connected to this container. */
@@ -396,6 +493,28 @@ HULYNET_API int hulynet_container_emit(hulynet_container *container, const char 
 HULYNET_API int hulynet_request_reply(hulynet_request *request, const char *json);
 /** Answers a request with an error message. Frees the request. */
 HULYNET_API int hulynet_request_fail(hulynet_request *request, const char *message);
+/** Answers a request with an error message and a status the caller receives: HULYNET_EREMOTE
+ *  (as hulynet_request_fail), HULYNET_EAGAIN (busy: retry later) or HULYNET_ELIMIT (a limit of
+ *  the container's). Another status is refused with HULYNET_EINVAL, and the request still fails
+ *  (HULYNET_EREMOTE) so that nobody waits for it. Frees the request. */
+HULYNET_API int hulynet_request_fail_status(hulynet_request *request, int status, const char *message);
+
+/* ============================================================================================
+ * EXPERIMENTAL: may change or go in any minor version. Performance knobs live here.
+ * ============================================================================================ */
+
+#define HULYNET_EXPERIMENTAL_REQUESTS_ON_CALLBACK_THREAD 0 /* the default */
+#define HULYNET_EXPERIMENTAL_REQUESTS_INLINE 1
+/* The 0.1 names, kept working. */
+#define HULYNET_REQUESTS_ON_CALLBACK_THREAD HULYNET_EXPERIMENTAL_REQUESTS_ON_CALLBACK_THREAD
+#define HULYNET_REQUESTS_INLINE HULYNET_EXPERIMENTAL_REQUESTS_INLINE
+/** Where `kind`'s request callbacks run, from the next request on.
+ *  HULYNET_EXPERIMENTAL_REQUESTS_ON_CALLBACK_THREAD (the default): on the callback threads, so
+ *  that a slow callback delays only itself. HULYNET_EXPERIMENTAL_REQUESTS_INLINE: on the agent's
+ *  client I/O thread, with no thread crossed per request, which is faster for callbacks that
+ *  answer at once; such a callback must return quickly, since the client's other traffic waits
+ *  while it runs. HULYNET_ENOTFOUND when the agent has no such kind. */
+HULYNET_API int hulynet_agent_set_request_mode(hulynet_agent *agent, const char *kind, int mode);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,7 @@ step() {
   echo "== $* passed in $((SECONDS - start)) s"
 }
 scripts/setup.sh
+step scripts/check-version.sh          # every copy of the version says what VERSION says
 step swift build --build-tests
 # XCTest only: no suite uses Swift Testing, whose empty run would print a misleading "0 tests" line.
 step swift test --skip-build --disable-swift-testing

@@ -1,4 +1,5 @@
 import HulyNetCore
+import HulyNetSync
 import HulyNetZMQ
 import Logging
 

@@ -1,4 +1,5 @@
 import HulyNetCore
+import HulyNetSync
 import HulyNetZMQ
 import Logging
 
@@ -92,7 +93,7 @@ final class AgentEndpointServer: RPCServerDelegate {
             }
             let known = uuids.compactMap { $0.stringValue }.filter { agent.container($0) != nil }
             guard access != nil else {
-                rpc.reply(request.token, .number(Double(connect(client, to: known))))
+                connect(client, to: known, answering: request.token)
                 return
             }
             // Each container checked first; the answer once all are (a refusal fails the whole call).
@@ -107,7 +108,7 @@ final class AgentEndpointServer: RPCServerDelegate {
                         return rpc.fail(request.token, error)
                     }
                     left -= 1
-                    if left == 0 { rpc.reply(request.token, .number(Double(connect(client, to: known)))) }
+                    if left == 0 { connect(client, to: known, answering: request.token) }
                 }
             }
         case Method.disconnect:
@@ -135,15 +136,40 @@ final class AgentEndpointServer: RPCServerDelegate {
     }
 
     /// Connects the client to each container still running; returns how many.
-    private func connect(_ client: ClientUUID, to uuids: [ContainerUUID]) -> Int {
+    /// Connects `client` to the containers and answers `token` with how many, once every one has
+    /// taken the client in: a container whose connect runs elsewhere (DeferredConnectContainer, a
+    /// C callback) is waited for without holding this thread.
+    private func connect(_ client: ClientUUID, to uuids: [ContainerUUID], answering token: RequestToken) {
         var connected = 0
+        var deferred: [(DeferredConnectContainer, EventSink)] = []
         for uuid in uuids {
             guard let container = agent.container(uuid) else { continue }
-            container.connect(client: client, events: eventSink(client: client, container: uuid))
+            let sink = eventSink(client: client, container: uuid)
+            if let slow = container as? DeferredConnectContainer {
+                deferred.append((slow, sink))
+            } else {
+                container.connect(client: client, events: sink)
+            }
             connections[client, default: []].insert(uuid)
             connected += 1
         }
-        return connected
+        guard !deferred.isEmpty else {
+            rpc.reply(token, .number(Double(connected)))
+            return
+        }
+        let reply = replier(rpc, token, loop: loop)
+        let answer = JSONValue.number(Double(connected))
+        let left = Box(deferred.count)
+        let lock = Lock()
+        for (container, sink) in deferred {
+            container.connect(client: client, events: sink) {
+                let last = lock.withLock { () -> Bool in
+                    left.value -= 1
+                    return left.value == 0
+                }
+                if last { reply(.success(answer)) }
+            }
+        }
     }
 
     private func eventSink(client: ClientUUID, container uuid: ContainerUUID) -> EventSink {

@@ -36,6 +36,14 @@ extension CallbackContainer {
     }
 }
 
+/// A container whose connect runs elsewhere (a C callback on its own thread): the agent answers
+/// the client's connect once `done` is called, so that the container has taken the client in
+/// (and may have sent it events) before the client's connect returns, without the agent's I/O
+/// thread waiting for it.
+public protocol DeferredConnectContainer: Container {
+    func connect(client: ClientUUID, events: EventSink, done: @escaping @Sendable () -> Void)
+}
+
 /// Hands a request to a container and its answer to `reply`: on the calling thread at once when
 /// the container answers at once, else from a task or a thread of the container's.
 func dispatchRequest(to container: any Container, operation: String, data: JSONValue, client: ClientUUID?,

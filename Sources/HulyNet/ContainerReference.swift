@@ -1,4 +1,5 @@
 import HulyNetCore
+import HulyNetSync
 import HulyNetZMQ
 
 /// A client's hold on a container: while it is held the network keeps the container running.

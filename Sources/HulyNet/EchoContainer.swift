@@ -1,5 +1,6 @@
 import Dispatch
 import HulyNetCore
+import HulyNetSync
 import HulyNetZMQ
 
 /// The built-in container kind "echo": answers a request with its data. Operations:

@@ -1,4 +1,5 @@
 import HulyNetCore
+import HulyNetSync
 import HulyNetZMQ
 import Logging
 import Tracing
@@ -813,19 +814,6 @@ final class Box<T>: @unchecked Sendable {
     init(_ value: T) { self.value = value }
 }
 
-/// Resumes a continuation once, whichever path gets there first.
-final class ResumeOnce<T: Sendable>: @unchecked Sendable {
-    private var continuation: CheckedContinuation<T, Never>?
-    private let lock = Lock()
-    init(_ continuation: CheckedContinuation<T, Never>) { self.continuation = continuation }
-    func resume(_ value: T) {
-        let continuation = lock.withLock { () -> CheckedContinuation<T, Never>? in
-            defer { self.continuation = nil }
-            return self.continuation
-        }
-        continuation?.resume(returning: value)
-    }
-}
 
 /// The keys a client secures its connections with: its own key pair, and the coordinator's
 /// public key (Z85).

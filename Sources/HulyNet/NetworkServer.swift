@@ -3,6 +3,7 @@ import Dispatch
 import Glibc
 #endif
 import HulyNetCore
+import HulyNetSync
 import HulyNetZMQ
 import Logging
 import Tracing

@@ -1,7 +1,7 @@
 import CHulyNet
 import HulyNet
 import HulyNetCore
-import HulyNetZMQ
+import HulyNetSync
 
 // MARK: - Client
 
@@ -9,7 +9,9 @@ final class CClient: @unchecked Sendable {
     let client: NetworkClient
     let id: OwnedCString
     private let lock = Lock()
-    private var listeners: [UInt64: Subscription] = [:]
+    private var listeners: [UInt64: (Subscription, CallbackSlot<EventHandler>)] = [:]
+    /// The network events of all its listeners, in order, one at a time.
+    let listenerLane = CallbackLane()
     private var nextListener: UInt64 = 1
     private(set) var closed = false
 
@@ -20,19 +22,21 @@ final class CClient: @unchecked Sendable {
 
     var requestMs: Int64 { client.options.timeouts.requestMs }
 
-    func addListener(_ subscription: Subscription) -> UInt64 {
+    func addListener(_ subscription: Subscription, _ slot: CallbackSlot<EventHandler>) -> UInt64 {
         lock.withLock {
             let id = nextListener
             nextListener += 1
-            listeners[id] = subscription
+            listeners[id] = (subscription, slot)
             return id
         }
     }
 
+    /// Once this returns the listener's function is not called again (see CallbackSlot.set).
     func removeListener(_ id: UInt64) -> Bool {
-        let subscription = lock.withLock { listeners.removeValue(forKey: id) }
-        subscription?.cancel()
-        return subscription != nil
+        guard let (subscription, slot) = lock.withLock({ listeners.removeValue(forKey: id) }) else { return false }
+        subscription.cancel()
+        slot.set(nil)
+        return true
     }
 
     func check() throws(CFailure) {
@@ -41,12 +45,15 @@ final class CClient: @unchecked Sendable {
 
     /// Marks the client closed: calls on it and on what it made answer HULYNET_ECLOSED.
     func markClosed() {
-        let subscriptions = lock.withLock { () -> [Subscription] in
+        let subscriptions = lock.withLock { () -> [(Subscription, CallbackSlot<EventHandler>)] in
             closed = true
             defer { listeners.removeAll() }
             return Array(listeners.values)
         }
-        for subscription in subscriptions { subscription.cancel() }
+        for (subscription, slot) in subscriptions {
+            subscription.cancel()
+            slot.set(nil)
+        }
     }
 }
 
@@ -186,11 +193,13 @@ public func hulynet_client_get_async(_ handle: OpaquePointer?, _ kind: UnsafePoi
         Task {
             do {
                 let reference = try await client.client.get(kind: kind, options: options, timeoutMs: ms)
-                let handle = makeReference(reference, client: client)
-                CallbackThread.run { done(user.raw, HULYNET_OK, handle, nil) }
+                nonisolated(unsafe) let handle = makeReference(reference, client: client) // a number, not memory
+                CallbackPool.shared.submit { CallbackThread.run { done(user.raw, HULYNET_OK, handle, nil) } }
             } catch {
                 let failure = CFailure(error)
-                failure.message.withCString { text in CallbackThread.run { done(user.raw, failure.status, nil, text) } }
+                CallbackPool.shared.submit {
+                    failure.message.withCString { text in CallbackThread.run { done(user.raw, failure.status, nil, text) } }
+                }
             }
         }
     }
@@ -206,13 +215,17 @@ func resultCompletion(_ done: hulynet_result_fn?, _ user: UnsafeMutableRawPointe
     return { result in complete(done, user, result.mapError { $0 }) }
 }
 
+/// Calls `done` on a callback thread (CallbackPool), never on the I/O thread that completed it.
 func complete(_ done: hulynet_result_fn, _ user: UserPointer, _ result: Result<JSONValue, any Error>) {
+    let (status, text): (Int32, String)
     switch result {
-    case .success(let value):
-        value.serializedString().withCString { text in CallbackThread.run { done(user.raw, HULYNET_OK, text) } }
+    case .success(let value): (status, text) = (HULYNET_OK, value.serializedString())
     case .failure(let error):
         let failure = CFailure(error)
-        failure.message.withCString { text in CallbackThread.run { done(user.raw, failure.status, text) } }
+        (status, text) = (failure.status, failure.message)
+    }
+    CallbackPool.shared.submit {
+        text.withCString { pointer in CallbackThread.run { done(user.raw, status, pointer) } }
     }
 }
 
@@ -253,15 +266,24 @@ public func hulynet_client_request_async(_ handle: OpaquePointer?, _ uuid: Unsaf
 @_cdecl("hulynet_client_add_listener")
 public func hulynet_client_add_listener(_ handle: OpaquePointer?, _ fn: hulynet_event_fn?, _ user: UnsafeMutableRawPointer?,
                                         _ subscription: UnsafeMutablePointer<UInt64>?) -> Int32 {
+    hulynet_client_add_listener_v2(handle, fn, user, nil, subscription)
+}
+
+@_cdecl("hulynet_client_add_listener_v2")
+public func hulynet_client_add_listener_v2(_ handle: OpaquePointer?, _ fn: hulynet_event_fn?, _ user: UnsafeMutableRawPointer?,
+                                           _ destroy: hulynet_destroy_fn?,
+                                           _ subscription: UnsafeMutablePointer<UInt64>?) -> Int32 {
     cCall {
         let client = try liveClient(handle)
         guard let fn else { throw CFailure.invalid("fn is NULL") }
         guard let subscription else { throw CFailure.invalid("subscription is NULL") }
-        let user = UserPointer(raw: user)
+        let slot = CallbackSlot(EventHandler(fn: fn, user: UserPointer(raw: user), destroy: destroy))
+        let lane = client.listenerLane
         let token = client.client.onUpdate { event in
-            event.json.serializedString().withCString { text in CallbackThread.run { fn(user.raw, text) } }
+            let text = event.json.serializedString()
+            slot.deliver(on: lane) { $0.call(text) }
         }
-        subscription.pointee = client.addListener(token)
+        subscription.pointee = client.addListener(token, slot)
     }
 }
 
@@ -298,6 +320,10 @@ final class CReference: @unchecked Sendable {
     /// Every text handed out, kept until the handle is destroyed (the header promises that).
     private var uuids: [OwnedCString]
     private var endpoints: [OwnedCString]
+    /// The C moved handler's calls, in order, on the callback threads.
+    let moved = CallbackSlot<MovedHandler>()
+    private let movedLane = CallbackLane()
+    private var movedInstalled = false
 
     init(_ reference: ContainerReference, client: CClient) {
         self.reference = reference
@@ -322,10 +348,24 @@ final class CReference: @unchecked Sendable {
         return lock.withLock { Self.current(&endpoints, value) }
     }
 
+    func setMoved(_ handler: MovedHandler?) {
+        moved.set(handler)
+        let install = lock.withLock { () -> Bool in
+            defer { movedInstalled = true }
+            return !movedInstalled
+        }
+        guard install else { return }
+        let (slot, lane) = (moved, movedLane)
+        reference.onMoved { uuid, endpoint in
+            slot.deliver(on: lane) { $0.call(uuid, endpoint) }
+        }
+    }
+
     func drop(release: Bool) {
         // Once destroy returns, the caller's moved function must not be called again (the
         // release below completes later, and a move may finish meanwhile).
         reference.onMoved { _, _ in }
+        moved.set(nil)
         guard release, (try? client.check()) != nil else { return }
         let reference = self.reference
         Task { try? await reference.release() }
@@ -351,18 +391,15 @@ public func hulynet_reference_endpoint(_ handle: OpaquePointer?) -> UnsafePointe
 @_cdecl("hulynet_reference_set_moved_handler")
 public func hulynet_reference_set_moved_handler(_ handle: OpaquePointer?, _ fn: hulynet_moved_fn?,
                                                 _ user: UnsafeMutableRawPointer?) -> Int32 {
+    hulynet_reference_set_moved_handler_v2(handle, fn, user, nil)
+}
+
+@_cdecl("hulynet_reference_set_moved_handler_v2")
+public func hulynet_reference_set_moved_handler_v2(_ handle: OpaquePointer?, _ fn: hulynet_moved_fn?,
+                                                   _ user: UnsafeMutableRawPointer?, _ destroy: hulynet_destroy_fn?) -> Int32 {
     cCall {
         let reference = try liveReference(handle)
-        guard let fn else {
-            reference.reference.onMoved { _, _ in }
-            return
-        }
-        let user = UserPointer(raw: user)
-        reference.reference.onMoved { uuid, endpoint in
-            uuid.withCString { uuidText in
-                endpoint.withCString { endpointText in CallbackThread.run { fn(user.raw, uuidText, endpointText) } }
-            }
-        }
+        reference.setMoved(fn.map { MovedHandler(fn: $0, user: UserPointer(raw: user), destroy: destroy) })
     }
 }
 
@@ -429,13 +466,37 @@ public func hulynet_reference_destroy(_ handle: OpaquePointer?) {
 final class CConnection: @unchecked Sendable {
     let connection: ContainerConnection
     let client: CClient
+    /// The C event handler's calls, in order, on the callback threads.
+    let events = CallbackSlot<EventHandler>()
+    /// The event function's calls, and after them the answers to requests on this connection:
+    /// an event sent before an answer is handed over before it.
+    let lane = CallbackLane()
+    private let lock = Lock()
+    private var installed = false
 
     init(_ connection: ContainerConnection, client: CClient) {
         self.connection = connection
         self.client = client
     }
 
+    /// The first call installs the forwarding to the lane (events that came before it go to the
+    /// first handler set, as the header says); later ones only swap the C handler.
+    func setHandler(_ handler: EventHandler?) {
+        events.set(handler)
+        let install = lock.withLock { () -> Bool in
+            defer { installed = true }
+            return !installed
+        }
+        guard install else { return }
+        let (slot, lane) = (events, self.lane)
+        connection.onEvent { event in
+            let text = event.serializedString()
+            slot.deliver(on: lane) { $0.call(text) }
+        }
+    }
+
     func drop() {
+        events.set(nil)
         guard (try? client.check()) != nil else { return }
         let connection = self.connection
         connection.onEvent { _ in }
@@ -452,16 +513,15 @@ func liveConnection(_ handle: OpaquePointer?) throws(CFailure) -> CConnection {
 @_cdecl("hulynet_connection_set_event_handler")
 public func hulynet_connection_set_event_handler(_ handle: OpaquePointer?, _ fn: hulynet_event_fn?,
                                                  _ user: UnsafeMutableRawPointer?) -> Int32 {
+    hulynet_connection_set_event_handler_v2(handle, fn, user, nil)
+}
+
+@_cdecl("hulynet_connection_set_event_handler_v2")
+public func hulynet_connection_set_event_handler_v2(_ handle: OpaquePointer?, _ fn: hulynet_event_fn?,
+                                                    _ user: UnsafeMutableRawPointer?, _ destroy: hulynet_destroy_fn?) -> Int32 {
     cCall {
         let connection = try liveConnection(handle)
-        guard let fn else {
-            connection.connection.onEvent { _ in }
-            return
-        }
-        let user = UserPointer(raw: user)
-        connection.connection.onEvent { event in
-            event.serializedString().withCString { text in CallbackThread.run { fn(user.raw, text) } }
-        }
+        connection.setHandler(fn.map { EventHandler(fn: $0, user: UserPointer(raw: user), destroy: destroy) })
     }
 }
 
@@ -475,8 +535,10 @@ public func hulynet_connection_request(_ handle: OpaquePointer?, _ operation: Un
         let data = try cJSON(dataJSON, "data_json")
         guard out != nil else { throw CFailure.invalid("json_out is NULL") }
         let ms = try timeout(timeoutMs, default: connection.client.requestMs)
+        // After the events that came before the answer have been handed to the event function.
+        let lane = connection.lane
         let answer = try blockingCompletion { done in
-            connection.connection.request(operation, data, timeoutMs: ms, completion: done)
+            connection.connection.request(operation, data, timeoutMs: ms) { result in lane.afterPending { done(result) } }
         }
         try setOut(out, answer)
     }
@@ -492,11 +554,36 @@ public func hulynet_connection_request_async(_ handle: OpaquePointer?, _ operati
         let data = try cJSON(dataJSON, "data_json")
         let completion = try resultCompletion(done, user)
         let ms = try timeout(timeoutMs, default: connection.client.requestMs)
-        connection.connection.request(operation, data, timeoutMs: ms, completion: completion)
+        let lane = connection.lane
+        connection.connection.request(operation, data, timeoutMs: ms) { result in lane.afterPending { completion(result) } }
     }
 }
 
 @_cdecl("hulynet_connection_destroy")
 public func hulynet_connection_destroy(_ handle: OpaquePointer?) {
     Handles.take(handle, CConnection.self)?.drop()
+}
+
+// MARK: - C handlers
+
+/// A C event function with its user pointer and destroy notification.
+struct EventHandler: CHandler, @unchecked Sendable {
+    let fn: hulynet_event_fn
+    let user: UserPointer
+    var destroy: hulynet_destroy_fn? = nil
+    func call(_ text: String) { text.withCString { pointer in CallbackThread.run { fn(user.raw, pointer) } } }
+    func destroyed() { if let destroy { CallbackThread.run { destroy(user.raw) } } }
+}
+
+/// A C moved function with its user pointer and destroy notification.
+struct MovedHandler: CHandler, @unchecked Sendable {
+    let fn: hulynet_moved_fn
+    let user: UserPointer
+    var destroy: hulynet_destroy_fn? = nil
+    func call(_ uuid: String, _ endpoint: String) {
+        uuid.withCString { uuidText in
+            endpoint.withCString { endpointText in CallbackThread.run { fn(user.raw, uuidText, endpointText) } }
+        }
+    }
+    func destroyed() { if let destroy { CallbackThread.run { destroy(user.raw) } } }
 }

@@ -2,7 +2,7 @@ import CHulyNet
 import Dispatch
 import HulyNet
 import HulyNetCore
-import HulyNetZMQ
+import HulyNetSync
 
 #if canImport(Glibc)
 import Glibc
@@ -31,13 +31,24 @@ struct CFailure: Error {
         switch error {
         case .bindFailed(let text): self.init(status: HULYNET_EBIND, message: "cannot bind \(text)")
         case .remote(let error):
-            // The network's own "not found" (by its code, or the reference's text), as opposed to
-            // a container's error that happens to say so.
-            let notFound = error.code == .containerNotFound || error.code == .noAgent
-            self.init(status: notFound ? HULYNET_ENOTFOUND : HULYNET_EREMOTE, message: error.message)
+            // By the error's code only (hulynet.h states the table; RemoteError(payload:) holds
+            // the one rule for a TypeScript peer's text): a container's error that happens to say
+            // "not found" stays HULYNET_EREMOTE.
+            self.init(status: CFailure.status(of: error.code), message: error.message)
         case .timeout(let text): self.init(status: HULYNET_ETIMEOUT, message: "timed out: \(text)")
         case .closed: self = .closed
         case .invalid(let text): self.init(status: HULYNET_EINVAL, message: text)
+        }
+    }
+
+    /// The status of a network error code (the table in hulynet.h).
+    static func status(of code: NetworkErrorCode?) -> Int32 {
+        switch code {
+        case .containerNotFound, .noAgent, .agentGone: HULYNET_ENOTFOUND
+        case .retryLater: HULYNET_EAGAIN
+        case .limit: HULYNET_ELIMIT
+        case .timeout: HULYNET_ETIMEOUT
+        case .invalid, .forbidden, nil: HULYNET_EREMOTE
         }
     }
 
@@ -168,6 +179,15 @@ enum Handles {
         guard let object else { throw .invalid("\(name) is not a live handle (destroyed already?)") }
         guard let typed = object as? T else { throw .invalid("\(name) is a handle of another type") }
         return typed
+    }
+
+    /// How many handles are live (hulynet_shutdown refuses to run while any is).
+    static var count: Int { lock.withLock { live.count } }
+
+    /// The kinds of the live handles, for a message ("CClient, CReference").
+    static var liveKinds: String {
+        let names = lock.withLock { live.values.map { String(describing: type(of: $0)) } }
+        return Set(names).sorted().joined(separator: ", ")
     }
 
     /// Removes the handle and returns its object (nil when it was not a live handle of that type).

@@ -1,4 +1,5 @@
 import CZeroMQ
+import HulyNetSync
 import Synchronization
 
 #if canImport(Glibc)
@@ -34,7 +35,27 @@ public struct ZMQError: Error, Sendable, Equatable, CustomStringConvertible {
 public final class ZMQContext: @unchecked Sendable {
     public let handle: UnsafeMutableRawPointer
 
-    public static let shared = ZMQContext()
+    private static let sharedLock = Lock()
+    nonisolated(unsafe) private static var current: ZMQContext?
+
+    /// The process's shared context, made on first use (again after `releaseShared`).
+    public static var shared: ZMQContext {
+        sharedLock.withLock {
+            if let current { return current }
+            let made = ZMQContext()
+            current = made
+            return made
+        }
+    }
+
+    /// Lets the shared context go: the next use of `shared` makes a new one. Returns the old
+    /// one (nil if none was made) for the caller to terminate once its sockets are closed.
+    public static func releaseShared() -> ZMQContext? {
+        sharedLock.withLock {
+            defer { current = nil }
+            return current
+        }
+    }
 
     public init(ioThreads: Int32 = 1, maxSockets: Int32 = 10_000) {
         guard let context = zmq_ctx_new() else { fatalError("zmq_ctx_new failed: out of memory") }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import HulyNet
 import HulyNetCore
-import HulyNetZMQ
+import HulyNetSync
 import Logging
 
 #if canImport(Glibc)

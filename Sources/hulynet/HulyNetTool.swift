@@ -2,7 +2,7 @@ import ArgumentParser
 import Dispatch
 import HulyNet
 import HulyNetCore
-import HulyNetZMQ
+import HulyNetSync
 import Logging
 
 #if canImport(Glibc)
@@ -14,6 +14,7 @@ struct HulyNetTool: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hulynet",
         abstract: "The Huly virtual network: a coordinator, agents and clients over ZeroMQ.",
+        version: hulynetVersion,
         subcommands: [Server.self, AgentCommand.self, Agents.self, Containers.self, Request.self, CallCommand.self, Demo.self,
                       Keygen.self, Bench.self, RawBroker.self, BenchLoad.self]
     )
@@ -84,29 +85,23 @@ func checkSeconds(_ value: Double, _ name: String, allowZero: Bool) throws {
     }
 }
 
+/// The signal sources waitForTermination made: kept for the process's life (a source that goes
+/// away stops watching).
+nonisolated(unsafe) private var signalSources: [AnyObject] = []
+
 /// Waits for SIGINT or SIGTERM.
 func waitForTermination() async -> Int32 {
     signal(SIGINT, SIG_IGN)
     signal(SIGTERM, SIG_IGN)
     return await withCheckedContinuation { continuation in
-        let once = Once()
+        let once = ResumeOnce(continuation)
         for sig in [SIGINT, SIGTERM] {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                if once.first() { continuation.resume(returning: sig) }
-            }
+            source.setEventHandler { once.resume(sig) }
             source.resume()
-            Once.keep(source as AnyObject)
+            signalSources.append(source as AnyObject)
         }
     }
-}
-
-final class Once: @unchecked Sendable {
-    private var done = false
-    private let lock = Lock()
-    nonisolated(unsafe) private static var kept: [AnyObject] = []
-    func first() -> Bool { lock.withLock { defer { done = true }; return !done } }
-    static func keep(_ object: AnyObject) { kept.append(object) }
 }
 
 struct Server: AsyncParsableCommand {
@@ -270,6 +265,9 @@ struct AgentCommand: AsyncParsableCommand {
             help: "KIND:UUID, a highly available echo container this agent offers under a fixed uuid (another agent may offer it too; one runs it at a time); repeatable.")
     var stateless: [String] = []
 
+    @Flag(help: "Serve each container on an endpoint of its own (on the endpoint's HOST, a free port): clients connect to it directly, not through the agent.")
+    var direct = false
+
     func validate() throws {
         for item in stateless {
             let parts = item.split(separator: ":", maxSplits: 1)
@@ -283,9 +281,11 @@ struct AgentCommand: AsyncParsableCommand {
         let client = try await network.connect()
         var factories: [ContainerKind: ContainerFactory] = [:]
         for kind in kinds {
+            let connection: StartedContainer.ConnectionMode = direct ? .direct(host: host, port: 0) : .routed
             factories[kind] = { options in
                 let uuid = options.uuid ?? makeUUID()
-                return StartedContainer(uuid: uuid, container: try await EchoContainer(uuid: uuid, options: options))
+                return StartedContainer(uuid: uuid, container: try await EchoContainer(uuid: uuid, options: options),
+                                        connection: connection)
             }
         }
         let agent = Agent(uuid: uuid ?? makeUUID(), factories: factories)
@@ -295,7 +295,7 @@ struct AgentCommand: AsyncParsableCommand {
                                         container: try await EchoContainer(uuid: parts[1], options: GetOptions(uuid: parts[1])))
         }
         try await client.serve(agent, advertisedHost: host, port: port)
-        print("agent \(agent.uuid) serving \(kinds.joined(separator: ", ")) at \(agent.endpoint ?? "-")")
+        print("agent \(agent.uuid) serving \(kinds.joined(separator: ", ")) at \(agent.endpoint ?? "-")\(direct ? " (containers on direct endpoints)" : "")")
         fflush(nil) // read through a pipe or a file by supervisors and tests
         _ = await waitForTermination()
         await client.close()

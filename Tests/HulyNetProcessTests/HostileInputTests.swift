@@ -1,6 +1,7 @@
 import HulyNet
 import HulyNetCore
 import HulyNetProcess
+import HulyNetSync
 import HulyNetZMQ
 import XCTest
 

@@ -2,6 +2,7 @@ import CZeroMQ
 import HulyNet
 import HulyNetCore
 import HulyNetProcess
+import HulyNetSync
 import HulyNetZMQ
 import Logging
 import XCTest

@@ -5,6 +5,7 @@ import XCTest
 
 #if canImport(Glibc)
 import Glibc
+import HulyNetSync
 #endif
 
 /// The etcd client's own parts without etcd: endpoints, base64, HTTP answers (whole, chunked,

@@ -1,6 +1,7 @@
 import Foundation
 @testable import HulyNet
 import HulyNetCore
+import HulyNetSync
 import HulyNetZMQ
 import XCTest
 

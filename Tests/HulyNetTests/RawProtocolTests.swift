@@ -1,6 +1,7 @@
 import Foundation
 import HulyNet
 import HulyNetCore
+import HulyNetSync
 import HulyNetZMQ
 import XCTest
 

@@ -1,6 +1,7 @@
 import Foundation
 import HulyNet
 import HulyNetCore
+import HulyNetSync
 import HulyNetZMQ
 import Logging
 import XCTest
@@ -66,7 +67,7 @@ func remoteErrorMessage<T>(file: StaticString = #filePath, line: UInt = #line,
 func withBound<T: Sendable>(_ seconds: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line,
                             _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let outcome: Result<T, any Error>? = await withCheckedContinuation { continuation in
-        let once = OnceSlot(continuation)
+        let once = ResumeOnce(continuation)
         Task {
             do { once.resume(.success(try await body())) } catch { once.resume(.failure(error)) }
         }
@@ -80,22 +81,6 @@ func withBound<T: Sendable>(_ seconds: Double, _ what: String, file: StaticStrin
         throw NetworkError.timeout(what)
     }
     return try outcome.get()
-}
-
-/// Resumes a continuation once, whichever side gets there first.
-final class OnceSlot<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<T, Never>?
-
-    init(_ continuation: CheckedContinuation<T, Never>) { self.continuation = continuation }
-
-    func resume(_ value: T) {
-        let taken = lock.withLock { () -> CheckedContinuation<T, Never>? in
-            defer { continuation = nil }
-            return continuation
-        }
-        taken?.resume(returning: value)
-    }
 }
 
 // MARK: - Servers and clients

@@ -4,7 +4,7 @@ The wheel build copies a built libhulynet, stripped, into the package under its 
 (hulynet/libhulynet.so.0), where hulynet/_ffi.py looks first. The library is
 
 - the file named by HULYNET_BUILD_LIBRARY when set (SwiftPM's .build/release/libHulyNetC.so, or a
-  CMake build's lib/libhulynet.so.0.1.0), else
+  CMake build's lib/libhulynet.so.0.2.0), else
 - built here: `swift build -c release --product HulyNetC` in the hulynet checkout around this
   directory (so the Swift toolchain is needed at build time, never at run time).
 
@@ -46,7 +46,7 @@ def built_library() -> pathlib.Path:
         return path
     if not (CHECKOUT / "Package.swift").is_file():
         raise SystemExit(f"hulynet wheel: no hulynet checkout around {HERE} to build libhulynet in; set "
-                         f"{ENV_BUILD_LIBRARY} to a built library (libHulyNetC.so or libhulynet.so.0.1.0)")
+                         f"{ENV_BUILD_LIBRARY} to a built library (libHulyNetC.so or libhulynet.so.0.2.0)")
     swift = shutil.which("swift")
     if not swift:
         raise SystemExit(f"hulynet wheel: building libhulynet needs the Swift toolchain on PATH; or set "
@@ -116,4 +116,17 @@ class PlatformWheel(bdist_wheel):
         metadata.write_text(headers + ("\n" + body if blank else ""), encoding="utf-8")
 
 
+def check_version() -> None:
+    """The package's __version__ must be the checkout's VERSION (the one source) when built from it."""
+    source = CHECKOUT / "VERSION"
+    if not source.is_file():
+        return  # an sdist or a copy outside the checkout: __version__ stands alone
+    wanted = source.read_text().strip()
+    found = re.search(r'^__version__ = "([^"]+)"', (HERE / "hulynet" / "__init__.py").read_text(), re.M)
+    if found is None or found.group(1) != wanted:
+        raise SystemExit(f"hulynet wheel: hulynet/__init__.py's __version__ is "
+                         f"{found.group(1) if found else 'missing'}, VERSION says {wanted}")
+
+
+check_version()
 setup(distclass=PlatformDistribution, cmdclass={"build_py": BuildPyWithLibrary, "bdist_wheel": PlatformWheel})

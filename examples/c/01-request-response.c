@@ -254,6 +254,7 @@ int main(int argc, char **argv) {
 
     /* 2. An agent hosting the C kind, served (its own endpoint) by a client of its own. */
     memset(kinds, 0, sizeof kinds);
+    kinds[0].size = HULYNET_STRUCT_SIZE(hulynet_container_kind);
     kinds[0].kind = "data-processor";
     kinds[0].kind_user = &counters;
     kinds[0].start = dp_start;

@@ -350,6 +350,7 @@ int main(int argc, char **argv) {
 
     /* 2. An agent hosting the chat-room kind. */
     memset(kinds, 0, sizeof kinds);
+    kinds[0].size = HULYNET_STRUCT_SIZE(hulynet_container_kind);
     kinds[0].kind = "chat-room";
     kinds[0].start = room_start;
     kinds[0].request = room_request;

@@ -1,5 +1,6 @@
 /* fixture.c: see fixture.h. */
-#define _POSIX_C_SOURCE 200809L
+/* pthread_getname_np: the callback threads are told by their name. */
+#define _GNU_SOURCE
 
 #include "fixture.h"
 
@@ -10,12 +11,31 @@
 hulynet_timeouts fx_timeouts(void) {
     hulynet_timeouts timeouts;
     memset(&timeouts, 0, sizeof timeouts);
+    timeouts.size = HULYNET_STRUCT_SIZE(hulynet_timeouts);
     timeouts.alive_ms = 1000;
     timeouts.unused_container_ms = 300;
     timeouts.ping_interval_ms = 200;
     timeouts.request_ms = 3000;
     return timeouts;
 }
+
+int fx_on_callback_thread(void) {
+    char name[32] = "";
+    if (pthread_getname_np(pthread_self(), name, sizeof name) != 0) return 0;
+    return strcmp(name, "hulynet-cb") == 0;
+}
+
+static pthread_mutex_t off_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static int off_pool;
+
+void fx_note_thread(void) {
+    if (fx_on_callback_thread()) return;
+    pthread_mutex_lock(&off_pool_lock);
+    off_pool++;
+    pthread_mutex_unlock(&off_pool_lock);
+}
+
+int fx_off_pool_calls(void) { return fx_int(&off_pool_lock, &off_pool); }
 
 hulynet_server *fx_server(void) {
     hulynet_timeouts timeouts = fx_timeouts();
@@ -93,6 +113,7 @@ static int echo_start(void *kind_user, hulynet_container *container, const char 
     echo_kind *kind = kind_user;
     echo_container *state;
     const char *own_uuid = hulynet_container_uuid(container);
+    fx_note_thread();
     pthread_mutex_lock(&kind->lock);
     if (own_uuid == NULL || uuid == NULL || strcmp(own_uuid, uuid) != 0) kind->container_uuid_mismatches++;
     fx_copy_text(kind->last_options, sizeof kind->last_options, options_json);
@@ -180,6 +201,18 @@ static void echo_request(void *container_user, hulynet_request *request, const c
         hulynet_request_reply(request, answer);
     } else if (strcmp(operation, "fail") == 0) {
         hulynet_request_fail(request, "deliberate failure");
+    } else if (strcmp(operation, "busy") == 0) {
+        hulynet_request_fail_status(request, HULYNET_EAGAIN, "busy, retry later");
+    } else if (strcmp(operation, "too_big") == 0) {
+        hulynet_request_fail_status(request, HULYNET_ELIMIT, "over the container's limit");
+    } else if (strcmp(operation, "bad_status") == 0) {
+        int status = hulynet_request_fail_status(request, HULYNET_ETIMEOUT, "not a status a container gives");
+        pthread_mutex_lock(&kind->lock);
+        kind->reply_badjson_status = status;
+        pthread_mutex_unlock(&kind->lock);
+    } else if (strcmp(operation, "says_not_found") == 0) {
+        /* The reference's text for the network's own failure, from a container: still its own error. */
+        hulynet_request_fail(request, "Container abc not found");
     } else if (strcmp(operation, "later") == 0) {
         answer_later(kind, request, data_json, 0);
     } else if (strcmp(operation, "later_fail") == 0) {
@@ -209,12 +242,11 @@ static void echo_request(void *container_user, hulynet_request *request, const c
                                             &delivered);
         snprintf(answer, sizeof answer, "{\"status\":%d,\"delivered\":%d}", status, delivered);
         hulynet_request_reply(request, answer);
-    } else if (strcmp(operation, "on_connect_thread") == 0) {
-        pthread_mutex_lock(&kind->lock);
-        const char *same = !kind->connect_thread_set ? "null"
-                           : pthread_equal(kind->connect_thread, pthread_self()) ? "true" : "false";
-        pthread_mutex_unlock(&kind->lock);
-        hulynet_request_reply(request, same);
+    } else if (strcmp(operation, "thread_name") == 0) {
+        char name[32] = "";
+        pthread_getname_np(pthread_self(), name, sizeof name);
+        snprintf(answer, sizeof answer, "\"%s\"", name);
+        hulynet_request_reply(request, answer);
     } else if (strcmp(operation, "park") == 0) {
         pthread_mutex_lock(&kind->lock);
         if (kind->parked == NULL) {
@@ -231,16 +263,16 @@ static void echo_request(void *container_user, hulynet_request *request, const c
 
 static void echo_connect(void *container_user, const char *client_id) {
     echo_container *state = container_user;
+    fx_note_thread();
     pthread_mutex_lock(&state->kind->lock);
     state->kind->connects++;
-    state->kind->connect_thread = pthread_self();
-    state->kind->connect_thread_set = 1;
     fx_copy_text(state->kind->last_connected, sizeof state->kind->last_connected, client_id);
     pthread_mutex_unlock(&state->kind->lock);
 }
 
 static void echo_disconnect(void *container_user, const char *client_id) {
     echo_container *state = container_user;
+    fx_note_thread();
     pthread_mutex_lock(&state->kind->lock);
     state->kind->disconnects++;
     fx_copy_text(state->kind->last_disconnected, sizeof state->kind->last_disconnected, client_id);
@@ -250,6 +282,7 @@ static void echo_disconnect(void *container_user, const char *client_id) {
 static void echo_terminate(void *container_user) {
     echo_container *state = container_user;
     echo_kind *kind = state->kind;
+    fx_note_thread();
     pthread_mutex_lock(&kind->lock);
     kind->terminates++;
     if (kind->last_container == state->handle) kind->last_container = NULL;
@@ -260,6 +293,7 @@ static void echo_terminate(void *container_user) {
 hulynet_container_kind echo_table(const char *name, echo_kind *kind) {
     hulynet_container_kind entry;
     memset(&entry, 0, sizeof entry);
+    entry.size = HULYNET_STRUCT_SIZE(hulynet_container_kind);
     entry.kind = name;
     entry.kind_user = kind;
     entry.start = echo_start;
@@ -345,6 +379,7 @@ void fx_events_destroy(fx_events *events) { pthread_mutex_destroy(&events->lock)
 void fx_event_fn(void *user, const char *json) {
     fx_events *events = user;
     size_t used, length;
+    fx_note_thread();
     pthread_mutex_lock(&events->lock);
     events->count++;
     fx_copy_text(events->last, sizeof events->last, json);
@@ -378,6 +413,7 @@ void fx_async_destroy(fx_async *async) { pthread_mutex_destroy(&async->lock); }
 
 void fx_result_fn(void *user, int status, const char *json) {
     fx_async *async = user;
+    fx_note_thread();
     pthread_mutex_lock(&async->lock);
     async->calls++;
     async->status = status;
@@ -387,6 +423,7 @@ void fx_result_fn(void *user, int status, const char *json) {
 
 void fx_reference_fn(void *user, int status, hulynet_reference *reference, const char *error) {
     fx_async *async = user;
+    fx_note_thread();
     pthread_mutex_lock(&async->lock);
     async->calls++;
     async->status = status;
@@ -417,5 +454,7 @@ void fx_network_down(fx_network *net) {
     hulynet_client_destroy(net->host);
     hulynet_server_destroy(net->server);
     fx_wait_threads(&net->kind, 2000);
+    /* Every callback of the fixture so far ran on a callback thread. */
+    CHECK(fx_off_pool_calls() == 0);
     echo_kind_destroy(&net->kind);
 }

@@ -32,6 +32,13 @@ hulynet_client *fx_client(int port);
 /* A port nothing listens on (bound by a server that is then destroyed). */
 int fx_free_port(void);
 
+/* Is the calling thread one of the library's callback threads (named "hulynet-cb")? */
+int fx_on_callback_thread(void);
+/* Counts a callback that ran elsewhere than on a callback thread (the fixture's start, connect,
+ * disconnect, terminate, event and result functions call it); fx_off_pool_calls() says how many. */
+void fx_note_thread(void);
+int fx_off_pool_calls(void);
+
 /* Reads an int under a lock. */
 int fx_int(pthread_mutex_t *lock, const int *field);
 
@@ -40,6 +47,11 @@ int fx_int(pthread_mutex_t *lock, const int *field);
  *   echo       answers the data as is
  *   whoami     answers {"tag":..,"uuid":..,"client":..|null}
  *   fail       hulynet_request_fail(request, "deliberate failure")
+ *   busy       hulynet_request_fail_status(request, HULYNET_EAGAIN, "busy, retry later")
+ *   too_big    hulynet_request_fail_status(request, HULYNET_ELIMIT, "over the container's limit")
+ *   bad_status hulynet_request_fail_status with HULYNET_ETIMEOUT (refused; status kept in
+ *              reply_badjson_status)
+ *   says_not_found hulynet_request_fail(request, "Container abc not found")
  *   later      answers the data 20 ms later from a thread of its own
  *   later_fail fails with "late failure" 20 ms later from a thread of its own
  *   badjson    hulynet_request_reply(request, "{not json") (its status is kept in reply_badjson_status)
@@ -48,8 +60,7 @@ int fx_int(pthread_mutex_t *lock, const int *field);
  *   emit       hulynet_container_emit(container, caller, data) and answers {"status":S,"delivered":N}
  *   emit_all   the same to every connected client (client_id NULL)
  *   park       keeps the request in `parked` without answering (the test answers it)
- *   on_connect_thread answers true when it runs on the thread of the last connect callback
- *              (the agent's I/O thread), false otherwise, null before any connect
+ *   thread_name answers the name of the thread it runs on ("hulynet-cb" on a callback thread)
  *   anything else fails with "unknown operation ..."
  */
 #define FX_TEXT 1024
@@ -71,8 +82,6 @@ typedef struct echo_kind {
     char last_client[128]; /* client_id of the last request; "(null)" when NULL */
     char last_connected[128];
     char last_disconnected[128];
-    pthread_t connect_thread; /* of the last connect callback, when connect_thread_set */
-    int connect_thread_set;
 } echo_kind;
 
 /* A container's state (container_user). `owned` ones were allocated by start, freed by terminate. */

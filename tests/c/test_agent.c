@@ -118,8 +118,8 @@ done:
     network_down(&net);
 }
 
-/* hulynet_agent_set_request_mode: inline request callbacks run on the agent's I/O thread (where
- * connect callbacks run), the default ones on a thread of their own; misuse is refused. */
+/* hulynet_agent_set_request_mode: inline request callbacks run on the agent's I/O thread, the
+ * default ones on a callback thread ("hulynet-cb"); misuse is refused. */
 static void test_request_mode(void) {
     network net;
     hulynet_reference *reference = NULL;
@@ -136,14 +136,20 @@ static void test_request_mode(void) {
     if (reference == NULL) goto done;
     CHECK_OK(hulynet_reference_connect(reference, 3000, &connection));
     if (connection == NULL) goto done;
-    CHECK_EVENTUALLY(fx_int(&net.kind.lock, &net.kind.connect_thread_set) == 1, 2000);
+    CHECK_EVENTUALLY(fx_int(&net.kind.lock, &net.kind.connects) == 1, 2000);
 
-    CHECK_ANSWER(hulynet_connection_request(connection, "on_connect_thread", NULL, 2000, &out), out, "false");
+    CHECK_ANSWER(hulynet_connection_request(connection, "thread_name", NULL, 2000, &out), out, "\"hulynet-cb\"");
 
     CHECK_OK(hulynet_agent_set_request_mode(net.agent, "echo", HULYNET_REQUESTS_INLINE));
-    CHECK_ANSWER(hulynet_connection_request(connection, "on_connect_thread", NULL, 2000, &out), out, "true");
+    CHECK_OK(hulynet_connection_request(connection, "thread_name", NULL, 2000, &out));
+    CHECK(out != NULL && strcmp(out, "\"hulynet-cb\"") != 0);
+    hulynet_free(out);
+    out = NULL;
     /* Through the coordinator too, and answers from other threads still work. */
-    CHECK_ANSWER(hulynet_reference_request(reference, "on_connect_thread", NULL, 2000, &out), out, "true");
+    CHECK_OK(hulynet_reference_request(reference, "thread_name", NULL, 2000, &out));
+    CHECK(out != NULL && strcmp(out, "\"hulynet-cb\"") != 0);
+    hulynet_free(out);
+    out = NULL;
     CHECK_ANSWER(hulynet_reference_request(reference, "later", "[1]", 2000, &out), out, "[1]");
     /* Inside an inline callback a blocking call is refused, as in any callback. */
     pthread_mutex_lock(&net.kind.lock);
@@ -152,8 +158,8 @@ static void test_request_mode(void) {
     CHECK_ANSWER(hulynet_reference_request(reference, "blocking", NULL, 2000, &out), out, "{\"status\":-1}");
 
     CHECK_OK(hulynet_agent_set_request_mode(net.agent, "echo", HULYNET_REQUESTS_ON_CALLBACK_THREAD));
-    CHECK_OK(hulynet_connection_request(connection, "on_connect_thread", NULL, 2000, &out));
-    CHECK_STR_EQ(out, "false");
+    CHECK_OK(hulynet_connection_request(connection, "thread_name", NULL, 2000, &out));
+    CHECK_STR_EQ(out, "\"hulynet-cb\"");
     CHECK(fx_wait_threads(&net.kind, 2000));
 
 done:
@@ -379,11 +385,127 @@ done:
     echo_kind_destroy(&kind);
 }
 
+/* Errors by their code, not their text: a container's EAGAIN / ELIMIT reach the caller as such
+ * (through the coordinator, on a connection, asynchronously); a container's text that looks
+ * like the network's "not found" stays a container's error. */
+static void test_error_statuses(void) {
+    network net;
+    hulynet_reference *reference = NULL;
+    hulynet_connection *connection = NULL;
+    fx_async async;
+    char *out = NULL;
+    fx_async_init(&async);
+    if (!network_up(&net, "echo")) goto done;
+    CHECK_OK(hulynet_client_get(net.user, "echo", NULL, 3000, &reference));
+    if (reference == NULL) goto done;
+    CHECK_OK(hulynet_reference_connect(reference, 3000, &connection));
+    if (connection == NULL) goto done;
+
+    CHECK_STATUS(hulynet_reference_request(reference, "busy", NULL, 2000, &out), HULYNET_EAGAIN);
+    CHECK_STR_EQ(hulynet_last_error(), "busy, retry later");
+    CHECK_STATUS(hulynet_connection_request(connection, "busy", NULL, 2000, &out), HULYNET_EAGAIN);
+    CHECK_STATUS(hulynet_reference_request(reference, "too_big", NULL, 2000, &out), HULYNET_ELIMIT);
+    CHECK_STR_EQ(hulynet_last_error(), "over the container's limit");
+    CHECK_STATUS(hulynet_connection_request(connection, "too_big", NULL, 2000, &out), HULYNET_ELIMIT);
+    CHECK_STATUS(hulynet_reference_request(reference, "says_not_found", NULL, 2000, &out), HULYNET_EREMOTE);
+    CHECK_STR_EQ(hulynet_last_error(), "Container abc not found");
+    CHECK_STATUS(hulynet_connection_request(connection, "says_not_found", NULL, 2000, &out), HULYNET_EREMOTE);
+    CHECK_STATUS(hulynet_reference_request(reference, "fail", NULL, 2000, &out), HULYNET_EREMOTE);
+    /* A status a container may not give is refused, and the request still ends. */
+    CHECK_STATUS(hulynet_reference_request(reference, "bad_status", NULL, 2000, &out), HULYNET_EREMOTE);
+    CHECK_INT_EQ(fx_int(&net.kind.lock, &net.kind.reply_badjson_status), HULYNET_EINVAL);
+    CHECK_OK(hulynet_reference_request_async(reference, "busy", NULL, 2000, fx_result_fn, &async));
+    CHECK_EVENTUALLY(fx_async_calls(&async) == 1, 2000);
+    CHECK_INT_EQ(async.status, HULYNET_EAGAIN);
+    CHECK_STR_EQ(async.text, "busy, retry later");
+    /* The network's own not-found, by its code. */
+    CHECK_STATUS(hulynet_client_request(net.user, "no-such-container", "echo", NULL, 2000, &out), HULYNET_ENOTFOUND);
+    CHECK_STATUS(hulynet_request_fail_status(NULL, HULYNET_EAGAIN, "x"), HULYNET_EINVAL);
+    CHECK_STR_EQ(hulynet_strerror(HULYNET_EAGAIN), "retry later");
+    CHECK_STR_EQ(hulynet_strerror(HULYNET_ELIMIT), "a limit is reached");
+done:
+    hulynet_free(out);
+    hulynet_connection_destroy(connection);
+    hulynet_reference_destroy(reference);
+    network_down(&net);
+    fx_async_destroy(&async);
+}
+
+/* hulynet_agent_set_direct: a container on an endpoint of its own. Its endpoint reference is a
+ * direct one (kind 1, naming the container) on another port than the agent's; a connection to
+ * it serves requests (seeing the caller's id) and events; requests through the coordinator work
+ * too; routed again for containers started after it is turned off. */
+static int first_port(const char *text) {
+    const char *at = text != NULL ? strstr(text, "port") : NULL;
+    if (at == NULL) return -1;
+    while (*at != '\0' && (*at < '0' || *at > '9')) at++;
+    return atoi(at);
+}
+
+static void test_direct_container(void) {
+    network net;
+    hulynet_reference *reference = NULL, *routed = NULL;
+    hulynet_connection *connection = NULL;
+    fx_events events;
+    char *out = NULL;
+    char expected[256];
+    char *agents = NULL;
+    fx_events_init(&events);
+    if (!network_up(&net, "echo")) goto done;
+    CHECK_STATUS(hulynet_agent_set_direct(NULL, "echo", 1), HULYNET_EINVAL);
+    CHECK_STATUS(hulynet_agent_set_direct(net.agent, "no-such-kind", 1), HULYNET_ENOTFOUND);
+    CHECK_STATUS(hulynet_agent_set_direct(net.agent, "echo", 2), HULYNET_EINVAL);
+    CHECK_OK(hulynet_agent_set_direct(net.agent, "echo", 1));
+
+    CHECK_OK(hulynet_client_get(net.user, "echo", "{\"uuid\":\"direct-1\"}", 3000, &reference));
+    if (reference == NULL) goto done;
+    CHECK_CONTAINS(hulynet_reference_endpoint(reference), "\"kind\":1");
+    CHECK_CONTAINS(hulynet_reference_endpoint(reference), "\"uuid\":\"direct-1\"");
+    CHECK_CONTAINS(hulynet_reference_endpoint(reference), "\"host\":\"127.0.0.1\"");
+    /* Its port is not the agent's (the first number after "port" in each text). */
+    CHECK_OK(hulynet_client_agents(net.user, 2000, &agents));
+    CHECK(first_port(agents) > 0 && first_port(hulynet_reference_endpoint(reference)) > 0);
+    CHECK(first_port(agents) != first_port(hulynet_reference_endpoint(reference)));
+
+    CHECK_OK(hulynet_reference_connect(reference, 3000, &connection));
+    if (connection == NULL) goto done;
+    CHECK_OK(hulynet_connection_set_event_handler(connection, fx_event_fn, &events));
+    CHECK_ANSWER(hulynet_connection_request(connection, "echo", "{\"d\":1}", 2000, &out), out, "{\"d\":1}");
+    CHECK_OK(hulynet_connection_request(connection, "whoami", NULL, 2000, &out));
+    snprintf(expected, sizeof expected, "\"client\":\"%s\"", hulynet_client_id(net.user));
+    CHECK_CONTAINS(out, expected);
+    hulynet_free(out);
+    out = NULL;
+    CHECK_OK(hulynet_connection_request(connection, "emit", "\"direct event\"", 2000, &out));
+    CHECK_CONTAINS(out, "\"delivered\":1");
+    hulynet_free(out);
+    out = NULL;
+    CHECK_EVENTUALLY(fx_events_seen(&events, "\"direct event\""), 2000);
+    CHECK_EVENTUALLY(fx_int(&net.kind.lock, &net.kind.connects) == 1, 2000);
+    CHECK_ANSWER(hulynet_reference_request(reference, "echo", "[2]", 2000, &out), out, "[2]");
+
+    /* Off again: the next container is routed (kind 0). */
+    CHECK_OK(hulynet_agent_set_direct(net.agent, "echo", 0));
+    CHECK_OK(hulynet_client_get(net.user, "echo", "{\"uuid\":\"routed-1\"}", 3000, &routed));
+    if (routed == NULL) goto done;
+    CHECK_CONTAINS(hulynet_reference_endpoint(routed), "\"kind\":0");
+done:
+    hulynet_free(out);
+    hulynet_free(agents);
+    hulynet_connection_destroy(connection);
+    hulynet_reference_destroy(routed);
+    hulynet_reference_destroy(reference);
+    network_down(&net);
+    fx_events_destroy(&events);
+}
+
 int main(void) {
     check_init("test_c_agent", 55);
     RUN_TEST(test_agent_create);
     RUN_TEST(test_requests);
     RUN_TEST(test_request_mode);
+    RUN_TEST(test_error_statuses);
+    RUN_TEST(test_direct_container);
     RUN_TEST(test_concurrent_requests);
     RUN_TEST(test_start_failure);
     RUN_TEST(test_terminate);

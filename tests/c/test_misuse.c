@@ -129,6 +129,7 @@ static void test_null_without_network(void) {
     CHECK_STATUS(hulynet_connection_request_async(NULL, "echo", NULL, 100, ignore_result, NULL), HULYNET_EINVAL);
 
     memset(&kind, 0, sizeof kind);
+    kind.size = HULYNET_STRUCT_SIZE(hulynet_container_kind);
     kind.kind = "k";
     kind.start = dummy_start;
     kind.request = dummy_request;
@@ -327,6 +328,7 @@ static void test_invalid_utf8(void) {
     CHECK_STATUS2(hulynet_client_get(net.base.user, "echo", "{\"uuid\":\"\xff\"}", 1000, &reference), HULYNET_EJSON, HULYNET_EINVAL);
 
     memset(&kind, 0, sizeof kind);
+    kind.size = HULYNET_STRUCT_SIZE(hulynet_container_kind);
     kind.kind = "k\xff";
     kind.start = dummy_start;
     kind.request = dummy_request;
@@ -773,6 +775,7 @@ static void test_out_of_range(void) {
     CHECK(server == NULL);
 
     memset(&timeouts, 0, sizeof timeouts);
+    timeouts.size = HULYNET_STRUCT_SIZE(hulynet_timeouts);
     timeouts.alive_ms = -1;
     CHECK_STATUS(hulynet_server_start("127.0.0.1", 0, &timeouts, &server), HULYNET_EINVAL);
     CHECK_STATUS(hulynet_client_connect("127.0.0.1", 1234, &timeouts, &client), HULYNET_EINVAL);

@@ -18,7 +18,8 @@ static void test_version(void) {
 
 static void test_strerror(void) {
     static const int codes[] = {HULYNET_OK,       HULYNET_EINVAL, HULYNET_EJSON,  HULYNET_ENOTFOUND, HULYNET_ETIMEOUT,
-                                HULYNET_ECLOSED,  HULYNET_EREMOTE, HULYNET_EBIND, HULYNET_ECONNECT,  HULYNET_EINTERNAL};
+                                HULYNET_ECLOSED,  HULYNET_EREMOTE, HULYNET_EBIND, HULYNET_ECONNECT,  HULYNET_EINTERNAL,
+                                HULYNET_EAGAIN,   HULYNET_ELIMIT};
     const size_t count = sizeof codes / sizeof codes[0];
     size_t i, j;
     const char *unknown = hulynet_strerror(12345);
@@ -32,7 +33,7 @@ static void test_strerror(void) {
         }
     }
     CHECK_STR_EQ(unknown, "unknown status");
-    CHECK_STR_EQ(hulynet_strerror(-10), "unknown status");
+    CHECK_STR_EQ(hulynet_strerror(-12), "unknown status");
     CHECK_STR_EQ(hulynet_strerror(1), "unknown status");
     CHECK_STR_EQ(hulynet_strerror(-2147483647 - 1), "unknown status");
 }

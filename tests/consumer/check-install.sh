@@ -16,6 +16,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+version=$(head -n1 "$here/../../VERSION")   # the one source of the version
 build_dir=""
 prefix=""
 config=""
@@ -93,31 +94,31 @@ if [ -z "$system" ]; then
     if [ -L "$f" ]; then echo "  $f -> $(readlink "$f")"; else echo "  $f"; fi
   done)
 fi
-for f in lib/libhulynet.so.0.1.0 include/hulynet.h lib/pkgconfig/hulynet.pc \
+for f in lib/libhulynet.so.$version include/hulynet.h lib/pkgconfig/hulynet.pc \
          lib/cmake/hulynet/hulynetConfig.cmake lib/cmake/hulynet/hulynetConfigVersion.cmake bin/hulynet-server; do
   [ -f "$prefix/$f" ] || fail "$f is not installed"
 done
-[ "$(readlink "$libdir/libhulynet.so.0" 2>/dev/null)" = libhulynet.so.0.1.0 ] || fail "lib/libhulynet.so.0 is not a link to libhulynet.so.0.1.0"
+[ "$(readlink "$libdir/libhulynet.so.0" 2>/dev/null)" = libhulynet.so.$version ] || fail "lib/libhulynet.so.0 is not a link to libhulynet.so.$version"
 [ "$(readlink "$libdir/libhulynet.so" 2>/dev/null)" = libhulynet.so.0 ] || fail "lib/libhulynet.so is not a link to libhulynet.so.0"
-[ -x "$libdir/libhulynet.so.0.1.0" ] || fail "lib/libhulynet.so.0.1.0 is not executable (mode)"
+[ -x "$libdir/libhulynet.so.$version" ] || fail "lib/libhulynet.so.$version is not executable (mode)"
 if [ -n "$strip" ]; then
-  for f in lib/libhulynet.so.0.1.0 bin/hulynet-server; do
+  for f in lib/libhulynet.so.$version bin/hulynet-server; do
     if readelf -S "$prefix/$f" | grep -q '\.symtab'; then fail "$f is not stripped (it has a .symtab)"; fi
   done
-  echo "  stripped: lib/libhulynet.so.0.1.0 ($(stat -c %s "$libdir/libhulynet.so.0.1.0") bytes), bin/hulynet-server"
+  echo "  stripped: lib/libhulynet.so.$version ($(stat -c %s "$libdir/libhulynet.so.$version") bytes), bin/hulynet-server"
 fi
 
-step "readelf -d lib/libhulynet.so.0.1.0"
-readelf -d "$libdir/libhulynet.so.0.1.0" | grep -E 'NEEDED|SONAME|RUNPATH|RPATH' | sed 's/^/  /'
-soname=$(readelf -d "$libdir/libhulynet.so.0.1.0" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+step "readelf -d lib/libhulynet.so.$version"
+readelf -d "$libdir/libhulynet.so.$version" | grep -E 'NEEDED|SONAME|RUNPATH|RPATH' | sed 's/^/  /'
+soname=$(readelf -d "$libdir/libhulynet.so.$version" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 [ "$soname" = libhulynet.so.0 ] || fail "SONAME is '$soname', not libhulynet.so.0"
-if readelf -d "$libdir/libhulynet.so.0.1.0" | grep -i 'NEEDED' | grep -qi 'libswift'; then
+if readelf -d "$libdir/libhulynet.so.$version" | grep -i 'NEEDED' | grep -qi 'libswift'; then
   fail "the library needs a libswift* library"
 fi
-readelf -d "$libdir/libhulynet.so.0.1.0" | grep 'NEEDED' | grep -q 'libzmq.so.5' || fail "the library does not need libzmq.so.5"
+readelf -d "$libdir/libhulynet.so.$version" | grep 'NEEDED' | grep -q 'libzmq.so.5' || fail "the library does not need libzmq.so.5"
 
-step "nm -D --defined-only lib/libhulynet.so.0.1.0"
-nm -D --defined-only "$libdir/libhulynet.so.0.1.0" >"$scratch/symbols"
+step "nm -D --defined-only lib/libhulynet.so.$version"
+nm -D --defined-only "$libdir/libhulynet.so.$version" >"$scratch/symbols"
 # Names without their version (name@@HULYNET_0); the version node itself may be listed as an
 # absolute symbol (type A) by some binutils.
 awk '$2 != "A" { sub(/@.*/, "", $3); print $3 }' "$scratch/symbols" | sort >"$scratch/names"
@@ -141,7 +142,7 @@ fi
 sed 's/^/  /' "$libdir/pkgconfig/hulynet.pc"
 echo "  --modversion: $(pkg-config --modversion hulynet)"
 echo "  --cflags --libs: $(pkg-config --cflags --libs hulynet)"
-[ "$(pkg-config --modversion hulynet)" = 0.1.0 ] || fail "pkg-config --modversion is not 0.1.0"
+[ "$(pkg-config --modversion hulynet)" = $version ] || fail "pkg-config --modversion is not $version"
 # shellcheck disable=SC2046
 gcc -std=c99 -Wall -Wextra -Werror -pedantic -o "$scratch/consumer-pkgconfig" "$here/consumer.c" $(pkg-config --cflags --libs hulynet) \
   || fail "the consumer does not build with pkg-config"
@@ -160,7 +161,7 @@ fi
 consumer_build="$scratch/consumer-cmake"
 if cmake -S "$here" -B "$consumer_build" "${search[@]}" -DCMAKE_BUILD_TYPE=Release >"$scratch/configure.log" 2>&1 &&
    cmake --build "$consumer_build" >"$scratch/build.log" 2>&1; then
-  grep 'hulynet 0.1.0 from' "$scratch/configure.log" | sed 's/^/  /'
+  grep "hulynet $version from" "$scratch/configure.log" | sed 's/^/  /'
   run_consumer "$consumer_build/consumer" CMake
 else
   cat "$scratch/configure.log" "$scratch/build.log" 2>/dev/null >&2
@@ -169,9 +170,9 @@ fi
 
 step "find_package(hulynet 1.0) is refused (SameMajorVersion)"
 if cmake -S "$here" -B "$scratch/consumer-v1" "${search[@]}" -DHULYNET_CONSUMER_VERSION=1.0 >"$scratch/v1.log" 2>&1; then
-  fail "find_package(hulynet 1.0) accepted version 0.1.0"
+  fail "find_package(hulynet 1.0) accepted version $version"
 else
-  echo "  refused: $(grep -m1 -o 'version: 0.1.0.*\|Could not find a configuration file.*\|incompatible.*' "$scratch/v1.log" || echo 'configure failed')"
+  echo "  refused: $(grep -m1 -o "version: $version.*\\|Could not find a configuration file.*\\|incompatible.*" "$scratch/v1.log" || echo 'configure failed')"
 fi
 
 step "bin/hulynet-server from the prefix"

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import HulyNetCore
+import HulyNetSync
 import HulyNetZMQ
 
 /// Why an etcd call failed.

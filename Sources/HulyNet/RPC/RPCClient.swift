@@ -1,5 +1,6 @@
 import CZeroMQ
 import HulyNetCore
+import HulyNetSync
 import HulyNetZMQ
 import Logging
 

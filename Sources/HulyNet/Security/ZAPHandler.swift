@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CZeroMQ
 import HulyNetCore
+import HulyNetSync
 import HulyNetZMQ
 import Logging
 

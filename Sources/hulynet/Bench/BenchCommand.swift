@@ -2,6 +2,7 @@ import ArgumentParser
 import HulyNet
 import HulyNetCore
 import HulyNetProcess
+import HulyNetSync
 import HulyNetZMQ
 import Logging
 

@@ -1,5 +1,6 @@
 import HulyNet
 import HulyNetCore
+import HulyNetSync
 import HulyNetZMQ
 import Logging
 

@@ -1,6 +1,7 @@
 import CZeroMQ
 import Dispatch
 import HulyNetCore
+import HulyNetSync
 import HulyNetZMQ
 
 /// The raw ZeroMQ limits the other cases are measured against, in the same run: plain libzmq

@@ -1,6 +1,7 @@
 import CZeroMQ
 import HulyNet
 import HulyNetCore
+import HulyNetSync
 import HulyNetZMQ
 import Logging
 

@@ -89,6 +89,10 @@ public:
         : std::runtime_error(message.empty() ? std::string(describe(code)) : message), code_(code) {}
     /** The C status, a negative HULYNET_E... code. */
     int code() const noexcept { return code_; }
+    /** HULYNET_EAGAIN: refused for now, the call may be made again later. */
+    bool retry_later() const noexcept { return code_ == HULYNET_EAGAIN; }
+    /** HULYNET_ELIMIT: a limit refuses it for good. */
+    bool limit_reached() const noexcept { return code_ == HULYNET_ELIMIT; }
     /** hulynet_strerror(code()): a short static description of the code ("not found"). */
     const char *name() const noexcept { return describe(code_); }
 
@@ -109,9 +113,11 @@ struct Timeouts {
     std::chrono::milliseconds unused_container{0}; // an unreferenced container stops; 5 s
     std::chrono::milliseconds ping_interval{0};    // how often clients ping; 1 s
     std::chrono::milliseconds request{0};          // the longest any request waits; 30 s
+    std::chrono::milliseconds tick{0};             // how often timers are checked; 100 ms
 
     hulynet_timeouts to_c() const noexcept {
-        hulynet_timeouts out{};
+        hulynet_timeouts out = HULYNET_TIMEOUTS_INIT;
+        out.tick_ms = tick.count();
         out.alive_ms = alive.count();
         out.unused_container_ms = unused_container.count();
         out.ping_interval_ms = ping_interval.count();
@@ -210,10 +216,11 @@ inline std::int64_t ms(std::chrono::milliseconds timeout) noexcept {
     return static_cast<std::int64_t>(timeout.count());
 }
 
-/** Callback objects by id. The C side gets the id as its `void *user`, so a call arriving after
- *  a handler was removed finds nothing instead of freed memory; a call under way keeps its
- *  handler alive (shared_ptr) until it returns. Never destroyed (library threads may call in
- *  during exit). */
+/** Container-kind factories by id (event, moved and listener handlers are owned by the library
+ *  instead: install_handler). The C side gets the id as its `kind_user`, so a start arriving
+ *  after the Agent dropped its factories finds nothing instead of freed memory; a call under way
+ *  keeps its factory alive (shared_ptr) until it returns. Never destroyed (library threads may
+ *  call in during exit). */
 template <class T>
 class registry {
 public:
@@ -262,49 +269,49 @@ inline std::uint64_t user_id(void *user) noexcept {
     return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(user));
 }
 
-using event_registry = registry<EventHandler>;
-using moved_registry = registry<MovedHandler>;
+/** Handlers handed to the library: the C side gets a heap copy as its `void *user` and deletes
+ *  it through the destroy notification (hulynet.h 0.2), once no call of it is in progress and
+ *  none will come: no registry, no late call into freed memory. */
+template <class Handler>
+void destroy_handler(void *user) noexcept {
+    delete static_cast<Handler *>(user);
+}
 
-/** Calls the Handler registered under `user` with the C strings as string_views. */
+/** Calls the Handler at `user` with the C strings as string_views. */
 template <class Handler, class... Texts>
 void call_handler(void *user, Texts... texts) noexcept {
     try {
-        if (auto handler = registry<Handler>::instance().find(user_id(user))) {
-            if (*handler) (*handler)(view(texts)...);
-        }
+        auto *handler = static_cast<Handler *>(user);
+        if (handler != nullptr && *handler) (*handler)(view(texts)...);
     } catch (...) {
         // A handler's exception stops here: it must not unwind into the library.
     }
 }
 
-/** hulynet_event_fn for handlers in event_registry. */
+/** hulynet_event_fn for EventHandlers. */
 inline void event_trampoline(void *user, const char *json) noexcept { call_handler<EventHandler>(user, json); }
 
-/** hulynet_moved_fn for handlers in moved_registry. */
+/** hulynet_moved_fn for MovedHandlers. */
 inline void moved_trampoline(void *user, const char *uuid, const char *endpoint) noexcept {
     call_handler<MovedHandler>(user, uuid, endpoint);
 }
 
-/** Replaces the handler whose registry id is in `slot` (an empty one: none) through
- *  `install(user)`, which hands the C library its function (or NULL, for a null `user`). The
- *  new handler is registered before the library can call it; the old one is dropped after the
- *  library has stopped calling it. */
+/** Hands `handler` to the library through `install(fn_user, destroy)` (an empty handler: NULL
+ *  for both, which stops it). The library owns the copy from then on, and deletes it (the
+ *  previous one too) through its destroy notification; on failure it is deleted here. */
 template <class Handler, class Install>
-void replace_handler(std::uint64_t &slot, Handler handler, Install install) {
-    auto &handlers = registry<Handler>::instance();
+void install_handler(Handler handler, Install install) {
     if (!handler) {
-        check(install(nullptr));
-        handlers.remove(std::exchange(slot, 0));
+        check(install(nullptr, nullptr));
         return;
     }
-    const std::uint64_t id = handlers.add(std::make_shared<Handler>(std::move(handler)));
-    const int status = install(id_user(id));
+    auto *owned = new Handler(std::move(handler));
+    const int status = install(static_cast<void *>(owned), &destroy_handler<Handler>);
     if (status != HULYNET_OK) {
         error failure = last_error(status);
-        handlers.remove(id);
+        delete owned; // not taken: the library calls no destroy on failure
         throw failure;
     }
-    handlers.remove(std::exchange(slot, id));
 }
 
 /** What a Subscription shares with its Client: whether it is still open. Client::close marks it
@@ -405,6 +412,13 @@ inline void set_log_handler(LogHandler handler, int min_level = HULYNET_LOG_WARN
         throw failure;
     }
 }
+
+/** Sets the number of the library's callback threads, which run every handler of this binding
+ *  (0: the default, max(4, 2 x cores), or $HULYNET_CALLBACK_THREADS). Throws error on a count
+ *  out of range (1 to 1024). */
+inline void set_callback_threads(int count) { detail::check(hulynet_set_callback_threads(count)); }
+/** The number of the library's callback threads. */
+inline int callback_threads() noexcept { return hulynet_callback_threads(); }
 
 // ============================================================================================
 // Server
@@ -548,14 +562,12 @@ class Subscription {
 public:
     Subscription() noexcept = default;
     Subscription(Subscription &&other) noexcept
-        : client_(std::move(other.client_)), id_(std::exchange(other.id_, 0)),
-          handler_(std::exchange(other.handler_, 0)) {}
+        : client_(std::move(other.client_)), id_(std::exchange(other.id_, 0)) {}
     Subscription &operator=(Subscription &&other) noexcept {
         if (this != &other) {
             reset();
             client_ = std::move(other.client_);
             id_ = std::exchange(other.id_, 0);
-            handler_ = std::exchange(other.handler_, 0);
         }
         return *this;
     }
@@ -563,30 +575,28 @@ public:
     Subscription &operator=(const Subscription &) = delete;
     ~Subscription() { reset(); }
 
-    /** Removes the listener (if its client is still open) and releases the function; idempotent. */
+    /** Removes the listener (if its client is still open: a destroyed client removed it) and so
+     *  releases the function (the library's destroy notification deletes it); idempotent. */
     void reset() noexcept {
-        if (handler_ == 0) return;
-        if (client_) {
+        if (!client_) return;
+        {
             std::lock_guard<std::mutex> guard(client_->lock);
             if (hulynet_client *client = client_->live()) hulynet_client_remove_listener(client, id_);
         }
-        detail::event_registry::instance().remove(std::exchange(handler_, 0));
         client_.reset();
         id_ = 0;
     }
 
-    explicit operator bool() const noexcept { return handler_ != 0; }
+    explicit operator bool() const noexcept { return static_cast<bool>(client_); }
     /** The C subscription id (hulynet_client_remove_listener). */
     std::uint64_t id() const noexcept { return id_; }
 
 private:
     friend class Client;
-    Subscription(detail::client_ptr client, std::uint64_t id, std::uint64_t handler) noexcept
-        : client_(std::move(client)), id_(id), handler_(handler) {}
+    Subscription(detail::client_ptr client, std::uint64_t id) noexcept : client_(std::move(client)), id_(id) {}
 
     detail::client_ptr client_;
     std::uint64_t id_ = 0;
-    std::uint64_t handler_ = 0;
 };
 
 /** A connection to a container (Reference::connect): requests, and the events it sends. */
@@ -595,13 +605,11 @@ public:
     Connection() noexcept = default;
     /** Takes ownership of a C handle. */
     explicit Connection(hulynet_connection *handle) noexcept : handle_(handle) {}
-    Connection(Connection &&other) noexcept
-        : handle_(std::exchange(other.handle_, nullptr)), handler_(std::exchange(other.handler_, 0)) {}
+    Connection(Connection &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
     Connection &operator=(Connection &&other) noexcept {
         if (this != &other) {
             close();
             handle_ = std::exchange(other.handle_, nullptr);
-            handler_ = std::exchange(other.handler_, 0);
         }
         return *this;
     }
@@ -614,9 +622,9 @@ public:
      *  was set are delivered to it. */
     void on_event(EventHandler handler) {
         hulynet_connection *handle = live();
-        detail::replace_handler(handler_, std::move(handler), [handle](void *user) {
-            return hulynet_connection_set_event_handler(handle, user != nullptr ? &detail::event_trampoline : nullptr,
-                                                        user);
+        detail::install_handler(std::move(handler), [handle](void *user, hulynet_destroy_fn destroy) {
+            return hulynet_connection_set_event_handler_v2(
+                handle, user != nullptr ? &detail::event_trampoline : nullptr, user, destroy);
         });
     }
 
@@ -643,10 +651,7 @@ public:
 
     /** Disconnects from the container, frees the handle and releases the event handler;
      *  idempotent. */
-    void close() noexcept {
-        hulynet_connection_destroy(std::exchange(handle_, nullptr));
-        detail::event_registry::instance().remove(std::exchange(handler_, 0));
-    }
+    void close() noexcept { hulynet_connection_destroy(std::exchange(handle_, nullptr)); }
 
     explicit operator bool() const noexcept { return handle_ != nullptr; }
     hulynet_connection *handle() const noexcept { return handle_; }
@@ -658,7 +663,6 @@ private:
     }
 
     hulynet_connection *handle_ = nullptr;
-    std::uint64_t handler_ = 0;
 };
 
 /** A client's hold on a container (Client::get): the container runs while it is held.
@@ -673,13 +677,11 @@ public:
     Reference() noexcept = default;
     /** Takes ownership of a C handle. */
     explicit Reference(hulynet_reference *handle) noexcept : handle_(handle) {}
-    Reference(Reference &&other) noexcept
-        : handle_(std::exchange(other.handle_, nullptr)), moved_handler_(std::exchange(other.moved_handler_, 0)) {}
+    Reference(Reference &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
     Reference &operator=(Reference &&other) noexcept {
         if (this != &other) {
             close();
             handle_ = std::exchange(other.handle_, nullptr);
-            moved_handler_ = std::exchange(other.moved_handler_, 0);
         }
         return *this;
     }
@@ -699,9 +701,9 @@ public:
      *  again. */
     void on_moved(MovedHandler handler) {
         hulynet_reference *handle = live();
-        detail::replace_handler(moved_handler_, std::move(handler), [handle](void *user) {
-            return hulynet_reference_set_moved_handler(handle, user != nullptr ? &detail::moved_trampoline : nullptr,
-                                                       user);
+        detail::install_handler(std::move(handler), [handle](void *user, hulynet_destroy_fn destroy) {
+            return hulynet_reference_set_moved_handler_v2(
+                handle, user != nullptr ? &detail::moved_trampoline : nullptr, user, destroy);
         });
     }
 
@@ -741,10 +743,7 @@ public:
 
     /** Releases the container if still held (without waiting), frees the handle and releases
      *  the moved handler; idempotent. */
-    void close() noexcept {
-        hulynet_reference_destroy(std::exchange(handle_, nullptr));
-        detail::moved_registry::instance().remove(std::exchange(moved_handler_, 0));
-    }
+    void close() noexcept { hulynet_reference_destroy(std::exchange(handle_, nullptr)); }
 
     explicit operator bool() const noexcept { return handle_ != nullptr; }
     hulynet_reference *handle() const noexcept { return handle_; }
@@ -760,7 +759,6 @@ private:
     }
 
     hulynet_reference *handle_ = nullptr;
-    std::uint64_t moved_handler_ = 0;
 };
 
 // ============================================================================================
@@ -781,7 +779,8 @@ public:
     virtual ~Container() = default;
 
     /** Answers a request: return the result as JSON text, or throw (the caller then gets
-     *  hulynet::error HULYNET_EREMOTE with what() as its message). `client_id` is the caller's
+     *  hulynet::error HULYNET_EREMOTE with what() as its message; throw hulynet::error with
+     *  HULYNET_EAGAIN or HULYNET_ELIMIT to answer "retry later" or "a limit is reached"). `client_id` is the caller's
      *  id on a connection, empty for a request through the coordinator. */
     virtual std::string request(std::string_view operation, std::string_view data_json,
                                 std::string_view client_id) = 0;
@@ -876,6 +875,11 @@ struct container_access {
                 view(operation), data_json != nullptr ? view(data_json) : std::string_view("null"), view(client_id));
             // A reply that is not JSON ends the request as an error (the library says why).
             hulynet_request_reply(request, answer.c_str());
+        } catch (const error &failure) {
+            // hulynet::error(HULYNET_EAGAIN / HULYNET_ELIMIT, ...) reaches the caller as that status.
+            const int code = failure.code();
+            hulynet_request_fail_status(request, code == HULYNET_EAGAIN || code == HULYNET_ELIMIT ? code : HULYNET_EREMOTE,
+                                        failure.what());
         } catch (const std::exception &failure) {
             hulynet_request_fail(request, failure.what());
         } catch (...) {
@@ -944,7 +948,7 @@ public:
             if (!kind.factory) throw error(HULYNET_EINVAL, "kind " + kind.name + " has no factory");
             const std::uint64_t id = factories.add(std::make_shared<ContainerFactory>(std::move(kind.factory)));
             agent.kinds_.push_back(id);
-            hulynet_container_kind entry{};
+            hulynet_container_kind entry = HULYNET_CONTAINER_KIND_INIT;
             entry.kind = kind.name.c_str();
             entry.kind_user = detail::id_user(id);
             entry.start = &detail::container_access::start;
@@ -1008,8 +1012,15 @@ public:
      *  once; such a handler must return quickly, since the client's other traffic waits meanwhile. */
     void set_inline_requests(std::string_view kind, bool inline_requests = true) {
         detail::check(hulynet_agent_set_request_mode(live(), detail::text(kind, "kind").c_str(),
-                                                     inline_requests ? HULYNET_REQUESTS_INLINE
-                                                                     : HULYNET_REQUESTS_ON_CALLBACK_THREAD));
+                                                     inline_requests ? HULYNET_EXPERIMENTAL_REQUESTS_INLINE
+                                                                     : HULYNET_EXPERIMENTAL_REQUESTS_ON_CALLBACK_THREAD));
+    }
+
+    /** Serves `kind`'s containers started from now on each on an endpoint of its own, which
+     *  clients connect to directly rather than through the agent (false: routed, the default).
+     *  Needs an agent served with Client::serve. */
+    void set_direct(std::string_view kind, bool direct = true) {
+        detail::check(hulynet_agent_set_direct(live(), detail::text(kind, "kind").c_str(), direct ? 1 : 0));
     }
 
     /** Stops the agent's containers (their C++ objects are destroyed), unregisters it, frees it
@@ -1215,17 +1226,11 @@ public:
     [[nodiscard]] Subscription on_update(EventHandler handler) const {
         hulynet_client *handle = live();
         if (!handler) throw error(HULYNET_EINVAL, "handler is empty");
-        auto &handlers = detail::event_registry::instance();
-        const std::uint64_t id = handlers.add(std::make_shared<EventHandler>(std::move(handler)));
         std::uint64_t subscription = 0;
-        const int status = hulynet_client_add_listener(handle, &detail::event_trampoline, detail::id_user(id),
-                                                       &subscription);
-        if (status != HULYNET_OK) {
-            error failure = detail::last_error(status);
-            handlers.remove(id);
-            throw failure;
-        }
-        return Subscription(state_, subscription, id);
+        detail::install_handler(std::move(handler), [&](void *user, hulynet_destroy_fn destroy) {
+            return hulynet_client_add_listener_v2(handle, &detail::event_trampoline, user, destroy, &subscription);
+        });
+        return Subscription(state_, subscription);
     }
 
     /** Opens the agent's endpoint on 0.0.0.0:port (0 picks one), advertised as

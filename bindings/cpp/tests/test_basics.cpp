@@ -8,6 +8,16 @@ TEST(version) {
     CHECK_EQ(hulynet::version_number(), static_cast<unsigned>(HULYNET_VERSION_NUMBER));
 }
 
+TEST(callback_threads) {
+    const int before = hulynet::callback_threads();
+    CHECK(before >= 1);
+    CHECK_THROWS_CODE(hulynet::set_callback_threads(-1), HULYNET_EINVAL, "out of range");
+    hulynet::set_callback_threads(5);
+    CHECK_EQ(hulynet::callback_threads(), 5);
+    hulynet::set_callback_threads(before);
+    CHECK_EQ(hulynet::callback_threads(), before);
+}
+
 TEST(error_type) {
     const hulynet::error e(HULYNET_ENOTFOUND, "no such thing");
     CHECK_EQ(e.code(), HULYNET_ENOTFOUND);

@@ -27,6 +27,19 @@ TEST(connection_events_and_requests) {
     CHECK_EQ(connection.request("emit_to", quote(me)), std::string("{\"delivered\":1}"));
     CHECK(inbox.wait_for("\"to you\""));
     CHECK_THROWS_CODE(connection.request("fail", "3"), HULYNET_EREMOTE, "deliberate failure: 3");
+    // Errors by status, not text: a container's EAGAIN / ELIMIT reach the caller as such; its
+    // other errors (even one worded as the network's) are HULYNET_EREMOTE.
+    CHECK_THROWS_CODE(connection.request("busy"), HULYNET_EAGAIN, "busy, retry later");
+    CHECK_THROWS_CODE(ref.request("busy"), HULYNET_EAGAIN, "busy, retry later");
+    CHECK_THROWS_CODE(connection.request("too_big"), HULYNET_ELIMIT, "too much");
+    CHECK_THROWS_CODE(connection.request("says_not_found"), HULYNET_EREMOTE, "Container abc not found");
+    try {
+        (void)ref.request("busy");
+    } catch (const hulynet::error &failure) {
+        CHECK(failure.retry_later());
+        CHECK(!failure.limit_reached());
+        CHECK_EQ(std::string(failure.name()), std::string("retry later"));
+    }
 }
 
 TEST(emit_errors_reach_the_caller) {
@@ -86,6 +99,30 @@ TEST(replacing_and_clearing_the_event_handler) {
     (void)connection.request("emit_all", "\"three\"");
     CHECK(second.wait_for("three"));
     CHECK(!second.has("two"));
+}
+
+TEST(handlers_are_freed_by_the_librarys_destroy_notification) {
+    // The library owns each handler handed to it and deletes it (what it captured too) once it
+    // is replaced, or its object closed, and no call of it is in progress.
+    Network net;
+    hulynet::Reference ref = net.client.get("echo");
+    hulynet::Connection connection = ref.connect();
+    auto token = std::make_shared<int>(1);
+    connection.on_event([token](std::string_view) {});
+    CHECK_EQ(token.use_count(), 2L);
+    connection.on_event(nullptr);
+    CHECK_EQ(token.use_count(), 1L);
+    connection.on_event([token](std::string_view) {});
+    ref.on_moved([token](std::string_view, std::string_view) {});
+    {
+        hulynet::Subscription subscription = net.client.on_update([token](std::string_view) {});
+        CHECK_EQ(token.use_count(), 4L);
+    }
+    CHECK_EQ(token.use_count(), 3L);
+    connection.close();
+    CHECK_EQ(token.use_count(), 2L);
+    ref.close();
+    CHECK_EQ(token.use_count(), 1L);
 }
 
 TEST(handler_exceptions_stay_in_cpp) {

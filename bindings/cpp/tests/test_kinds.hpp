@@ -44,6 +44,9 @@ public:
         if (operation == "options") return options_;
         if (operation == "fail") throw std::runtime_error("deliberate failure: " + std::string(data));
         if (operation == "throw_int") throw 42;
+        if (operation == "busy") throw hulynet::error(HULYNET_EAGAIN, "busy, retry later");
+        if (operation == "too_big") throw hulynet::error(HULYNET_ELIMIT, "too much");
+        if (operation == "says_not_found") throw hulynet::error(HULYNET_ENOTFOUND, "Container abc not found");
         if (operation == "badjson") return "{not json";
         if (operation == "empty") return std::string();
         if (operation == "emit_all") return "{\"delivered\":" + std::to_string(emit(data)) + "}";

@@ -57,6 +57,28 @@ TEST(serve_get_request_list) {
     CHECK_EQ(net.stats.made.load(), 1);
 }
 
+TEST(direct_container) {
+    Network net;
+    net.agent.set_direct("echo");
+    CHECK_THROWS_CODE(net.agent.set_direct("no-such-kind"), HULYNET_ENOTFOUND, "no container kind");
+    hulynet::Reference ref = net.client.get("echo", R"({"uuid":"direct-1"})");
+    // A direct endpoint reference (kind 1) naming the container.
+    CHECK(contains(ref.endpoint(), "\"kind\":1"));
+    CHECK(contains(ref.endpoint(), "\"uuid\":\"direct-1\""));
+    hulynet::Connection connection = ref.connect();
+    Inbox inbox;
+    connection.on_event(inbox.handler());
+    CHECK(inbox.wait_for("welcome")); // connect ran in the container before connect() returned
+    CHECK_EQ(connection.request("echo", "[7]"), std::string("[7]"));
+    CHECK(contains(connection.request("whoami"), "\"client\":" + quote(net.client.id())));
+    CHECK_EQ(connection.request("emit_self", "\"direct\""), std::string("{\"delivered\":1}"));
+    CHECK(inbox.wait_for("\"direct\""));
+    CHECK_EQ(ref.request("echo", "8"), std::string("8")); // through the coordinator as well
+    net.agent.set_direct("echo", false);
+    hulynet::Reference routed = net.client.get("echo", R"({"uuid":"routed-1"})");
+    CHECK(contains(routed.endpoint(), "\"kind\":0"));
+}
+
 TEST(get_options) {
     Network net;
     hulynet::Reference ref = net.client.get("echo", R"({"uuid":"my-container","labels":["red"],"extra":{"k":1}})");

@@ -21,20 +21,21 @@ wheel carries it), else installed as libhulynet.so.0.
 """
 
 from ._ffi import library_path, registry as _registry
-from ._ffi import strerror, version as library_version
+from ._ffi import callback_threads, set_callback_threads, strerror, version as library_version
 from .errors import (BindError, Closed, ConnectError, Error, InternalError, InvalidArgument, InvalidJSON,
-                     LibraryNotFoundError, NotFound, RemoteError, Timeout)
+                     LibraryNotFoundError, LimitReached, NotFound, RemoteError, RetryLater, Timeout)
 from ._network import Client, Connection, Reference, Server, ServerStats, Subscription, Timeouts, curve_keypair
 from ._agent import Agent, Container
 from ._logging import (LOG_CRITICAL, LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NOTICE, LOG_TRACE, LOG_WARNING,
                        log_to_logging, set_log_handler)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Server", "ServerStats", "Timeouts", "Client", "Subscription", "Reference", "Connection", "Agent", "Container",
     "Error", "InvalidArgument", "InvalidJSON", "NotFound", "Timeout", "Closed", "RemoteError", "BindError",
-    "ConnectError", "InternalError", "LibraryNotFoundError",
+    "ConnectError", "InternalError", "LibraryNotFoundError", "RetryLater", "LimitReached",
     "set_log_handler", "log_to_logging", "LOG_TRACE", "LOG_DEBUG", "LOG_INFO", "LOG_NOTICE", "LOG_WARNING",
-    "LOG_ERROR", "LOG_CRITICAL", "library_version", "library_path", "strerror", "curve_keypair",
+    "LOG_ERROR", "LOG_CRITICAL", "library_version", "library_path", "strerror", "set_callback_threads",
+    "callback_threads", "curve_keypair",
 ]

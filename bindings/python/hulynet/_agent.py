@@ -42,6 +42,8 @@ class Container:
 
     kind: str = ""
     inline_requests: bool = False
+    #: True: each container of the kind is served on an endpoint of its own (Agent.set_direct).
+    direct: bool = False
     uuid: str = ""
     _hulynet_container: Any = None
 
@@ -115,11 +117,18 @@ def _error_text(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def _fail(request: Any, message: str) -> None:
+def _fail(request: Any, message: str, status: int = errors.EREMOTE) -> None:
     try:
-        lib.hulynet_request_fail(request, message.encode("utf-8", "replace"))
+        lib.hulynet_request_fail_status(request, status, message.encode("utf-8", "replace"))
     except BaseException:
-        log_callback_error("hulynet_request_fail")
+        log_callback_error("hulynet_request_fail_status")
+
+
+def _fail_with(request: Any, error: BaseException) -> None:
+    """A raised RetryLater / LimitReached reaches the caller as that status; anything else as the
+    container's own error (RemoteError) with its text."""
+    status = error.code if isinstance(error, (errors.RetryLater, errors.LimitReached)) else errors.EREMOTE
+    _fail(request, _error_text(error), status)
 
 
 def _reply(request: Any, value: JSON) -> None:
@@ -141,7 +150,7 @@ def _answer_from_future(request: Any, future: "concurrent.futures.Future") -> No
             return
         error = future.exception()
         if error is not None:
-            _fail(request, _error_text(error))
+            _fail_with(request, error)
         else:
             _reply(request, future.result())
 
@@ -159,7 +168,7 @@ def _request(container_user: Optional[int], request: Any, operation: Optional[by
                                           client_id.decode("utf-8", "replace") if client_id is not None else None)
             except BaseException as error:
                 logger.debug("container %s: request %r raised %r", instance.uuid, operation, error)
-                _fail(request, _error_text(error))
+                _fail_with(request, error)
                 return
             if isinstance(result, concurrent.futures.Future):
                 result.add_done_callback(lambda done: _answer_from_future(request, done))
@@ -231,6 +240,7 @@ class Agent(Resource):
         self._kind_keys = [_ffi.registry.add(cls) for cls in classes]
         table = (_ffi.ContainerKindC * max(1, len(classes)))()
         for entry, name, key in zip(table, names, self._kind_keys):
+            entry.size = _ffi.struct_size(_ffi.ContainerKindC)
             entry.kind = name
             entry.kind_user = key
             entry.start = _start_callback
@@ -249,6 +259,8 @@ class Agent(Resource):
         for cls in classes:
             if getattr(cls, "inline_requests", False):
                 self.set_inline_requests(cls.kind)
+            if getattr(cls, "direct", False):
+                self.set_direct(cls.kind)
 
     def set_inline_requests(self, kind: str, inline: bool = True) -> None:
         """Runs `kind`'s request() on the agent's I/O thread from the next request on (or, with
@@ -257,6 +269,13 @@ class Agent(Resource):
         Container class can ask for it with the class attribute `inline_requests = True`."""
         lib.hulynet_agent_set_request_mode(self._live_handle(), _ffi.required_text(kind, "kind"),
                                            _ffi.REQUESTS_INLINE if inline else _ffi.REQUESTS_ON_CALLBACK_THREAD)
+
+    def set_direct(self, kind: str, direct: bool = True) -> None:
+        """Serves `kind`'s containers started from now on each on an endpoint of its own, which
+        clients connect to directly rather than through the agent (False: routed, the default).
+        Needs an agent served with Client.serve_agent. A Container class can ask for it with the
+        class attribute `direct = True`."""
+        lib.hulynet_agent_set_direct(self._live_handle(), _ffi.required_text(kind, "kind"), 1 if direct else 0)
 
     @property
     def kinds(self) -> List[str]:

@@ -15,7 +15,7 @@ import json
 import math
 import os
 import threading
-from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_int, c_int64, c_size_t, c_uint, c_uint64, c_void_p
+from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_int, c_int64, c_size_t, c_uint, c_uint64, c_void_p, sizeof
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import errors
@@ -109,9 +109,17 @@ ContainerP = POINTER(_container)
 RequestP = POINTER(_request)
 
 
+# hulynet.h's HULYNET_STRUCT_SIZE: an option struct's first field, its size with a tag.
+SIZE_TAG = 0x484E << 48
+
+
+def struct_size(cls) -> int:
+    return SIZE_TAG | sizeof(cls)
+
+
 class TimeoutsC(Structure):
-    _fields_ = [("alive_ms", c_int64), ("unused_container_ms", c_int64), ("ping_interval_ms", c_int64),
-                ("request_ms", c_int64)]
+    _fields_ = [("size", c_uint64), ("alive_ms", c_int64), ("unused_container_ms", c_int64),
+                ("ping_interval_ms", c_int64), ("request_ms", c_int64), ("tick_ms", c_int64)]
 
 
 class ServerStatsC(Structure):
@@ -136,6 +144,7 @@ REQUEST_FN = CFUNCTYPE(None, c_void_p, RequestP, c_char_p, c_char_p, c_char_p)
 CLIENT_FN = CFUNCTYPE(None, c_void_p, c_char_p)
 MOVED_FN = CFUNCTYPE(None, c_void_p, c_char_p, c_char_p)
 TERMINATE_FN = CFUNCTYPE(None, c_void_p)
+DESTROY_FN = CFUNCTYPE(None, c_void_p)
 
 
 class ElectionOptionsC(Structure):
@@ -160,8 +169,9 @@ def security(secret_key: Optional[str], server_key: Optional[str], allow_list: O
 
 
 class ContainerKindC(Structure):
-    _fields_ = [("kind", c_char_p), ("kind_user", c_void_p), ("start", START_FN), ("request", REQUEST_FN),
-                ("connect", CLIENT_FN), ("disconnect", CLIENT_FN), ("terminate", TERMINATE_FN)]
+    _fields_ = [("size", c_uint64), ("kind", c_char_p), ("kind_user", c_void_p), ("start", START_FN),
+                ("request", REQUEST_FN), ("connect", CLIENT_FN), ("disconnect", CLIENT_FN),
+                ("terminate", TERMINATE_FN), ("kind_user_destroy", DESTROY_FN)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,6 +204,10 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_last_error", [], c_char_p),
     ("hulynet_free", [c_void_p], None),
     ("hulynet_set_log_handler", [LOG_FN, c_void_p, c_int], c_int, _check_status),
+    ("hulynet_set_log_handler_v2", [LOG_FN, c_void_p, DESTROY_FN, c_int], c_int, _check_status),
+    ("hulynet_shutdown", [c_int64], c_int, _check_status),
+    ("hulynet_set_callback_threads", [c_int], c_int, _check_status),
+    ("hulynet_callback_threads", [], c_int),
 
     ("hulynet_server_start", [c_char_p, c_int, POINTER(TimeoutsC), POINTER(ServerP)], c_int, _check_status),
     ("hulynet_server_port", [ServerP], c_int, _check_status),
@@ -220,12 +234,14 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_client_request_async", [ClientP, c_char_p, c_char_p, c_char_p, c_int64, RESULT_FN, c_void_p], c_int,
      _check_status),
     ("hulynet_client_add_listener", [ClientP, EVENT_FN, c_void_p, POINTER(c_uint64)], c_int, _check_status),
+    ("hulynet_client_add_listener_v2", [ClientP, EVENT_FN, c_void_p, DESTROY_FN, POINTER(c_uint64)], c_int, _check_status),
     ("hulynet_client_remove_listener", [ClientP, c_uint64], c_int, _check_status),
     ("hulynet_client_destroy", [ClientP], None),
 
     ("hulynet_reference_uuid", [ReferenceP], c_char_p),
     ("hulynet_reference_endpoint", [ReferenceP], c_char_p),
     ("hulynet_reference_set_moved_handler", [ReferenceP, MOVED_FN, c_void_p], c_int, _check_status),
+    ("hulynet_reference_set_moved_handler_v2", [ReferenceP, MOVED_FN, c_void_p, DESTROY_FN], c_int, _check_status),
     ("hulynet_reference_request", [ReferenceP, c_char_p, c_char_p, c_int64, _OUT_TEXT], c_int, _check_status),
     ("hulynet_reference_request_async", [ReferenceP, c_char_p, c_char_p, c_int64, RESULT_FN, c_void_p], c_int,
      _check_status),
@@ -234,6 +250,7 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_reference_destroy", [ReferenceP], None),
 
     ("hulynet_connection_set_event_handler", [ConnectionP, EVENT_FN, c_void_p], c_int, _check_status),
+    ("hulynet_connection_set_event_handler_v2", [ConnectionP, EVENT_FN, c_void_p, DESTROY_FN], c_int, _check_status),
     ("hulynet_connection_request", [ConnectionP, c_char_p, c_char_p, c_int64, _OUT_TEXT], c_int, _check_status),
     ("hulynet_connection_request_async", [ConnectionP, c_char_p, c_char_p, c_int64, RESULT_FN, c_void_p], c_int,
      _check_status),
@@ -243,15 +260,18 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_agent_uuid", [AgentP], c_char_p),
     ("hulynet_agent_add_stateless", [AgentP, c_char_p, c_char_p, c_void_p], c_int, _check_status),
     ("hulynet_agent_set_request_mode", [AgentP, c_char_p, c_int], c_int, _check_status),
+    ("hulynet_agent_set_direct", [AgentP, c_char_p, c_int], c_int, _check_status),
     ("hulynet_agent_stateless_container", [AgentP, c_char_p], ContainerP),
     ("hulynet_client_serve_agent", [ClientP, AgentP, c_char_p, c_int, c_int64], c_int, _check_status),
     ("hulynet_client_register_agent", [ClientP, AgentP, c_int64], c_int, _check_status),
     ("hulynet_agent_destroy", [AgentP], None),
 
     ("hulynet_container_uuid", [ContainerP], c_char_p),
+    ("hulynet_container_start_error", [ContainerP, c_char_p], c_int, _check_status),
     ("hulynet_container_emit", [ContainerP, c_char_p, c_char_p, POINTER(c_int)], c_int, _check_status),
     ("hulynet_request_reply", [RequestP, c_char_p], c_int, _check_status),
     ("hulynet_request_fail", [RequestP, c_char_p], c_int, _check_status),
+    ("hulynet_request_fail_status", [RequestP, c_int, c_char_p], c_int, _check_status),
 ]
 
 
@@ -276,6 +296,7 @@ if lib.hulynet_version_number() // 10000 != API_MAJOR:
         f"{library_path} is libhulynet {lib.hulynet_version_string().decode()}; this binding needs {API_MAJOR}.x")
 
 # NULL callbacks (a prototype called without arguments is a NULL function pointer).
+NULL_DESTROY_FN = DESTROY_FN()
 NULL_EVENT_FN = EVENT_FN()
 NULL_MOVED_FN = MOVED_FN()
 NULL_LOG_FN = LOG_FN()
@@ -422,6 +443,17 @@ registry = Registry()
 
 def version() -> str:
     return lib.hulynet_version_string().decode()
+
+
+def set_callback_threads(count: int = 0) -> None:
+    """Sets the number of the library's callback threads, which run every callback of this binding
+    (0: the default, max(4, 2 x cores), or $HULYNET_CALLBACK_THREADS)."""
+    lib.hulynet_set_callback_threads(count)
+
+
+def callback_threads() -> int:
+    """The number of the library's callback threads."""
+    return lib.hulynet_callback_threads()
 
 
 def strerror(code: int) -> str:

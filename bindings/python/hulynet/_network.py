@@ -33,10 +33,12 @@ class Timeouts:
     unused_container: Optional[float] = None  # an unreferenced container stops: 5 s
     ping_interval: Optional[float] = None     # how often clients ping: 1 s
     request: Optional[float] = None           # the longest any request waits: 30 s
+    tick: Optional[float] = None              # how often timers are checked: 0.1 s
 
     def _to_c(self) -> _ffi.TimeoutsC:
-        return _ffi.TimeoutsC(*(_ffi.milliseconds(getattr(self, name), f"timeouts.{name}")
-                                for name in ("alive", "unused_container", "ping_interval", "request")))
+        return _ffi.TimeoutsC(_ffi.struct_size(_ffi.TimeoutsC),
+                              *(_ffi.milliseconds(getattr(self, name), f"timeouts.{name}")
+                                for name in ("alive", "unused_container", "ping_interval", "request", "tick")))
 
 
 TimeoutsLike = Union[Timeouts, Mapping[str, Optional[float]], None]
@@ -102,14 +104,20 @@ def _deliver_moved(user: Optional[int], uuid: Optional[bytes], endpoint: Optiona
     _call_handler(user, "moved handler", lambda: (_ffi.decode(uuid), _ffi.decode(endpoint)))
 
 
+def _forget_handler(user: Optional[int]) -> None:
+    """The library's destroy notification: it will not call this handler again."""
+    _ffi.registry.pop(user)
+
+
 _event_callback = _ffi.EVENT_FN(_deliver_event)
 _moved_callback = _ffi.MOVED_FN(_deliver_moved)
+_destroy_callback = _ffi.DESTROY_FN(_forget_handler)
 
 
 class _HandlerSlot:
-    """One handler that C calls back with its registry key as `user`: kept in the registry while
-    the library may call it, replaced under a lock (a handler may replace itself from inside a
-    call), dropped once the library calls it no more."""
+    """One handler that C calls back with its registry key as `user`: kept in the registry until
+    the library's destroy notification says it calls it no more; replaced under a lock (a
+    handler may replace itself from inside a call)."""
 
     def __init__(self, what: str) -> None:
         self.what = what
@@ -119,7 +127,8 @@ class _HandlerSlot:
 
     def set(self, fn: Optional[Callable[..., Any]], install: Callable[[Optional[int]], Any]) -> None:
         """Registers `fn` and calls install(key), which hands C its callback with `key` as the
-        user (None: no callback); then drops the previous one."""
+        user (None: no callback) and the destroy notification; the library drops the previous
+        one through that notification."""
         if fn is not None and not callable(fn):
             raise TypeError(f"the {self.what} must be callable or None")
         with self._lock:
@@ -127,15 +136,13 @@ class _HandlerSlot:
             try:
                 install(key)
             except BaseException:
-                _ffi.registry.pop(key)
+                _ffi.registry.pop(key)  # not taken: no destroy notification comes
                 raise
-            old, self._key, self.fn = self._key, key, fn
-        _ffi.registry.pop(old)
+            self._key, self.fn = key, fn
 
     def forget(self) -> None:
-        """Drops the handler (its C handle is destroyed: the library calls it no more)."""
-        key, self._key, self.fn = self._key, None, None
-        _ffi.registry.pop(key)
+        """Its C handle is destroyed: the library has sent (or sends) the destroy notification."""
+        self._key, self.fn = None, None
 
 
 def _settle(future: asyncio.Future, status: int, payload: Optional[bytes]) -> None:
@@ -332,13 +339,10 @@ class Subscription:
             key, self._key = self._key, None
         if key is None:
             return
-        try:
-            handle = self._client._handle
-            if handle is not None:
-                lib.hulynet_client_remove_listener(handle, c_uint64(self.id))
-        finally:
-            _ffi.registry.pop(key)
-            self._client._listener_keys.discard(key)
+        # The library's destroy notification drops the function (here, or when the client closed).
+        handle = self._client._handle
+        if handle is not None:
+            lib.hulynet_client_remove_listener(handle, c_uint64(self.id))
 
     def __enter__(self) -> "Subscription":
         return self
@@ -365,7 +369,6 @@ class Client(Resource):
         self.port = port
         self._children: "weakref.WeakSet[Resource]" = weakref.WeakSet()
         self._children_lock = threading.Lock()
-        self._listener_keys: set = set()
         handle = _ffi.ClientP()
         security = _ffi.security(secret_key, server_key, None)
         if security is not None and server_key is None:
@@ -399,9 +402,6 @@ class Client(Resource):
         lib.hulynet_client_destroy(handle)
         for child in sorted(children, key=lambda c: not isinstance(c, Connection)):
             child.close()
-        for key in list(self._listener_keys):
-            _ffi.registry.pop(key)
-        self._listener_keys.clear()
 
     # -- waiting for the coordinator
 
@@ -497,11 +497,10 @@ class Client(Resource):
         key = _ffi.registry.add(fn)
         subscription = c_uint64()
         try:
-            lib.hulynet_client_add_listener(handle, _event_callback, key, byref(subscription))
+            lib.hulynet_client_add_listener_v2(handle, _event_callback, key, _destroy_callback, byref(subscription))
         except BaseException:
             _ffi.registry.pop(key)
             raise
-        self._listener_keys.add(key)
         return Subscription(self, subscription.value, key)
 
     # -- agents
@@ -587,8 +586,9 @@ class Reference(Resource):
         self.set_moved_handler(fn)
 
     def set_moved_handler(self, fn: Optional[Callable[[str, str], Any]]) -> None:
-        self._moved.set(fn, lambda key: lib.hulynet_reference_set_moved_handler(
-            self._live_handle(), _moved_callback if key is not None else _ffi.NULL_MOVED_FN, key))
+        self._moved.set(fn, lambda key: lib.hulynet_reference_set_moved_handler_v2(
+            self._live_handle(), _moved_callback if key is not None else _ffi.NULL_MOVED_FN, key,
+            _destroy_callback if key is not None else _ffi.NULL_DESTROY_FN))
 
     @property
     def endpoint_info(self) -> Optional[dict]:
@@ -682,8 +682,9 @@ class Connection(Resource):
         self.set_event_handler(fn)
 
     def set_event_handler(self, fn: Optional[Callable[[JSON], Any]]) -> None:
-        self._events.set(fn, lambda key: lib.hulynet_connection_set_event_handler(
-            self._live_handle(), _event_callback if key is not None else _ffi.NULL_EVENT_FN, key))
+        self._events.set(fn, lambda key: lib.hulynet_connection_set_event_handler_v2(
+            self._live_handle(), _event_callback if key is not None else _ffi.NULL_EVENT_FN, key,
+            _destroy_callback if key is not None else _ffi.NULL_DESTROY_FN))
 
     def request(self, operation: str, data: JSON = None, timeout: Optional[float] = None) -> JSON:
         handle = self._live_handle()

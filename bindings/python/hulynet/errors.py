@@ -21,6 +21,8 @@ EREMOTE = -6
 EBIND = -7
 ECONNECT = -8
 EINTERNAL = -9
+EAGAIN = -10
+ELIMIT = -11
 
 _NAMES = {
     EINVAL: "invalid argument",
@@ -32,6 +34,8 @@ _NAMES = {
     EBIND: "cannot bind the address",
     ECONNECT: "cannot connect",
     EINTERNAL: "internal error",
+    EAGAIN: "retry later",
+    ELIMIT: "a limit is reached",
 }
 
 
@@ -114,6 +118,21 @@ class InternalError(Error):
     code = EINTERNAL
 
 
+class RetryLater(Error):
+    """HULYNET_EAGAIN: refused for now, retry later (too many requests in flight, a rate limit, a
+    coordinator restoring its state, a busy container). A container's request() may raise it to
+    answer so."""
+
+    code = EAGAIN
+
+
+class LimitReached(Error):
+    """HULYNET_ELIMIT: a configured limit refuses it for good (the most clients, the largest
+    message, ...). A container's request() may raise it to answer so."""
+
+    code = ELIMIT
+
+
 class LibraryNotFoundError(ImportError):
     """libhulynet could not be loaded (see the message for the ways to point at it)."""
 
@@ -121,7 +140,7 @@ class LibraryNotFoundError(ImportError):
 _CLASSES: Dict[int, Type[Error]] = {
     cls.code: cls
     for cls in (InvalidArgument, InvalidJSON, NotFound, Timeout, Closed, RemoteError, BindError, ConnectError,
-                InternalError)
+                InternalError, RetryLater, LimitReached)
 }
 
 

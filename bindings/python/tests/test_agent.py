@@ -1,7 +1,9 @@
 """Container kinds written in Python, hosted by hulynet.Agent and called from other clients."""
 
+import json
 import logging
 import threading
+import time
 
 import pytest
 
@@ -223,9 +225,9 @@ def test_failing_start_and_raising_callbacks_are_contained(served, recorder, cap
             with reference.connect() as connection:
                 assert connection.request("anything") == "ok"
         wait_for(lambda: recorder.of("terminate"), message="terminate of broken")
-        texts = " ".join(r.exc_text or "" for r in caplog.records)
-        wait_for(lambda: "disconnect raised" in " ".join(r.exc_text or "" for r in caplog.records))
-        assert "connect raised" in texts and "terminate raised" in texts
+        # Callbacks run on the library's callback threads: their logs come when they have raised.
+        for text in ("connect raised", "disconnect raised", "terminate raised"):
+            wait_for(lambda: text in " ".join(r.exc_text or "" for r in caplog.records), message=text)
 
 
 def test_start_may_return_a_hulynet_status(make_client, caplog):
@@ -314,18 +316,27 @@ def test_any_teardown_order_leaves_networking_working(order, recorder):
         client.wait(timeout=5)
 
 
+def _thread_name():
+    """The native name of the calling thread (the library names its callback threads)."""
+    with open(f"/proc/self/task/{threading.get_native_id()}/comm") as comm:
+        return comm.read().strip()
+
+
 class ThreadProbe(hulynet.Container):
-    """Answers whether request() runs on the thread of the last connect() (the agent's I/O thread)."""
+    """Answers the name of the thread request() runs on; counts connects off the callback threads."""
 
     kind = "thread-probe"
     inline_requests = True
-    connect_thread = None
+    connects = 0
+    off_pool = 0
 
     def connect(self, client_id):
-        type(self).connect_thread = threading.get_ident()
+        type(self).connects += 1
+        if _thread_name() != "hulynet-cb":
+            type(self).off_pool += 1
 
     def request(self, operation, data, client_id):
-        return threading.get_ident() == type(self).connect_thread
+        return _thread_name()
 
 
 def test_inline_requests_run_on_the_agents_io_thread(make_client, make_agent):
@@ -333,12 +344,137 @@ def test_inline_requests_run_on_the_agents_io_thread(make_client, make_agent):
     agent = make_agent([ThreadProbe])
     host.serve_agent(agent)
     with user.get("thread-probe") as reference, reference.connect() as connection:
-        wait_for(lambda: ThreadProbe.connect_thread is not None, message="connect")
-        assert connection.request("where") is True  # the class attribute asked for inline requests
-        assert reference.request("where") is True  # through the coordinator as well
+        wait_for(lambda: ThreadProbe.connects == 1, message="connect")
+        assert ThreadProbe.off_pool == 0  # connect ran on a callback thread
+        assert connection.request("where") != "hulynet-cb"  # the class attribute asked for inline requests
+        assert reference.request("where") != "hulynet-cb"  # through the coordinator as well
         agent.set_inline_requests("thread-probe", False)
-        assert connection.request("where") is False
+        assert connection.request("where") == "hulynet-cb"
         agent.set_inline_requests("thread-probe")
-        assert connection.request("where") is True
+        assert connection.request("where") != "hulynet-cb"
     with pytest.raises(hulynet.NotFound):
         agent.set_inline_requests("no-such-kind")
+
+
+class Sleeper(hulynet.Container):
+    """Blocks its callback thread for 1.5 s on every request (as a careless container would)."""
+
+    kind = "sleeper"
+    started = 0
+    lock = threading.Lock()
+
+    def request(self, operation, data, client_id):
+        with Sleeper.lock:
+            Sleeper.started += 1
+        time.sleep(1.5)
+        return data
+
+
+def test_blocking_callbacks_do_not_stall_the_library(make_client, make_agent):
+    """Three Python request callbacks block at once (more than Swift's cooperative pool has
+    threads on a 2-core machine) while gets and requests of another container go on quickly."""
+    hulynet.set_callback_threads(8)
+    host, user, other = make_client(), make_client(), make_client()
+    agent = make_agent([Sleeper, Echo])
+    host.serve_agent(agent)
+    Sleeper.started = 0
+    with user.get("sleeper") as slow:
+        callers = [threading.Thread(target=slow.request, args=("wait", i)) for i in range(3)]
+        for caller in callers:
+            caller.start()
+        wait_for(lambda: Sleeper.started == 3, timeout=1.0, message="three blocking callbacks at once")
+        began = time.monotonic()
+        with other.get("echo") as echo:
+            for i in range(20):
+                assert echo.request("echo", i) == i
+        took = time.monotonic() - began
+        assert took < 1.0, f"a get and 20 requests took {took:.2f} s while callbacks blocked"
+        assert all(caller.is_alive() for caller in callers)  # the slow ones were still blocked
+        for caller in callers:
+            caller.join(timeout=5)
+    hulynet.set_callback_threads(0)
+
+
+class Refusing(hulynet.Container):
+    """Answers with the error its operation names."""
+
+    kind = "refusing"
+
+    def request(self, operation, data, client_id):
+        if operation == "busy":
+            raise hulynet.RetryLater(message="busy, retry later")
+        if operation == "limit":
+            raise hulynet.LimitReached(message="too much")
+        raise ValueError("Container abc not found")  # the network's words, a container's error
+
+
+def test_errors_by_status_not_text(make_client, make_agent):
+    host, user = make_client(), make_client()
+    agent = make_agent([Refusing])
+    host.serve_agent(agent)
+    with user.get("refusing") as reference, reference.connect() as connection:
+        for target in (reference, connection):
+            with pytest.raises(hulynet.RetryLater) as caught:
+                target.request("busy")
+            assert caught.value.message == "busy, retry later"
+            with pytest.raises(hulynet.LimitReached):
+                target.request("limit")
+            with pytest.raises(hulynet.RemoteError) as caught:
+                target.request("other")
+            assert caught.value.message == "Container abc not found"
+    with pytest.raises(hulynet.NotFound):
+        user.request("no-such-container", "x")
+
+
+class DirectEcho(Echo):
+    """Echo, each container on an endpoint of its own."""
+
+    kind = "direct-echo"
+    direct = True
+
+
+def test_direct_containers(make_client, make_agent):
+    host, user = make_client(), make_client()
+    agent = make_agent([DirectEcho, Echo])
+    host.serve_agent(agent)
+    agent_port = json.loads(user.agents()[0]["endpoint"])["port"]
+    with user.get("direct-echo") as reference:
+        info = reference.endpoint_info
+        assert info["kind"] == 1 and info["uuid"] == reference.uuid and info["port"] != agent_port
+        events = []
+        with reference.connect() as connection:
+            connection.on_event = events.append
+            assert connection.request("echo", {"d": [1]}) == {"d": [1]}
+            assert connection.request("whoami")["client"] == user.id
+            assert connection.request("emit", {"event": "direct event"}) == 1
+            wait_for(lambda: "direct event" in events, message="the direct container's event")
+        assert reference.request("echo", 5) == 5  # through the coordinator as well
+    with user.get("echo") as routed:
+        assert routed.endpoint_info["kind"] == 0
+    agent.set_direct("echo")  # by call: the next echo container is direct
+    with user.get("echo", uuid="now-direct") as reference:
+        assert reference.endpoint_info["kind"] == 1
+    with pytest.raises(hulynet.NotFound):
+        agent.set_direct("no-such-kind")
+
+
+def test_handlers_go_with_the_librarys_destroy_notification(make_client, make_agent):
+    """Every handler given to the library leaves the binding's registry once the library says
+    (through the destroy notification) that it will not call it again."""
+    from hulynet import _ffi
+    host, user = make_client(), make_client()
+    host.serve_agent(make_agent([Echo]))
+    with user.get("echo") as reference:
+        connection = reference.connect()
+        baseline = len(_ffi.registry)
+        connection.on_event = lambda event: None
+        connection.on_event = lambda event: None  # replaces: the first one goes
+        reference.on_moved = lambda uuid, endpoint: None
+        subscription = user.add_listener(lambda event: None)
+        assert len(_ffi.registry) == baseline + 3
+        subscription.remove()
+        assert len(_ffi.registry) == baseline + 2
+        connection.on_event = None
+        assert len(_ffi.registry) == baseline + 1
+        connection.close()
+    wait_for(lambda: len(_ffi.registry) <= baseline, message="the moved handler goes with its reference")

@@ -20,6 +20,7 @@ BUNDLED = bool(os.environ.get("HULYNET_TEST_BUNDLED"))
 
 def test_version():
     assert re.fullmatch(r"\d+\.\d+\.\d+", hulynet.library_version())
+    assert hulynet.__version__ == hulynet.library_version()  # the binding is the library's version
     major, minor, patch = map(int, hulynet.library_version().split("."))
     assert _ffi.lib.hulynet_version_number() == major * 10000 + minor * 100 + patch
     if not BUNDLED:
@@ -65,8 +66,19 @@ def test_table_covers_the_header():
 def test_every_status_function_is_checked():
     for item in _ffi.FUNCTIONS:
         name, restype = item[0], item[2]
-        if restype is _ffi.c_int and name not in ("hulynet_server_port",):
+        if restype is _ffi.c_int and name not in ("hulynet_server_port", "hulynet_callback_threads"):
             assert len(item) > 3 and item[3] is _ffi._check_status, name
+
+
+def test_callback_threads():
+    before = hulynet.callback_threads()
+    assert before >= 1
+    with pytest.raises(hulynet.InvalidArgument):
+        hulynet.set_callback_threads(-1)
+    hulynet.set_callback_threads(5)
+    assert hulynet.callback_threads() == 5
+    hulynet.set_callback_threads(before)
+    assert hulynet.callback_threads() == before
 
 
 @pytest.mark.parametrize("code, cls, builtin", [
@@ -79,6 +91,8 @@ def test_every_status_function_is_checked():
     (-7, hulynet.BindError, OSError),
     (-8, hulynet.ConnectError, ConnectionError),
     (-9, hulynet.InternalError, Exception),
+    (-10, hulynet.RetryLater, Exception),
+    (-11, hulynet.LimitReached, Exception),
 ])
 def test_error_classes(code, cls, builtin):
     error = errors.error_for(code, "detail")
