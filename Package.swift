@@ -21,6 +21,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        // Metrics: recorded through swift-metrics' handles, rendered in Prometheus text by
+        // swift-prometheus (which needs only swift-metrics and swift-atomics, no SwiftNIO).
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
     ],
     targets: [
         // libzmq from Debian's libzmq3-dev, found through pkg-config.
@@ -30,7 +34,8 @@ let package = Package(
             providers: [.apt(["libzmq3-dev"])]
         ),
         // Pure protocol logic: JSON, the model, frames, the coordinator's state machine. No I/O.
-        .target(name: "HulyNetCore"),
+        // It records its metrics through swift-metrics' handles (CoreMetrics: protocols, no I/O).
+        .target(name: "HulyNetCore", dependencies: [.product(name: "CoreMetrics", package: "swift-metrics")]),
         // A small safe Swift layer over the ZeroMQ sockets hulynet needs.
         .target(name: "HulyNetZMQ", dependencies: ["CZeroMQ"]),
         // Child processes watched from outside (output files, /proc memory and CPU, signals,
@@ -42,6 +47,8 @@ let package = Package(
             dependencies: [
                 "HulyNetCore", "HulyNetZMQ",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         // include/hulynet.h as a module (Sources/CHulyNet/include links to it).

@@ -120,6 +120,13 @@ public final class Coordinator {
     /// are restored, so only these gets need to wait.)
     private let settleUntil: Int64
     private var parkedGets: [ContainerUUID: [ParkedGet]] = [:]
+    /// Where agents, containers, get-or-starts, dead agents and failovers are counted (nil: nowhere).
+    public var metrics: NetworkMetrics?
+    /// With metrics: containers of removed agents, with the agent and when, so that a start of
+    /// one elsewhere counts as a failover; forgotten after `lostWindowMs`.
+    private var lostContainers: [ContainerUUID: (agent: AgentUUID, at: Int64)] = [:]
+    private var lostWindowMs: Int64 { timeouts.requestMs + timeouts.aliveMs }
+    private var nextLostSweep: Int64 = 0
 
     /// `startedAt`: the time of the coordinator's start, from which it settles for an alive
     /// timeout and a ping interval (agents of an earlier run reconnect within that); nil: no
@@ -170,10 +177,12 @@ public final class Coordinator {
     }
 
     /// A client closed or went silent: its references are released and its agents removed.
-    public func clientGone(_ client: ClientUUID, now: Int64, into out: inout [CoordinatorDirective]) {
+    /// `timedOut`: it went silent (its agents count as dead ones), rather than closing.
+    public func clientGone(_ client: ClientUUID, timedOut: Bool = false, now: Int64, into out: inout [CoordinatorDirective]) {
         guard let state = clients.removeValue(forKey: client) else { return }
         for uuid in state.references { dropReferences(of: client, to: uuid, all: true, now: now) }
         for agentId in state.agents where agents[agentId]?.owner == client {
+            if timedOut { metrics?.deadAgents.increment() }
             removeAgent(agentId, reason: "its client \(client) is gone", now: now, into: &out)
         }
         // Requests a gone client was answering can never be answered.
@@ -204,6 +213,7 @@ public final class Coordinator {
             do {
                 let registration = try AgentRegistration(json: params)
                 if isOwnedByAnother(registration.uuid, client) {
+                    metrics?.refused(.agentOwner)
                     out.append(.fail(token, agentOwnedByAnotherClient(registration.uuid)))
                     return
                 }
@@ -222,6 +232,7 @@ public final class Coordinator {
                 return
             }
             if isOwnedByAnother(uuid, client) {
+                metrics?.refused(.agentOwner)
                 out.append(.fail(token, agentOwnedByAnotherClient(uuid)))
                 return
             }
@@ -351,6 +362,7 @@ public final class Coordinator {
     public func tick(now: Int64, into out: inout [CoordinatorDirective]) {
         for id in agentOrder {
             if let agent = agents[id], now - agent.lastSeen > timeouts.aliveMs {
+                metrics?.deadAgents.increment()
                 removeAgent(id, reason: "silent for \(now - agent.lastSeen) ms", now: now, into: &out)
             }
         }
@@ -360,6 +372,10 @@ public final class Coordinator {
             }
         }
         if !isSettling(now: now), !parkedGets.isEmpty { unpark(now: now, into: &out) }
+        if !lostContainers.isEmpty, now >= nextLostSweep {
+            nextLostSweep = now + 1000
+            lostContainers = lostContainers.filter { now - $0.value.at < lostWindowMs }
+        }
         for (id, call) in calls where call.deadline <= now {
             failCall(id, RemoteError("timed out after \(timeouts.requestMs) ms waiting for agent \(call.agentId)", code: .timeout), now: now, into: &out)
         }
@@ -429,6 +445,7 @@ public final class Coordinator {
             }
         }
         agents[registration.uuid] = agent
+        metrics?.agents.set(agents.count)
         clients[owner, default: ClientState()].agents.insert(registration.uuid)
 
         queueAgent(NetworkEvent.AgentChange(id: registration.uuid, kinds: registration.kinds,
@@ -439,6 +456,7 @@ public final class Coordinator {
 
     private func removeAgent(_ id: AgentUUID, reason: String, now: Int64, into out: inout [CoordinatorDirective]) {
         guard let agent = agents.removeValue(forKey: id) else { return }
+        metrics?.agents.set(agents.count)
         agentOrder.removeAll { $0 == id }
         agentsByKind = nil
         forgetStandby(id)
@@ -447,6 +465,7 @@ public final class Coordinator {
         for uuid in agent.containers {
             if let removed = containers.removeValue(forKey: uuid) {
                 for client in removed.clients.keys { clients[client]?.references.remove(uuid) }
+                if metrics != nil { lostContainers[uuid] = (id, now) }
                 queueContainer(removed.record, .removed)
             }
         }
@@ -497,20 +516,24 @@ public final class Coordinator {
         let waiter = Waiter(client: client, token: token)
         if let uuid = options.uuid {
             if containers[uuid] != nil {
+                metrics?.got(.found)
                 addReference(client: client, uuid: uuid, now: now)
                 out.append(.reply(token, answer(for: uuid)))
                 return
             }
             if let startId = startsByUUID[uuid] {
+                metrics?.got(.joined)
                 starts[startId]?.waiters.append(waiter)
                 return
             }
             if restores, isSettling(now: now) {
                 // It most likely still runs on an agent that has not registered again yet.
+                metrics?.got(.parked)
                 parkedGets[uuid, default: []].append(ParkedGet(client: client, token: token, kind: kind, options: options))
                 return
             }
         } else if let startId = startsByLabels.first(kind: kind, labels: options.labels) {
+            metrics?.got(.joined)
             starts[startId]?.waiters.append(waiter)
             return
         }
@@ -521,10 +544,12 @@ public final class Coordinator {
             standbys[uuid]?.lazy.compactMap { self.agents[$0] }.first { $0.kinds.contains(kind) }
         }
         guard let agent = standby ?? (suitable.isEmpty ? nil : agents[suitable[turn % suitable.count]]) else {
+            metrics?.got(.noAgent)
             out.append(.fail(token, RemoteError("No suitable agents found for container \(kind)", code: .noAgent)))
             return
         }
         if standby == nil { roundRobin[kind] = turn }
+        metrics?.got(.started)
         let startId = nextStartId
         nextStartId += 1
         addStart(PendingStart(id: startId, kind: kind, options: options, agentId: agent.id, waiters: [waiter]))
@@ -581,6 +606,9 @@ public final class Coordinator {
                                          lastVisit: Double(now), extra: start.options.extra, labels: start.options.labels)
             containers[uuid] = ContainerState(record: record)
             agents[start.agentId]?.containers.insert(uuid)
+            if let lost = lostContainers.removeValue(forKey: uuid), lost.agent != start.agentId {
+                metrics?.failovers.increment()
+            }
             queueContainer(record, .added)
         }
         let reply = answer(for: uuid)
@@ -650,7 +678,9 @@ public final class Coordinator {
         }
     }
 
+    /// Every change of `containers` passes here, which keeps the per-kind gauge in step.
     private func queueContainer(_ record: ContainerRecord, _ kind: NetworkEventKind) {
+        if let metrics, kind != .updated { metrics.containerChanged(kind: record.kind, by: kind == .added ? 1 : -1) }
         if let previous = queuedContainerEvents[record.uuid] {
             queuedContainerEvents[record.uuid] = .init(container: record, event: Self.merge(previous.event, kind))
         } else {

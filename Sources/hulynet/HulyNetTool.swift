@@ -95,6 +95,12 @@ struct Server: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "The largest message accepted, in bytes; a peer sending a larger frame is disconnected before it is buffered.")
     var maxMessageBytes: Int = defaultMaxMessageBytes
 
+    @Option(parsing: .unconditional, help: "Serve GET /metrics (Prometheus text) and GET /health over HTTP on this port (0 picks one; default: none).")
+    var metricsPort: Int?
+
+    @Option(help: "The address of the metrics port.")
+    var metricsHost: String = "127.0.0.1"
+
     func validate() throws {
         try checkSeconds(statsInterval, "--stats-interval", allowZero: true)
     }
@@ -113,13 +119,18 @@ struct Server: AsyncParsableCommand {
         let server: NetworkServer
         do {
             // Every setting is checked there (a port past 65535, an empty host, ...), with a clear message.
-            server = try NetworkServer(.init(host: host, port: port, maxMessageBytes: maxMessageBytes,
-                                             handshakeTimeoutMs: handshakeTimeoutMs, maxClients: maxClients, logger: logger))
+            var configuration = NetworkServer.Configuration(host: host, port: port, maxMessageBytes: maxMessageBytes,
+                                                            handshakeTimeoutMs: handshakeTimeoutMs, maxClients: maxClients,
+                                                            logger: logger)
+            configuration.metricsPort = metricsPort
+            configuration.metricsHost = metricsHost
+            server = try NetworkServer(configuration)
         } catch {
             printError("hulynet server: \(error)")
             throw ExitCode(2)
         }
         print("hulynet server \(server.serverId) listening on \(host):\(server.port)")
+        if let port = server.metricsPort { print("metrics on http://\(metricsHost):\(port)/metrics") }
         fflush(nil) // read through a pipe by supervisors and by `hulynet bench`
         let statsTask = Task {
             guard statsInterval > 0 else { return }

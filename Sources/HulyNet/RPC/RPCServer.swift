@@ -205,6 +205,7 @@ final class RPCServer {
             let fd = Int32(bitPattern: event.value)
             if event.isAccepted {
                 if let victim = connectionCap.accepted(fd) {
+                    machine.metrics?.refused(.connectionsLimit)
                     droppedInput.record("connection closed over the limit of \(connectionCap.limit)")
                     shutdown(victim, Int32(SHUT_RDWR))
                 }
