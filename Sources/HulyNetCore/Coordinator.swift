@@ -549,7 +549,7 @@ public final class Coordinator {
             return
         }
         if standby == nil { roundRobin[kind] = turn }
-        metrics?.got(.started)
+        metrics?.got(.toAgent)
         let startId = nextStartId
         nextStartId += 1
         addStart(PendingStart(id: startId, kind: kind, options: options, agentId: agent.id, waiters: [waiter]))

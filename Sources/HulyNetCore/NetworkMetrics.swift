@@ -86,8 +86,9 @@ public final class NetworkMetrics: @unchecked Sendable {
         case found
         /// A start of it was under way: it waits for that one.
         case joined
-        /// Started on an agent.
-        case started
+        /// Sent to an agent, which starts it (or, for a get by labels, may answer with one of its
+        /// running containers whose labels fit).
+        case toAgent
         /// Held while the coordinator settles after its start (counted again when it goes on).
         case parked
         /// No agent offers the kind.
@@ -97,7 +98,7 @@ public final class NetworkMetrics: @unchecked Sendable {
             switch self {
             case .found: "found"
             case .joined: "joined"
-            case .started: "started"
+            case .toAgent: "to_agent"
             case .parked: "parked"
             case .noAgent: "no_agent"
             }

@@ -141,7 +141,14 @@ public final class MetricsHTTPServer: @unchecked Sendable {
             /// The answer, once there is one, and how much of it is sent.
             var answer: [UInt8]?
             var sent = 0
+            /// Answered and half-closed: what the peer still sends is read and dropped until it
+            /// closes (closing with unread input would reset the connection, and the peer could
+            /// lose the answer), at most `maxDrainBytes` and until the deadline.
+            var draining = false
+            var drained = 0
         }
+
+        static let maxDrainBytes = 65536
 
         private var connections: [Connection] = []
 
@@ -203,7 +210,7 @@ public final class MetricsHTTPServer: @unchecked Sendable {
                 let accepting = connections.count < MetricsHTTPServer.maxConnections
                 fds.append(pollfd(fd: accepting ? listenFD : -1, events: Int16(POLLIN), revents: 0))
                 for connection in connections {
-                    let events = connection.answer == nil ? POLLIN : POLLOUT
+                    let events = connection.answer == nil || connection.draining ? POLLIN : POLLOUT
                     fds.append(pollfd(fd: connection.fd, events: Int16(events), revents: 0))
                 }
                 let nearest = connections.map(\.deadline).min().map { max(0, $0 - now) } ?? -1
@@ -242,7 +249,7 @@ public final class MetricsHTTPServer: @unchecked Sendable {
         private func dropExpired(now: Int64) {
             guard connections.contains(where: { $0.deadline <= now }) else { return }
             for connection in connections where connection.deadline <= now {
-                if connection.answer == nil {
+                if connection.answer == nil && !connection.draining {
                     let answer = Self.response(status: "408 Request Timeout", type: "text/plain", body: Array("request timeout\n".utf8))
                     _ = answer.withUnsafeBytes { send(connection.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 }
@@ -252,7 +259,9 @@ public final class MetricsHTTPServer: @unchecked Sendable {
         }
 
         private func serve(_ index: Int, revents: Int16) {
-            if connections[index].answer == nil {
+            if connections[index].draining {
+                drain(index)
+            } else if connections[index].answer == nil {
                 if revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 { receive(index) }
             } else if revents & Int16(POLLOUT | POLLHUP | POLLERR) != 0 {
                 transmit(index)
@@ -304,10 +313,18 @@ public final class MetricsHTTPServer: @unchecked Sendable {
             }
             connections[index].sent += count
             if connections[index].sent >= answer.count {
-                // Half-close first so that the peer reads the whole answer before the end.
                 shutdown(connections[index].fd, Int32(SHUT_WR))
-                finish(index)
+                connections[index].answer = nil
+                connections[index].draining = true
             }
+        }
+
+        private func drain(_ index: Int) {
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let count = chunk.withUnsafeMutableBytes { recv(connections[index].fd, $0.baseAddress, $0.count, 0) }
+            if count < 0, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return }
+            connections[index].drained += max(count, 0)
+            if count <= 0 || connections[index].drained > Self.maxDrainBytes { finish(index) }
         }
 
         /// Where the head ends (after its blank line), if it has.
