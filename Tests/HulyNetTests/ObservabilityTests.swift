@@ -89,6 +89,54 @@ final class ObservabilityTests: IntegrationTestCase {
         XCTAssertThrowsError(try HTTPProbe.get(port: metricsPort, path: "/health"))
     }
 
+    /// The coordinator's own counts, driven without sockets: a refused registration, a dead agent
+    /// and the failover of its container.
+    func testTheCoordinatorCountsDeadAgentsFailoversAndRefusals() throws {
+        let registry = MetricsRegistry()
+        let coordinator = Coordinator(timeouts: Timeouts(aliveMs: 3000, unusedContainerMs: 5000, pingIntervalMs: 1000,
+                                                         requestMs: 10000, tickMs: 100))
+        coordinator.metrics = registry.networkMetrics()
+        var out: [CoordinatorDirective] = []
+        var now: Int64 = 100_000
+        var token: RequestToken = 0
+        func request(_ client: ClientUUID, _ method: String, _ params: JSONValue) {
+            token += 1
+            coordinator.clientConnected(client)
+            coordinator.handle(client: client, token: token, method: method, params: params, now: now, into: &out)
+        }
+        func register(_ agent: AgentUUID, by client: ClientUUID) {
+            request(client, Method.registerAgent, AgentRegistration(uuid: agent, containers: [], kinds: ["k"], endpoint: nil).json)
+        }
+        /// Gets u1 and answers the start call the coordinator sends; returns the agent asked.
+        func getAndStart() throws -> AgentUUID {
+            out.removeAll()
+            request("user", Method.getContainer, ["kind": "k", "request": GetOptions(uuid: "u1").json])
+            guard case .call(_, let id, let payload) = try XCTUnwrap(out.first(where: { if case .call = $0 { true } else { false } })),
+                  let agent = try JSONValue.parse(payload)[1]?[0]?.stringValue else { throw NetworkError.invalid("no start call") }
+            coordinator.callSucceeded(id, payload: Array(#"["u1","ep"]"#.utf8), now: now, into: &out)
+            return agent
+        }
+        register("A", by: "a")
+        register("B", by: "b")
+        register("A", by: "intruder") // A belongs to a connected client: refused
+        let first = try getAndStart()
+        // The first agent's owner goes silent; the other and the user keep pinging.
+        now += 3500
+        for client in ["a", "b", "user", "intruder"] where client != (first == "A" ? "a" : "b") { coordinator.ping(client, now: now) }
+        coordinator.tick(now: now, into: &out)
+        let second = try getAndStart()
+        XCTAssertNotEqual(first, second)
+        coordinator.tick(now: now, into: &out)
+
+        let text = PrometheusText(registry.prometheusText())
+        XCTAssertEqual(text["hulynet_dead_agents_total"], 1)
+        XCTAssertEqual(text["hulynet_failovers_total"], 1)
+        XCTAssertEqual(text[#"hulynet_refusals_total{reason="agent_owner"}"#], 1)
+        XCTAssertEqual(text[#"hulynet_get_or_start_total{outcome="to_agent"}"#], 2)
+        XCTAssertEqual(text[#"hulynet_containers{kind="k"}"#], 1)
+        XCTAssertEqual(text["hulynet_agents"], 1)
+    }
+
     func testServersInOneProcessCountApart() async throws {
         let first = try await startServer()
         let second = try await startServer()
