@@ -255,9 +255,11 @@ final class CoordinatorShell: RPCServerDelegate {
         case .broadcast(let event):
             metrics?.eventsSent.increment(by: rpc.clientCount)
             rpc.broadcast(payload: event.json.serialized())
-        case .log(let level, let message):
-            // Ids and kinds in these lines come from clients: one line, escaped and bounded.
-            logger.log(level: level.swiftLogLevel, "\(LogSummary.escaped(message.utf8, limit: 1024))")
+        case .log(let level, let message, let fields):
+            // Ids and kinds in these lines come from clients: escaped and bounded, as metadata.
+            var metadata: Logger.Metadata = [:]
+            for field in fields { metadata[field.name] = "\(LogSummary.escaped(field.value.utf8, limit: 256))" }
+            logger.log(level: level.swiftLogLevel, "\(LogSummary.escaped(message.utf8, limit: 1024))", metadata: metadata)
         }
     }
 

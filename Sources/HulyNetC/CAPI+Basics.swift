@@ -85,7 +85,13 @@ struct CLogHandler: LogHandler {
         let level = Int32(event.level.cLevel)
         let target = CLogSink.current
         guard level >= target.minLevel else { return }
-        let text = "[\(label)] \(event.message)"
+        var text = "[\(label)] \(event.message)"
+        // Structured fields (agent, client, container, kind, ...) follow as key=value, in order.
+        let fields = metadata.merging(event.metadata ?? [:]) { $1 }
+        for key in fields.keys.sorted() {
+            let value = "\(fields[key]!)"
+            text += value.contains(" ") || value.isEmpty ? " \(key)=\"\(value)\"" : " \(key)=\(value)"
+        }
         if let fn = target.fn {
             text.withCString { pointer in CallbackThread.run { fn(target.user, level, pointer) } }
         } else {
@@ -144,7 +150,31 @@ func cPort(_ port: Int32, allowZero: Bool = true) throws(CFailure) -> Int {
 
 final class CServer {
     let server: NetworkServer
+    /// The HTTP endpoint of `hulynet_server_serve_metrics`, stopped with the server.
+    private let lock = Lock()
+    private var http: MetricsHTTPServer?
+
     init(_ server: NetworkServer) { self.server = server }
+
+    /// Starts the endpoint; false when one is already running.
+    func serveMetrics(start: () throws(NetworkError) -> MetricsHTTPServer) throws(NetworkError) -> MetricsHTTPServer? {
+        let result = lock.withLock { () -> Result<MetricsHTTPServer, NetworkError>? in
+            guard http == nil, server.metricsServer == nil else { return nil }
+            do throws(NetworkError) {
+                let started = try start()
+                http = started
+                return .success(started)
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result?.get()
+    }
+
+    func stop() {
+        lock.withLock { http }?.stop()
+        server.stop()
+    }
 }
 
 @_cdecl("hulynet_server_start")
@@ -186,5 +216,41 @@ public func hulynet_server_stats_get(_ handle: OpaquePointer?, _ out: UnsafeMuta
 
 @_cdecl("hulynet_server_destroy")
 public func hulynet_server_destroy(_ handle: OpaquePointer?) {
-    Handles.take(handle, CServer.self)?.server.stop()
+    Handles.take(handle, CServer.self)?.stop()
+}
+
+// MARK: - Metrics and health
+
+@_cdecl("hulynet_server_metrics")
+public func hulynet_server_metrics(_ handle: OpaquePointer?, _ textOut: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    cCall {
+        guard let textOut else { throw CFailure.invalid("text_out is NULL") }
+        textOut.pointee = nil
+        let server = try Handles.get(handle, CServer.self, "server").server
+        guard let text = newCString(server.metricsText()) else { throw CFailure(status: HULYNET_EINTERNAL, message: "out of memory") }
+        textOut.pointee = text
+    }
+}
+
+@_cdecl("hulynet_server_serve_metrics")
+public func hulynet_server_serve_metrics(_ handle: OpaquePointer?, _ host: UnsafePointer<CChar>?, _ port: Int32,
+                                         _ portOut: UnsafeMutablePointer<Int32>?) -> Int32 {
+    cCall {
+        let cServer = try Handles.get(handle, CServer.self, "server")
+        let host = host == nil ? "127.0.0.1" : try cHost(host, "host")
+        let port = try cPort(port)
+        let server = cServer.server
+        let started: MetricsHTTPServer?
+        do {
+            started = try cServer.serveMetrics { () throws(NetworkError) in
+                try MetricsHTTPServer(host: host, port: port, logger: CLogSink.logger("hulynet.metrics"),
+                                      metrics: { [weak server] in server?.configuration.metrics?.prometheusBytes() ?? [] },
+                                      health: { [weak server] in server?.health() ?? .stopped })
+            }
+        } catch {
+            throw CFailure(error)
+        }
+        guard let started else { throw CFailure.invalid("the server already serves its metrics") }
+        portOut?.pointee = Int32(started.port)
+    }
 }

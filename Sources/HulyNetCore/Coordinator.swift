@@ -17,7 +17,21 @@ public enum CoordinatorDirective: Sendable, Equatable {
     case call(to: ClientUUID, id: CallID, payload: [UInt8])
     /// Send this event to every connected client.
     case broadcast(NetworkEvent)
-    case log(LogLevel, String)
+    /// A log line: a short message and the ids it is about as fields (client, agent, container,
+    /// kind, ...), which a shell logs as structured metadata. Never an `extra` value.
+    case log(LogLevel, String, fields: [LogField] = [])
+}
+
+/// One field of a log line: the name of what it is (`agent`, `container`, ...) and its value,
+/// which may come from a peer (a shell escapes and bounds it).
+public struct LogField: Sendable, Equatable {
+    public let name: String
+    public let value: String
+
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
 }
 
 public enum LogLevel: Int, Sendable, Comparable {
@@ -344,7 +358,8 @@ public final class Coordinator {
             let failure = RemoteError("Failed to get endpoint for container \(start.kind): \(error.message)", code: error.code)
             for waiter in start.waiters { out.append(.fail(waiter.token, failure)) }
         case .terminate(let uuid):
-            out.append(.log(.warning, "terminate of container \(uuid) on agent \(call.agentId) failed: \(error.message)"))
+            out.append(.log(.warning, "terminate failed: \(error.message)",
+                            fields: [LogField("container", uuid), LogField("agent", call.agentId)]))
         }
     }
 
@@ -430,7 +445,9 @@ public final class Coordinator {
                     // Highly available containers: the first agent keeps the uuid.
                     terminate.append(record.uuid)
                     standbys[record.uuid, default: []].append(registration.uuid)
-                    out.append(.log(.info, "container \(record.uuid) already runs on agent \(existing.record.agentId); agent \(registration.uuid) is told to terminate it"))
+                    out.append(.log(.info, "container already runs on another agent: this one is told to terminate it",
+                                    fields: [LogField("container", record.uuid), LogField("agent", registration.uuid),
+                                             LogField("runsOn", existing.record.agentId)]))
                     continue
                 }
                 agent.containers.insert(record.uuid)
@@ -450,7 +467,10 @@ public final class Coordinator {
 
         queueAgent(NetworkEvent.AgentChange(id: registration.uuid, kinds: registration.kinds,
                                             event: previous == nil ? .added : .updated))
-        out.append(.log(.info, "agent \(registration.uuid) registered by client \(owner): kinds \(registration.kinds), \(agent.containers.count) containers"))
+        out.append(.log(.info, "agent registered",
+                        fields: [LogField("agent", registration.uuid), LogField("client", owner),
+                                 LogField("kinds", registration.kinds.joined(separator: ",")),
+                                 LogField("containers", String(agent.containers.count))]))
         return terminate
     }
 
@@ -461,7 +481,9 @@ public final class Coordinator {
         agentsByKind = nil
         forgetStandby(id)
         clients[agent.owner]?.agents.remove(id)
-        out.append(.log(.info, "agent \(id) removed (\(reason)) with \(agent.containers.count) containers"))
+        out.append(.log(.info, "agent removed: \(reason)",
+                        fields: [LogField("agent", id), LogField("client", agent.owner),
+                                 LogField("containers", String(agent.containers.count))]))
         for uuid in agent.containers {
             if let removed = containers.removeValue(forKey: uuid) {
                 for client in removed.clients.keys { clients[client]?.references.remove(uuid) }
@@ -598,7 +620,9 @@ public final class Coordinator {
                 }
             } else if let duplicate = agents[start.agentId] {
                 // Another agent owns the uuid: the first keeps it, this one drops its copy.
-                out.append(.log(.info, "container \(uuid) already runs on agent \(existing.record.agentId); agent \(duplicate.id) is told to terminate its copy"))
+                out.append(.log(.info, "container already runs on another agent: this one is told to terminate its copy",
+                                fields: [LogField("container", uuid), LogField("agent", duplicate.id),
+                                         LogField("runsOn", existing.record.agentId)]))
                 sendTerminate(uuid, on: duplicate, now: now, into: &out)
             }
         } else {
@@ -655,7 +679,8 @@ public final class Coordinator {
         guard var agent = agents[container.record.agentId] else { return }
         agent.containers.remove(uuid)
         agents[agent.id] = agent
-        out.append(.log(.info, "container \(uuid) unused for \(timeouts.unusedContainerMs) ms: terminating it on agent \(agent.id)"))
+        out.append(.log(.info, "container unused for \(timeouts.unusedContainerMs) ms: terminating it",
+                        fields: [LogField("container", uuid), LogField("kind", container.record.kind), LogField("agent", agent.id)]))
         sendTerminate(uuid, on: agent, now: now, into: &out)
     }
 

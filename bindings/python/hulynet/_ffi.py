@@ -174,6 +174,8 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_server_port", [ServerP], c_int, _check_status),
     ("hulynet_server_stats_get", [ServerP, POINTER(ServerStatsC)], c_int, _check_status),
     ("hulynet_server_destroy", [ServerP], None),
+    ("hulynet_server_metrics", [ServerP, _OUT_TEXT], c_int, _check_status),
+    ("hulynet_server_serve_metrics", [ServerP, c_char_p, c_int, POINTER(c_int)], c_int, _check_status),
 
     ("hulynet_client_connect", [c_char_p, c_int, POINTER(TimeoutsC), POINTER(ClientP)], c_int, _check_status),
     ("hulynet_client_wait", [ClientP, c_int64], c_int, _check_status),
