@@ -134,16 +134,16 @@ public final class Agent: @unchecked Sendable {
         var record = record
         record.metrics = agentMetrics?.kinds[record.kind]
         if let previous = hosted.updateValue(record, forKey: record.uuid) {
-            previous.metrics?.containers.decrement()
+            previous.metrics?.containers.decrement(by: 1)
         }
-        record.metrics?.containers.increment()
+        record.metrics?.containers.increment(by: 1)
         hostedByLabels.insert(record.uuid, kind: record.kind, labels: record.labels)
     }
 
     private func unhost(_ uuid: ContainerUUID) -> Hosted? {
         hostedByLabels.remove(uuid)
         let record = hosted.removeValue(forKey: uuid)
-        record?.metrics?.containers.decrement()
+        record?.metrics?.containers.decrement(by: 1)
         return record
     }
 
@@ -151,7 +151,7 @@ public final class Agent: @unchecked Sendable {
     var indexedCount: Int { lock.withLock { hostedByLabels.count } }
 
     private func unhostAll() {
-        for record in hosted.values { record.metrics?.containers.decrement() }
+        for record in hosted.values { record.metrics?.containers.decrement(by: 1) }
         hosted.removeAll()
         hostedByLabels.removeAll()
     }

@@ -253,7 +253,7 @@ final class CoordinatorShell: RPCServerDelegate {
                                        now: MonotonicClock.nowMs(), into: &directives)
             }
         case .broadcast(let event):
-            metrics?.eventsSent.increment(by: rpc.clientCount)
+            metrics?.eventsSent.increment(by: Int64(rpc.clientCount))
             rpc.broadcast(payload: event.json.serialized())
         case .log(let level, let message, let fields):
             // Ids and kinds in these lines come from clients: escaped and bounded, as metadata.

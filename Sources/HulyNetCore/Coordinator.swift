@@ -196,7 +196,7 @@ public final class Coordinator {
         guard let state = clients.removeValue(forKey: client) else { return }
         for uuid in state.references { dropReferences(of: client, to: uuid, all: true, now: now) }
         for agentId in state.agents where agents[agentId]?.owner == client {
-            if timedOut { metrics?.deadAgents.increment() }
+            if timedOut { metrics?.deadAgents.increment(by: 1) }
             removeAgent(agentId, reason: "its client \(client) is gone", now: now, into: &out)
         }
         // Requests a gone client was answering can never be answered.
@@ -377,7 +377,7 @@ public final class Coordinator {
     public func tick(now: Int64, into out: inout [CoordinatorDirective]) {
         for id in agentOrder {
             if let agent = agents[id], now - agent.lastSeen > timeouts.aliveMs {
-                metrics?.deadAgents.increment()
+                metrics?.deadAgents.increment(by: 1)
                 removeAgent(id, reason: "silent for \(now - agent.lastSeen) ms", now: now, into: &out)
             }
         }
@@ -462,7 +462,7 @@ public final class Coordinator {
             }
         }
         agents[registration.uuid] = agent
-        metrics?.agents.set(agents.count)
+        metrics?.agents.set(Int64(agents.count))
         clients[owner, default: ClientState()].agents.insert(registration.uuid)
 
         queueAgent(NetworkEvent.AgentChange(id: registration.uuid, kinds: registration.kinds,
@@ -476,7 +476,7 @@ public final class Coordinator {
 
     private func removeAgent(_ id: AgentUUID, reason: String, now: Int64, into out: inout [CoordinatorDirective]) {
         guard let agent = agents.removeValue(forKey: id) else { return }
-        metrics?.agents.set(agents.count)
+        metrics?.agents.set(Int64(agents.count))
         agentOrder.removeAll { $0 == id }
         agentsByKind = nil
         forgetStandby(id)
@@ -631,7 +631,7 @@ public final class Coordinator {
             containers[uuid] = ContainerState(record: record)
             agents[start.agentId]?.containers.insert(uuid)
             if let lost = lostContainers.removeValue(forKey: uuid), lost.agent != start.agentId {
-                metrics?.failovers.increment()
+                metrics?.failovers.increment(by: 1)
             }
             queueContainer(record, .added)
         }

@@ -231,7 +231,7 @@ public final class RPCServerMachine {
             let peer = Peer(clientId: clientId, identity: identity, lastSeen: now, aliveMs: aliveMs, run: run)
             peersByIdentity[FrameKey(identity)] = peer
             peersByClient[clientId] = peer
-            metrics?.clients.set(peersByClient.count)
+            metrics?.clients.set(Int64(peersByClient.count))
             isNew = true
         }
         // Tells a client that reconnects whether this server dropped it meanwhile (a TypeScript
@@ -402,7 +402,7 @@ public final class RPCServerMachine {
         peersByIdentity.removeValue(forKey: FrameKey(peer.identity))
         guard peersByClient[peer.clientId] === peer else { return }
         peersByClient.removeValue(forKey: peer.clientId)
-        metrics?.clients.set(peersByClient.count)
+        metrics?.clients.set(Int64(peersByClient.count))
         if timedOut {
             out.append(.log(.info, "client \(peer.clientId) silent for more than \(peer.aliveMs) ms: dropped"))
         }
