@@ -135,7 +135,7 @@ public final class Coordinator {
     private let settleUntil: Int64
     private var parkedGets: [ContainerUUID: [ParkedGet]] = [:]
     /// Where agents, containers, get-or-starts, dead agents and failovers are counted (nil: nowhere).
-    public var metrics: NetworkMetrics?
+    @exclusivity(unchecked) public var metrics: NetworkMetrics? // set once, before use; loop-confined
     /// With metrics: containers of removed agents, with the agent and when, so that a start of
     /// one elsewhere counts as a failover; forgotten after `lostWindowMs`.
     private var lostContainers: [ContainerUUID: (agent: AgentUUID, at: Int64)] = [:]

@@ -11,28 +11,37 @@ import Prometheus
 /// too, which is the process's whole network. Pass one registry to several objects to add their
 /// counts up (`MetricsRegistry.shared` is there for that), or `nil` to record nothing.
 ///
-/// Recording goes through swift-metrics' handles (`NetworkMetrics`, `AgentMetrics`), made once
-/// from `factory`; the text comes from swift-prometheus's registry behind it. Thread-safe.
+/// Recording goes through swift-metrics' handlers (`NetworkMetrics`, `AgentMetrics`), made once
+/// from `factory`; the text comes from swift-prometheus's registry behind it (counters and gauges)
+/// and from hulynet's own lock-free histograms (`LatencyHistogram`: durations are recorded on
+/// the hot path). Thread-safe.
 public final class MetricsRegistry: Sendable {
     /// One registry for the whole process, for programs that want one `/metrics` for all their
     /// objects.
     public static let shared = MetricsRegistry()
 
     public let prometheus: PrometheusCollectorRegistry
-    /// The swift-metrics factory that makes this registry's handles.
+    /// The swift-metrics factory that makes this registry's handlers.
     public let factory: any MetricsFactory
+    private let histograms: HistogramStore
 
     public init() {
         let prometheus = PrometheusCollectorRegistry()
+        let histograms = HistogramStore()
         self.prometheus = prometheus
-        factory = HelpfulPrometheusFactory(registry: prometheus)
+        self.histograms = histograms
+        factory = HelpfulPrometheusFactory(registry: prometheus, histograms: histograms)
     }
 
     /// Every metric recorded here in the Prometheus text format, version 0.0.4.
-    public func prometheusText() -> String { prometheus.emitToString() }
+    public func prometheusText() -> String {
+        var text = prometheus.emitToString()
+        histograms.render(into: &text)
+        return text
+    }
 
     /// The same as UTF-8 bytes.
-    public func prometheusBytes() -> [UInt8] { prometheus.emitToBuffer() }
+    public func prometheusBytes() -> [UInt8] { Array(prometheusText().utf8) }
 
     func networkMetrics() -> NetworkMetrics {
         NetworkMetrics(factory: factory, nowNs: { MonotonicClock.nowNs() })
@@ -48,6 +57,7 @@ public final class MetricsRegistry: Sendable {
 /// neither. One help text per name, always the same, as the registry requires.
 struct HelpfulPrometheusFactory: MetricsFactory {
     let registry: PrometheusCollectorRegistry
+    let histograms: HistogramStore
     static let buckets: [Duration] = MetricName.durationBuckets.map { .nanoseconds(Int64(($0 * 1e9).rounded())) }
 
     private func named(_ label: String) -> MetricNameDescriptor {
@@ -64,8 +74,7 @@ struct HelpfulPrometheusFactory: MetricsFactory {
 
     func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
         if aggregate {
-            return registry.makeValueHistogram(descriptor: named(label), labels: dimensions,
-                                               buckets: MetricName.durationBuckets)
+            return histograms.histogram(name: label, labels: dimensions)
         }
         return registry.makeGauge(descriptor: named(label), labels: dimensions)
     }
@@ -84,4 +93,34 @@ struct HelpfulPrometheusFactory: MetricsFactory {
     func destroyRecorder(_ handler: any RecorderHandler) {}
     func destroyMeter(_ handler: any MeterHandler) {}
     func destroyTimer(_ handler: any TimerHandler) {}
+}
+
+/// The `LatencyHistogram`s of one registry, one per name and labels, rendered after swift-
+/// prometheus's families.
+final class HistogramStore: @unchecked Sendable {
+    private let lock = Lock()
+    private var byKey: [String: LatencyHistogram] = [:]
+    private var names: [String] = []
+    private var byName: [String: [LatencyHistogram]] = [:]
+
+    func histogram(name: String, labels: [(String, String)]) -> LatencyHistogram {
+        let key = name + "\u{0}" + labels.map { "\($0.0)=\($0.1)" }.joined(separator: "\u{0}")
+        return lock.withLock {
+            if let existing = byKey[key] { return existing }
+            let made = LatencyHistogram(name: name, labels: labels, bounds: MetricName.durationBuckets)
+            byKey[key] = made
+            if byName[name] == nil { names.append(name) }
+            byName[name, default: []].append(made)
+            return made
+        }
+    }
+
+    func render(into text: inout String) {
+        let families = lock.withLock { names.map { ($0, byName[$0] ?? []) } }
+        for (name, histograms) in families {
+            if let help = MetricName.help[name] { text += "# HELP \(name) \(help)\n" }
+            text += "# TYPE \(name) histogram\n"
+            for histogram in histograms { histogram.render(into: &text) }
+        }
+    }
 }

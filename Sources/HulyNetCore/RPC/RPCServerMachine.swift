@@ -134,7 +134,7 @@ public final class RPCServerMachine {
     }
     public private(set) var stats = Stats()
     /// Where requests, answers, retries, refusals and malformed messages are counted (nil: nowhere).
-    public var metrics: NetworkMetrics?
+    @exclusivity(unchecked) public var metrics: NetworkMetrics? // set once, before use; loop-confined
 
     public init(serverId: String = makeUUID(), timeouts: Timeouts, inFlightLimit: Int = defaultInFlightLimit,
                 maxClients: Int = defaultMaxClients) {
