@@ -120,9 +120,8 @@ public final class NetworkMetrics: @unchecked Sendable {
     public let agents: any MeterHandler
     let requests: [any CounterHandler]
     let errors: [any CounterHandler]
-    /// Seconds, as an aggregating recorder (a histogram of doubles): measured under callgrind, a
-    /// swift-metrics `Timer` (a histogram of `Duration`s in swift-prometheus) costs about 800
-    /// instructions a request, this about a fifth of that.
+    /// Seconds, as aggregating recorders (histograms): cheaper to record than a `Timer`'s
+    /// `Duration`s (docs/PERFORMANCE.md, "Metrics").
     let durations: [any RecorderHandler]
     let retries: [any CounterHandler]
     let malformed: [any CounterHandler]
