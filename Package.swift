@@ -22,6 +22,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.1.0"),
+        // Metrics: recorded through swift-metrics' handles, rendered in Prometheus text by
+        // swift-prometheus (which needs only swift-metrics and swift-atomics, no SwiftNIO).
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.2.0"),
     ],
     targets: [
         // libzmq from Debian's libzmq3-dev, found through pkg-config.
@@ -31,7 +36,8 @@ let package = Package(
             providers: [.apt(["libzmq3-dev"])]
         ),
         // Pure protocol logic: JSON, the model, frames, the coordinator's state machine. No I/O.
-        .target(name: "HulyNetCore"),
+        // It records its metrics through swift-metrics' handles (CoreMetrics: protocols, no I/O).
+        .target(name: "HulyNetCore", dependencies: [.product(name: "CoreMetrics", package: "swift-metrics")]),
         // Where threads meet, with no I/O: the lock, the monotonic clock, a resume-once slot.
         .target(name: "HulyNetSync"),
         // A small safe Swift layer over the ZeroMQ sockets hulynet needs.
@@ -46,6 +52,9 @@ let package = Package(
                 "HulyNetCore", "HulyNetSync", "HulyNetZMQ",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),
         // include/hulynet.h as a module (Sources/CHulyNet/include links to it).

@@ -269,6 +269,21 @@ HULYNET_API int hulynet_server_role(hulynet_server *server);
 /** A JSON object for health checks: {"status":"serving"|"standby"|"stopped","role":...,
  *  "leader":...,"reason":...}. *json_out is freed with hulynet_free. */
 HULYNET_API int hulynet_server_health(hulynet_server *server, char **json_out);
+/* ---- Metrics and health (docs/OBSERVABILITY.md) ------------------------------------------- */
+
+/** The server's metrics in the Prometheus text format (version 0.0.4), for a host program that
+ *  serves them over its own HTTP server. On HULYNET_OK `*text_out` is a NUL-terminated string
+ *  owned by the caller: free it with hulynet_free. */
+HULYNET_API int hulynet_server_metrics(hulynet_server *server, char **text_out);
+/** Serves `GET /metrics` (that text) and `GET /health` (200 {"status":"serving","role":"single"}
+ *  while the server serves, 503 once it stops; an elected one: 200 while it leads, 503 with
+ *  {"status":"standby",...,"reason":...} while it stands by) over HTTP on host:port until the server is
+ *  destroyed. `host` NULL means "127.0.0.1"; port 0 picks a free one, written to `*port_out`
+ *  (which may be NULL). HULYNET_EBIND when the address cannot be bound; HULYNET_EINVAL when the
+ *  server already serves them. */
+HULYNET_API int hulynet_server_serve_metrics(hulynet_server *server, const char *host, int port, int *port_out);
+
+/* ---- end of metrics and health ------------------------------------------------------------ */
 
 /* ============================================================================================
  * Client (a connection to a network)

@@ -3,7 +3,7 @@
  *
  *   hulynet-server [--host H] [--port P] [--stats-interval S] [--log-level L]
  *                  [--etcd URLS [--lease-ttl S] [--etcd-key K] [--advertise HOST:PORT]]
- *                  [--secret-key FILE [--allow FILE]]
+ *                  [--secret-key FILE [--allow FILE]] [--metrics-port M] [--metrics-host A]
  *
  * With --secret-key (NAME.key of `hulynet keygen`) it serves with CURVE encryption, admitting the
  * client keys of the --allow file (docs/SECURITY.md).
@@ -18,6 +18,8 @@
  * (stdout, flushed) so scripts can wait for it; every S seconds (default 5, 0 for never) it prints
  * its counts of clients, agents and containers. SIGINT or SIGTERM stop it cleanly, with exit
  * code 0. A taken port or bad arguments end it with a message and a non-zero exit code.
+ * With --metrics-port it serves GET /metrics (Prometheus text) and GET /health over HTTP on
+ * A:M (A defaults to 127.0.0.1) and prints "hulynet-server metrics on A:M".
  *
  * Signals: SIGINT and SIGTERM are blocked before the library starts any thread (so every thread
  * inherits the mask) and taken synchronously by the main thread with sigtimedwait(), which also
@@ -47,7 +49,7 @@ static const char *program = "hulynet-server";
 
 static void usage(FILE *to) {
     fprintf(to,
-            "usage: %s [--host H] [--port P] [--stats-interval S] [--log-level L]\n"
+            "usage: %s [--host H] [--port P] [--stats-interval S] [--log-level L] [--metrics-port M] [--metrics-host A]\n"
             "\n"
             "  --host H            address to listen on (default: $HOST, else " DEFAULT_HOST ")\n"
             "  --port P            port to listen on, 0 for any free one (default: $PORT, else %d)\n"
@@ -59,6 +61,8 @@ static void usage(FILE *to) {
             "  --advertise A       with --etcd: this coordinator's HOST:PORT as others see it\n"
             "  --secret-key FILE   serve with CURVE encryption with this secret key (NAME.key of hulynet keygen)\n"
             "  --allow FILE        with --secret-key: the allow list of client keys (KEY NAME lines), read again on change\n"
+            "  --metrics-port M    serve GET /metrics and GET /health over HTTP on this port, 0 for any (default: none)\n"
+            "  --metrics-host A    the address of the metrics port (default: 127.0.0.1)\n"
             "  -h, --help          this text\n",
             program, DEFAULT_PORT);
 }
@@ -117,6 +121,8 @@ typedef struct options {
     const char *advertise;
     const char *secret_key_file; /* NULL: the plain wire */
     const char *allow_file;
+    int metrics_port; /* -1: none */
+    const char *metrics_host;
 } options;
 
 static int parse_port(const char *text, int *port) {
@@ -174,6 +180,8 @@ static int parse_arguments(int argc, char **argv, options *out) {
     out->advertise = NULL;
     out->secret_key_file = NULL;
     out->allow_file = NULL;
+    out->metrics_port = -1;
+    out->metrics_host = "127.0.0.1";
     if (env_port != NULL && *env_port != '\0' && parse_port(env_port, &out->port) != 0) {
         fprintf(stderr, "%s: the PORT environment variable is not a port number (0-65535): '%s'\n", program, env_port);
         return -1;
@@ -201,6 +209,23 @@ static int parse_arguments(int argc, char **argv, options *out) {
                 fprintf(stderr, "%s: --port needs a port number (0-65535), not '%s'\n", program, value ? value : "");
                 return -1;
             }
+            continue;
+        }
+        value = option_value(argc, argv, &i, "--metrics-port", &matched);
+        if (matched) {
+            if (parse_port(value, &out->metrics_port) != 0) {
+                fprintf(stderr, "%s: --metrics-port needs a port number (0-65535), not '%s'\n", program, value ? value : "");
+                return -1;
+            }
+            continue;
+        }
+        value = option_value(argc, argv, &i, "--metrics-host", &matched);
+        if (matched) {
+            if (value == NULL || *value == '\0') {
+                fprintf(stderr, "%s: --metrics-host needs an address\n", program);
+                return -1;
+            }
+            out->metrics_host = value;
             continue;
         }
         value = option_value(argc, argv, &i, "--stats-interval", &matched);
@@ -413,6 +438,17 @@ int main(int argc, char **argv) {
         printf("hulynet-server campaigning through etcd %s for %s:%d\n", opts.etcd, opts.host, port);
     } else {
         printf("hulynet-server listening on %s:%d\n", opts.host, port);
+    }
+    if (opts.metrics_port >= 0) {
+        int metrics_port = 0;
+        status = hulynet_server_serve_metrics(server, opts.metrics_host, opts.metrics_port, &metrics_port);
+        if (status != HULYNET_OK) {
+            fprintf(stderr, "%s: cannot serve metrics on %s:%d: %s: %s\n", program, opts.metrics_host, opts.metrics_port,
+                    hulynet_strerror(status), hulynet_last_error());
+            hulynet_server_destroy(server);
+            return EXIT_FAILED;
+        }
+        printf("hulynet-server metrics on %s:%d\n", opts.metrics_host, metrics_port);
     }
     fflush(stdout);
 

@@ -2,7 +2,8 @@
 # ctest checks of the sample server (registered by CMakeLists.txt).
 #
 #   test-hulynet-server.sh serves     SERVER CLIENT   the server on a free port serves a C client
-#                                                     (CLIENT --network 127.0.0.1:PORT); SIGTERM -> exit 0
+#                                                     (CLIENT --network 127.0.0.1:PORT) and its
+#                                                     metrics and health over HTTP; SIGTERM -> exit 0
 #   test-hulynet-server.sh port-taken SERVER          a second server on the first one's port exits
 #                                                     non-zero with a message naming the address
 #   test-hulynet-server.sh elected SERVER CLIENT      two servers with --etcd (a real etcd on loopback):
@@ -37,10 +38,11 @@ alive() {
   [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
-# Starts a server on 127.0.0.1 with a free port; sets server_pid and server_port.
+# Starts a server on 127.0.0.1 with a free port (and the options after NAME); sets server_pid and server_port.
 start_server() {
   local name=$1 line
-  "$server" --host 127.0.0.1 --port 0 --stats-interval 1 >"$work/$name.out" 2>"$work/$name.err" &
+  shift
+  "$server" --host 127.0.0.1 --port 0 --stats-interval 1 "$@" >"$work/$name.out" 2>"$work/$name.err" &
   server_pid=$!
   pids+=("$server_pid")
   for _ in $(seq 1 200); do
@@ -128,7 +130,9 @@ elected)
   ;;
 serves)
   client=${3:?the client executable}
-  start_server server
+  start_server server --metrics-port 0
+  metrics_port=$(sed -n 's/^hulynet-server metrics on 127.0.0.1:\([0-9]*\)$/\1/p' "$work/server.out")
+  [ -n "$metrics_port" ] || fail "no metrics line"
   "$client" --network "127.0.0.1:$server_port" >"$work/client.out" 2>"$work/client.err" \
     || fail "the client against 127.0.0.1:$server_port failed"
   echo "client: $(tail -n 1 "$work/client.out")"
@@ -136,6 +140,18 @@ serves)
   grep -q ' stats: clients=[0-9]* agents=[0-9]* containers=[0-9]* requests=[1-9]' "$work/server.out" \
     || fail "no statistics line counting requests"
   echo "server: $(grep ' stats: ' "$work/server.out" | tail -n 1)"
+  # GET /metrics and GET /health over bash's own TCP (no HTTP client needed), bounded by timeout.
+  http_get() {
+    timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "GET %s HTTP/1.1\r\nHost: x\r\n\r\n" "$2" >&3 && cat <&3' _ "$metrics_port" "$1"
+  }
+  http_get /metrics >"$work/metrics.out" || fail "GET /metrics failed"
+  grep -q '^HTTP/1.1 200 ' "$work/metrics.out" || fail "GET /metrics did not answer 200"
+  grep -q '^hulynet_requests_total{method="cs"} [1-9]' "$work/metrics.out" || fail "/metrics does not count the client's requests"
+  echo "metrics: $(grep '^hulynet_requests_total{method="cs"}' "$work/metrics.out")"
+  http_get /health >"$work/health.out" || fail "GET /health failed"
+  grep -q '^HTTP/1.1 200 ' "$work/health.out" && grep -q '"status":"serving"' "$work/health.out" \
+    || fail "GET /health did not answer 200 serving"
+  echo "health: $(tail -n 1 "$work/health.out")"
   stop_server server "$server_pid"
   grep -q 'SIGTERM' "$work/server.err" || fail "the server did not log SIGTERM"
   ;;

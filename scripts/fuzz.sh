@@ -22,11 +22,22 @@ mkdir -p "$out/artifacts"
 
 # Rebuild when any source is newer than the binary.
 mapfile -t sources < <(find "$PWD/Sources/HulyNetCore" "$PWD/fuzz" -name '*.swift' | sort)
+# HulyNetCore records metrics through swift-metrics' CoreMetrics: built here as a module of its
+# own, from the package's checkout (SwiftPM resolves it), not instrumented.
+metrics_src=.build/checkouts/swift-metrics/Sources/CoreMetrics
+[ -d "$metrics_src" ] || swift package resolve >/dev/null
+metrics_out=$PWD/$out/coremetrics
+if [ ! -f "$metrics_out/libCoreMetrics.a" ]; then
+  mkdir -p "$metrics_out"
+  (cd "$metrics_out" && swiftc -parse-as-library -module-name CoreMetrics -package-name swift_metrics -O -wmo \
+      -emit-module -emit-library -static "$OLDPWD/$metrics_src"/*.swift -o libCoreMetrics.a) \
+    || { echo "fuzz: building CoreMetrics failed" >&2; exit 1; }
+fi
 if [ ! -x "$bin" ] || [ -n "$(find Sources/HulyNetCore fuzz -name '*.swift' -newer "$bin")" ]; then
   echo "fuzz: building $bin"
   # In $out: with -g, swiftc leaves module files in its working directory.
   if ! (cd "$out" && swiftc -parse-as-library -module-name HulyNetFuzz -O -wmo -g -sanitize=fuzzer,address \
-      -use-ld=lld "${sources[@]}" -o hulynet-fuzz) >"$out/build.log" 2>&1; then
+      -use-ld=lld -I "$metrics_out" -L "$metrics_out" -lCoreMetrics "${sources[@]}" -o hulynet-fuzz) >"$out/build.log" 2>&1; then
     cat "$out/build.log"
     echo "fuzz: build failed" >&2
     exit 1

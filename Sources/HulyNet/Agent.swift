@@ -25,6 +25,8 @@ public final class Agent: @unchecked Sendable {
         var directServer: DirectContainerServer?
         /// Offered by this agent under a fixed uuid (`addStatelessContainer`), not started for a get.
         var offered = false
+        /// Its kind's metrics handles, found once when it is hosted (nil: no metrics).
+        var metrics: AgentMetrics.Kind?
     }
 
     /// Change `hosted` only through `host`, `unhost` and `unhostAll`, which keep `hostedByLabels`
@@ -45,16 +47,23 @@ public final class Agent: @unchecked Sendable {
     private var curve: CurveKeyPair?
     nonisolated(unsafe) private var access: EndpointAccess?
     var logger = Logger(label: "hulynet.agent")
+    /// Where the requests its containers handle are counted and timed (nil: nowhere).
+    public let metrics: MetricsRegistry?
+    private let agentMetrics: AgentMetrics?
 
-    /// An agent with a factory per container kind.
-    public init(uuid: AgentUUID = makeUUID(), factories: [ContainerKind: ContainerFactory]) {
+    /// An agent with a factory per container kind. `metrics`: where to record its metrics
+    /// (docs/OBSERVABILITY.md); nil records none.
+    public init(uuid: AgentUUID = makeUUID(), factories: [ContainerKind: ContainerFactory], metrics: MetricsRegistry? = nil) {
         self.uuid = uuid
         self.factories = factories
         self.kinds = factories.keys.sorted()
+        self.metrics = metrics
+        agentMetrics = metrics?.agentMetrics(kinds: kinds)
     }
 
     /// An agent hosting container kinds written as Swift types.
-    public convenience init(uuid: AgentUUID = makeUUID(), containerTypes: [any ContainerType.Type]) {
+    public convenience init(uuid: AgentUUID = makeUUID(), containerTypes: [any ContainerType.Type],
+                            metrics: MetricsRegistry? = nil) {
         var factories: [ContainerKind: ContainerFactory] = [:]
         for type in containerTypes {
             factories[type.kind] = { options in
@@ -62,7 +71,7 @@ public final class Agent: @unchecked Sendable {
                 return StartedContainer(uuid: uuid, container: try await type.init(uuid: uuid, options: options))
             }
         }
-        self.init(uuid: uuid, factories: factories)
+        self.init(uuid: uuid, factories: factories, metrics: metrics)
     }
 
     /// The endpoint reference this agent registers with (nil until served).
@@ -93,7 +102,8 @@ public final class Agent: @unchecked Sendable {
         lock.withLock {
             let endpoint = EndpointRef.container(uuid, onAgent: endpointRef ?? .agentWithoutConnection(self.uuid)).encoded
             stateless[uuid] = Hosted(uuid: uuid, kind: kind, container: container, endpoint: endpoint,
-                                     labels: nil, extra: nil, lastVisit: Double(MonotonicClock.nowMs()), offered: true)
+                                     labels: nil, extra: nil, lastVisit: Double(MonotonicClock.nowMs()), offered: true,
+                                     metrics: agentMetrics?.kinds[kind])
         }
     }
 
@@ -128,19 +138,27 @@ public final class Agent: @unchecked Sendable {
 
     // `hosted` and its index change together (call with the lock held).
     private func host(_ record: Hosted) {
-        hosted[record.uuid] = record
+        var record = record
+        record.metrics = agentMetrics?.kinds[record.kind]
+        if let previous = hosted.updateValue(record, forKey: record.uuid) {
+            previous.metrics?.containers.decrement(by: 1)
+        }
+        record.metrics?.containers.increment(by: 1)
         hostedByLabels.insert(record.uuid, kind: record.kind, labels: record.labels)
     }
 
     private func unhost(_ uuid: ContainerUUID) -> Hosted? {
         hostedByLabels.remove(uuid)
-        return hosted.removeValue(forKey: uuid)
+        let record = hosted.removeValue(forKey: uuid)
+        record?.metrics?.containers.decrement(by: 1)
+        return record
     }
 
     /// Containers in the label index, which must be the ones hosted (for tests).
     var indexedCount: Int { lock.withLock { hostedByLabels.count } }
 
     private func unhostAll() {
+        for record in hosted.values { record.metrics?.containers.decrement(by: 1) }
         hosted.removeAll()
         hostedByLabels.removeAll()
     }
@@ -268,22 +286,58 @@ public final class Agent: @unchecked Sendable {
         await Self.stop(all)
     }
 
+    /// The container with that uuid and its kind's metrics handles (a second lookup only with
+    /// metrics: copying the whole record would cost more).
+    private func target(_ uuid: ContainerUUID) -> (any Container, AgentMetrics.Kind?)? {
+        lock.withLock {
+            if let container = hosted[uuid]?.container { return (container, agentMetrics == nil ? nil : hosted[uuid]?.metrics) }
+            if let container = stateless[uuid]?.container { return (container, stateless[uuid]?.metrics) }
+            return nil
+        }
+    }
+
     /// A request for one of this agent's containers.
     public func request(_ target: ContainerUUID, operation: String, data: JSONValue, client: ClientUUID? = nil) async throws -> JSONValue {
-        guard let container = container(target) else { throw RemoteError("Container \(target) not found", code: .containerNotFound) }
-        return try await container.request(operation: operation, data: data, client: client)
+        guard let (container, metrics) = self.target(target) else {
+            throw RemoteError("Container \(target) not found", code: .containerNotFound)
+        }
+        guard let metrics else { return try await container.request(operation: operation, data: data, client: client) }
+        let started = MonotonicClock.nowNs()
+        do {
+            let answer = try await container.request(operation: operation, data: data, client: client)
+            metrics.handled(startedNs: started, nowNs: MonotonicClock.nowNs(), failed: false)
+            return answer
+        } catch {
+            metrics.handled(startedNs: started, nowNs: MonotonicClock.nowNs(), failed: true)
+            throw error
+        }
     }
 
     /// The same answered through `reply`: at once, on the calling thread, when the container
     /// answers at once (a `CallbackContainer`); else later, from another thread.
     func request(_ target: ContainerUUID, operation: String, data: JSONValue, client: ClientUUID?,
                  reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
-        guard let container = container(target) else {
+        guard let (container, metrics) = self.target(target) else {
             reply(.failure(RemoteError("Container \(target) not found", code: .containerNotFound)))
             return
         }
-        dispatchRequest(to: container, operation: operation, data: data, client: client, reply: reply)
+        guard let metrics else {
+            dispatchRequest(to: container, operation: operation, data: data, client: client, reply: reply)
+            return
+        }
+        let started = MonotonicClock.nowNs()
+        dispatchRequest(to: container, operation: operation, data: data, client: client) { result in
+            if case .failure = result {
+                metrics.handled(startedNs: started, nowNs: MonotonicClock.nowNs(), failed: true)
+            } else {
+                metrics.handled(startedNs: started, nowNs: MonotonicClock.nowNs(), failed: false)
+            }
+            reply(result)
+        }
     }
+
+    /// This agent's metrics in the Prometheus text format ("" when it records none).
+    public func metricsText() -> String { metrics?.prometheusText() ?? "" }
 
     func registration() -> AgentRegistration {
         AgentRegistration(uuid: uuid, containers: list(), kinds: kinds, endpoint: endpoint)

@@ -54,7 +54,24 @@ public final class NetworkServer: @unchecked Sendable {
             try timeouts.check()
             try checkRange(inFlightLimit, 1...1_000_000, "in-flight limit")
             try limits.validate()
+            if let metricsPort {
+                try checkHost(metricsHost, "metrics host")
+                try checkPort(metricsPort, allowZero: true, "metrics port")
+            }
         }
+
+        // MARK: Observability (docs/OBSERVABILITY.md)
+
+        /// Where this server records its metrics: a registry of its own unless one is given
+        /// (share one to add several servers' counts up); nil records nothing.
+        public var metrics: MetricsRegistry? = MetricsRegistry()
+        /// When set, `GET /metrics` and `GET /health` are served over HTTP on this port (0 picks
+        /// one; `NetworkServer.metricsPort` tells which) of `metricsHost`.
+        public var metricsPort: Int?
+        public var metricsHost = "127.0.0.1"
+        /// What `/health` reports; nil: serving (role "single") until the server stops. A
+        /// coordinator that may stand by gives its own (`HealthStatus.standby`).
+        public var health: (@Sendable () -> HealthStatus)?
     }
 
     public struct Stats: Sendable, Equatable {
@@ -85,6 +102,10 @@ public final class NetworkServer: @unchecked Sendable {
     private let context: ZMQContext
     private let stopped = Lock()
     private var isStopped = false
+    /// The HTTP endpoint of `/metrics` and `/health`, when `configuration.metricsPort` is set.
+    public private(set) var metricsServer: MetricsHTTPServer? // set once, in init
+    /// The port `/metrics` is served on (nil: not served).
+    public var metricsPort: Int? { metricsServer?.port }
 
     /// Binds and starts serving. Throws `NetworkError.invalid` for a setting out of range and
     /// `NetworkError.bindFailed` when the address cannot be bound (a port in use, say).
@@ -109,7 +130,27 @@ public final class NetworkServer: @unchecked Sendable {
         self.loop = loop
         self.port = shell.rpc.port
         self.serverId = shell.rpc.serverId
+        if let metricsPort = configuration.metricsPort {
+            do {
+                metricsServer = try MetricsHTTPServer(
+                    host: configuration.metricsHost, port: metricsPort, logger: configuration.logger,
+                    metrics: { [weak self] in self?.configuration.metrics?.prometheusBytes() ?? [] },
+                    health: { [weak self] in self?.health() ?? .stopped })
+            } catch {
+                stop()
+                throw error
+            }
+        }
     }
+
+    /// What `/health` reports now: `configuration.health`'s, or serving until stopped.
+    public func health() -> HealthStatus {
+        if let health = configuration.health { return health() }
+        return stopped.withLock { isStopped } ? .stopped : .serving(role: "single")
+    }
+
+    /// This server's metrics in the Prometheus text format ("" when it records none).
+    public func metricsText() -> String { configuration.metrics?.prometheusText() ?? "" }
 
     /// Counts of what the coordinator holds now.
     public func stats() -> Stats {
@@ -128,6 +169,7 @@ public final class NetworkServer: @unchecked Sendable {
             return !isStopped
         }
         guard first else { return }
+        metricsServer?.stop()
         loop.executeUnchecked { [shell] in shell.close() }
         if loop.inLoop {
             // From the server's own thread (a log callback): the socket closes once this returns.
@@ -155,6 +197,7 @@ final class CoordinatorShell: RPCServerDelegate {
     private let tracer = Traces.tracer
     /// Spans of requests not answered yet, with when they started.
     private var spans: [RequestToken: (span: any Span, started: Int64)] = [:]
+    private var metrics: NetworkMetrics?
     private let loop: IOLoop
 
     private let configurationRequestMs: Int64
@@ -192,6 +235,12 @@ final class CoordinatorShell: RPCServerDelegate {
             coordinator.tick(now: now, into: &directives)
             run()
             trimAfterBurst(now: now)
+        }
+        if let metrics = configuration.metrics?.networkMetrics() {
+            self.metrics = metrics
+            rpc.machine.metrics = metrics
+            coordinator.metrics = metrics
+            zap?.onRefused = { metrics.refused(.keyNotAllowed) }
         }
         logger.info("network coordinator \(rpc.serverId) listening on \(configuration.host):\(rpc.port)")
         if let security = configuration.security {
@@ -253,12 +302,15 @@ final class CoordinatorShell: RPCServerDelegate {
                                        now: MonotonicClock.nowMs(), into: &directives)
             }
         case .broadcast(let event):
+            metrics?.eventsSent.increment(by: Int64(rpc.clientCount))
             rpc.broadcast(payload: event.json.serialized())
         case .event(let client, let event):
             rpc.event(client, payload: event.json.serialized())
-        case .log(let level, let message):
-            // Ids and kinds in these lines come from clients: one line, escaped and bounded.
-            logger.log(level: level.swiftLogLevel, "\(LogSummary.escaped(message.utf8, limit: 1024))")
+        case .log(let level, let message, let fields):
+            // Ids and kinds in these lines come from clients: escaped and bounded, as metadata.
+            var metadata: Logger.Metadata = [:]
+            for field in fields { metadata[field.name] = "\(LogSummary.escaped(field.value.utf8, limit: 256))" }
+            logger.log(level: level.swiftLogLevel, "\(LogSummary.escaped(message.utf8, limit: 1024))", metadata: metadata)
         }
     }
 
@@ -294,7 +346,7 @@ final class CoordinatorShell: RPCServerDelegate {
     }
 
     func rpcServer(_ server: RPCServer, clientGone client: ClientUUID, timedOut: Bool) {
-        coordinator.clientGone(client, now: MonotonicClock.nowMs(), into: &directives)
+        coordinator.clientGone(client, timedOut: timedOut, now: MonotonicClock.nowMs(), into: &directives)
         run()
     }
 

@@ -119,7 +119,13 @@ struct CLogHandler: LogHandler {
     func log(event: LogEvent) {
         let level = Int32(event.level.cLevel)
         guard level >= CLogSink.minLevel else { return }
-        let text = "[\(label)] \(event.message)"
+        var text = "[\(label)] \(event.message)"
+        // Structured fields (agent, client, container, kind, ...) follow as key=value, in order.
+        let fields = metadata.merging(event.metadata ?? [:]) { $1 }
+        for key in fields.keys.sorted() {
+            let value = "\(fields[key]!)"
+            text += value.contains(" ") || value.isEmpty ? " \(key)=\"\(value)\"" : " \(key)=\(value)"
+        }
         if CLogSink.isSet {
             CLogSink.slot.call { target in
                 text.withCString { pointer in CallbackThread.run { target.fn(target.user, level, pointer) } }
@@ -249,10 +255,14 @@ func cPort(_ port: Int32, allowZero: Bool = true) throws(CFailure) -> Int {
 
 /// A coordinator of the C API: one on its own, or one of several elected through etcd (which
 /// serves only while it leads).
-final class CServer {
+final class CServer: @unchecked Sendable { // its refs never change; `http` is behind the lock
     private let single: NetworkServer?
     let elected: ElectedCoordinator?
     let port: Int
+    /// The HTTP endpoint of `hulynet_server_serve_metrics`, stopped with the server.
+    private let lock = Lock()
+    private var http: MetricsHTTPServer?
+
     init(_ server: NetworkServer) {
         single = server
         elected = nil
@@ -268,7 +278,31 @@ final class CServer {
     /// The coordinator serving now (none while an elected one stands by).
     var server: NetworkServer? { single ?? elected?.server }
 
+    /// Its metrics: the single server's, or the registry an elected one's servers share.
+    var metricsBytes: [UInt8] {
+        (single?.configuration.metrics ?? elected?.configuration.server.metrics)?.prometheusBytes() ?? []
+    }
+
+    /// What /health says now.
+    var health: HealthStatus { single?.health() ?? elected?.healthStatus() ?? .stopped }
+
+    /// Starts the endpoint; nil when one is already running.
+    func serveMetrics(start: () throws(NetworkError) -> MetricsHTTPServer) throws(NetworkError) -> MetricsHTTPServer? {
+        let result = lock.withLock { () -> Result<MetricsHTTPServer, NetworkError>? in
+            guard http == nil, single?.metricsServer == nil, elected?.metricsServer == nil else { return nil }
+            do throws(NetworkError) {
+                let started = try start()
+                http = started
+                return .success(started)
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result?.get()
+    }
+
     func stop() {
+        lock.withLock { http }?.stop()
         single?.stop()
         elected?.stop()
     }
@@ -426,5 +460,40 @@ public func hulynet_server_health(_ handle: OpaquePointer?, _ out: UnsafeMutable
         out.pointee = nil
         let json = server.elected?.health().json ?? .object(["status": "serving", "role": "single"])
         out.pointee = newCString(String(decoding: json.serialized(), as: UTF8.self))
+    }
+}
+
+// MARK: - Metrics and health
+
+@_cdecl("hulynet_server_metrics")
+public func hulynet_server_metrics(_ handle: OpaquePointer?, _ textOut: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    cCall {
+        guard let textOut else { throw CFailure.invalid("text_out is NULL") }
+        textOut.pointee = nil
+        let server = try Handles.get(handle, CServer.self, "server")
+        guard let text = newCString(String(decoding: server.metricsBytes, as: UTF8.self)) else { throw CFailure(status: HULYNET_EINTERNAL, message: "out of memory") }
+        textOut.pointee = text
+    }
+}
+
+@_cdecl("hulynet_server_serve_metrics")
+public func hulynet_server_serve_metrics(_ handle: OpaquePointer?, _ host: UnsafePointer<CChar>?, _ port: Int32,
+                                         _ portOut: UnsafeMutablePointer<Int32>?) -> Int32 {
+    cCall {
+        let cServer = try Handles.get(handle, CServer.self, "server")
+        let host = host == nil ? "127.0.0.1" : try cHost(host, "host")
+        let port = try cPort(port)
+        let started: MetricsHTTPServer?
+        do {
+            started = try cServer.serveMetrics { () throws(NetworkError) in
+                try MetricsHTTPServer(host: host, port: port, logger: CLogSink.logger("hulynet.metrics"),
+                                      metrics: { [weak cServer] in cServer?.metricsBytes ?? [] },
+                                      health: { [weak cServer] in cServer?.health ?? .stopped })
+            }
+        } catch {
+            throw CFailure(error)
+        }
+        guard let started else { throw CFailure.invalid("the server already serves its metrics") }
+        portOut?.pointee = Int32(started.port)
     }
 }

@@ -19,7 +19,21 @@ public enum CoordinatorDirective: Sendable, Equatable {
     case broadcast(NetworkEvent)
     /// Send this event to one client (a secured network filters events per client's policy).
     case event(to: ClientUUID, NetworkEvent)
-    case log(LogLevel, String)
+    /// A log line: a short message and the ids it is about as fields (client, agent, container,
+    /// kind, ...), which a shell logs as structured metadata. Never an `extra` value.
+    case log(LogLevel, String, fields: [LogField] = [])
+}
+
+/// One field of a log line: the name of what it is (`agent`, `container`, ...) and its value,
+/// which may come from a peer (a shell escapes and bounds it).
+public struct LogField: Sendable, Equatable {
+    public let name: String
+    public let value: String
+
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
 }
 
 public enum LogLevel: Int, Sendable, Comparable {
@@ -134,6 +148,13 @@ public final class Coordinator {
     private var sightRestricted = 0
     /// On a secured network, the public key each client connected with.
     private var principals: [ClientUUID: String] = [:]
+    /// Where agents, containers, get-or-starts, dead agents and failovers are counted (nil: nowhere).
+    @exclusivity(unchecked) public var metrics: NetworkMetrics? // set once, before use; loop-confined
+    /// With metrics: containers of removed agents, with the agent and when, so that a start of
+    /// one elsewhere counts as a failover; forgotten after `lostWindowMs`.
+    private var lostContainers: [ContainerUUID: (agent: AgentUUID, at: Int64)] = [:]
+    private var lostWindowMs: Int64 { timeouts.requestMs + timeouts.aliveMs }
+    private var nextLostSweep: Int64 = 0
 
     /// `startedAt`: the time of the coordinator's start, from which it settles for an alive
     /// timeout and a ping interval (agents of an earlier run reconnect within that); nil: no
@@ -194,16 +215,24 @@ public final class Coordinator {
 
     public func policy(of client: ClientUUID) -> AccessPolicy? { policies[client] }
 
+    /// Refuses a request past its key's rules, naming the rule.
+    private func refuse(_ token: RequestToken, _ refusal: String, into out: inout [CoordinatorDirective]) {
+        metrics?.refused(.forbidden)
+        out.append(.fail(token, RemoteError(refusal, code: .forbidden)))
+    }
+
     /// The public key a client connected with (a secured network).
     public func setPrincipal(_ key: String?, for client: ClientUUID) { principals[client] = key }
 
     /// A client closed or went silent: its references are released and its agents removed.
-    public func clientGone(_ client: ClientUUID, now: Int64, into out: inout [CoordinatorDirective]) {
+    /// `timedOut`: it went silent (its agents count as dead ones), rather than closing.
+    public func clientGone(_ client: ClientUUID, timedOut: Bool = false, now: Int64, into out: inout [CoordinatorDirective]) {
         if policies[client] != nil { setPolicy(nil, for: client) }
         principals.removeValue(forKey: client)
         guard let state = clients.removeValue(forKey: client) else { return }
         for uuid in state.references { dropReferences(of: client, to: uuid, all: true, now: now) }
         for agentId in state.agents where agents[agentId]?.owner == client {
+            if timedOut { metrics?.deadAgents.increment(by: 1) }
             removeAgent(agentId, reason: "its client \(client) is gone", now: now, into: &out)
         }
         // Requests a gone client was answering can never be answered.
@@ -236,10 +265,11 @@ public final class Coordinator {
             do {
                 let registration = try AgentRegistration(json: params)
                 if let refusal = policies[client]?.refusesRegistering(kinds: registration.kinds) {
-                    out.append(.fail(token, RemoteError(refusal, code: .forbidden)))
+                    refuse(token, refusal, into: &out)
                     return
                 }
                 if isOwnedByAnother(registration.uuid, client) {
+                    metrics?.refused(.agentOwner)
                     out.append(.fail(token, agentOwnedByAnotherClient(registration.uuid)))
                     return
                 }
@@ -258,6 +288,7 @@ public final class Coordinator {
                 return
             }
             if isOwnedByAnother(uuid, client) {
+                metrics?.refused(.agentOwner)
                 out.append(.fail(token, agentOwnedByAnotherClient(uuid)))
                 return
             }
@@ -293,7 +324,7 @@ public final class Coordinator {
             do {
                 let options = try GetOptions(json: params.member("request") ?? .null)
                 if let refusal = policies[client]?.refusesGetting(kind: kind, labels: options.labels) {
-                    out.append(.fail(token, RemoteError(refusal, code: .forbidden)))
+                    refuse(token, refusal, into: &out)
                     return
                 }
                 // hulynet's clients mark the gets that restore a reference after a coordinator
@@ -344,6 +375,7 @@ public final class Coordinator {
             return .fail(token, RemoteError("client \(client) is not connected to the coordinator with this key", code: .forbidden))
         }
         if let refusal = policies[client]?.refusesSeeing(kind: container.record.kind, labels: container.record.labels) {
+            metrics?.refused(.forbidden)
             return .fail(token, RemoteError(refusal, code: .forbidden))
         }
         guard container.clients[client] != nil else {
@@ -364,7 +396,7 @@ public final class Coordinator {
         }
         if !policies.isEmpty, let policy = policies[client],
            let refusal = policy.refusesSeeing(kind: container.record.kind, labels: container.record.labels) {
-            out.append(.fail(token, RemoteError(refusal, code: .forbidden)))
+            refuse(token, refusal, into: &out)
             return
         }
         // ["cs", ["<agentId>", <rawParams>, ["<client>", "<origin>"]]]
@@ -423,7 +455,8 @@ public final class Coordinator {
             let failure = RemoteError("Failed to get endpoint for container \(start.kind): \(error.message)", code: error.code)
             for waiter in start.waiters { out.append(.fail(waiter.token, failure)) }
         case .terminate(let uuid):
-            out.append(.log(.warning, "terminate of container \(uuid) on agent \(call.agentId) failed: \(error.message)"))
+            out.append(.log(.warning, "terminate failed: \(error.message)",
+                            fields: [LogField("container", uuid), LogField("agent", call.agentId)]))
         }
     }
 
@@ -441,6 +474,7 @@ public final class Coordinator {
     public func tick(now: Int64, into out: inout [CoordinatorDirective]) {
         for id in agentOrder {
             if let agent = agents[id], now - agent.lastSeen > timeouts.aliveMs {
+                metrics?.deadAgents.increment(by: 1)
                 removeAgent(id, reason: "silent for \(now - agent.lastSeen) ms", now: now, into: &out)
             }
         }
@@ -450,6 +484,10 @@ public final class Coordinator {
             }
         }
         if !isSettling(now: now), !parkedGets.isEmpty { unpark(now: now, into: &out) }
+        if !lostContainers.isEmpty, now >= nextLostSweep {
+            nextLostSweep = now + 1000
+            lostContainers = lostContainers.filter { now - $0.value.at < lostWindowMs }
+        }
         for (id, call) in calls where call.deadline <= now {
             failCall(id, RemoteError("timed out after \(timeouts.requestMs) ms waiting for agent \(call.agentId)", code: .timeout), now: now, into: &out)
         }
@@ -523,7 +561,9 @@ public final class Coordinator {
                     // Highly available containers: the first agent keeps the uuid.
                     terminate.append(record.uuid)
                     standbys[record.uuid, default: []].append(registration.uuid)
-                    out.append(.log(.info, "container \(record.uuid) already runs on agent \(existing.record.agentId); agent \(registration.uuid) is told to terminate it"))
+                    out.append(.log(.info, "container already runs on another agent: this one is told to terminate it",
+                                    fields: [LogField("container", record.uuid), LogField("agent", registration.uuid),
+                                             LogField("runsOn", existing.record.agentId)]))
                     continue
                 }
                 agent.containers.insert(record.uuid)
@@ -538,24 +578,32 @@ public final class Coordinator {
             }
         }
         agents[registration.uuid] = agent
+        metrics?.agents.set(Int64(agents.count))
         clients[owner, default: ClientState()].agents.insert(registration.uuid)
 
         queueAgent(NetworkEvent.AgentChange(id: registration.uuid, kinds: registration.kinds,
                                             event: previous == nil ? .added : .updated))
-        out.append(.log(.info, "agent \(registration.uuid) registered by client \(owner): kinds \(registration.kinds), \(agent.containers.count) containers"))
+        out.append(.log(.info, "agent registered",
+                        fields: [LogField("agent", registration.uuid), LogField("client", owner),
+                                 LogField("kinds", registration.kinds.joined(separator: ",")),
+                                 LogField("containers", String(agent.containers.count))]))
         return terminate
     }
 
     private func removeAgent(_ id: AgentUUID, reason: String, now: Int64, into out: inout [CoordinatorDirective]) {
         guard let agent = agents.removeValue(forKey: id) else { return }
+        metrics?.agents.set(Int64(agents.count))
         agentOrder.removeAll { $0 == id }
         agentsByKind = nil
         forgetStandby(id)
         clients[agent.owner]?.agents.remove(id)
-        out.append(.log(.info, "agent \(id) removed (\(reason)) with \(agent.containers.count) containers"))
+        out.append(.log(.info, "agent removed: \(reason)",
+                        fields: [LogField("agent", id), LogField("client", agent.owner),
+                                 LogField("containers", String(agent.containers.count))]))
         for uuid in agent.containers {
             if let removed = containers.removeValue(forKey: uuid) {
                 for client in removed.clients.keys { clients[client]?.references.remove(uuid) }
+                if metrics != nil { lostContainers[uuid] = (id, now) }
                 queueContainer(removed.record, .removed)
             }
         }
@@ -608,24 +656,28 @@ public final class Coordinator {
         if let uuid = options.uuid {
             if let existing = containers[uuid], let policy = policies[client],
                let refusal = policy.refusesSeeing(kind: existing.record.kind, labels: existing.record.labels) {
-                out.append(.fail(token, RemoteError(refusal, code: .forbidden)))
+                refuse(token, refusal, into: &out)
                 return
             }
             if containers[uuid] != nil {
+                metrics?.got(.found)
                 addReference(client: client, uuid: uuid, now: now)
                 out.append(.reply(token, answer(for: uuid)))
                 return
             }
             if let startId = startsByUUID[uuid] {
+                metrics?.got(.joined)
                 starts[startId]?.waiters.append(waiter)
                 return
             }
             if restores || parksEveryGetWhileSettling, isSettling(now: now) {
                 // It most likely still runs on an agent that has not registered again yet.
+                metrics?.got(.parked)
                 parkedGets[uuid, default: []].append(ParkedGet(client: client, token: token, kind: kind, options: options))
                 return
             }
         } else if let startId = startsByLabels.first(kind: kind, labels: options.labels) {
+            metrics?.got(.joined)
             starts[startId]?.waiters.append(waiter)
             return
         }
@@ -636,10 +688,12 @@ public final class Coordinator {
             standbys[uuid]?.lazy.compactMap { self.agents[$0] }.first { $0.kinds.contains(kind) }
         }
         guard let agent = standby ?? (suitable.isEmpty ? nil : agents[suitable[turn % suitable.count]]) else {
+            metrics?.got(.noAgent)
             out.append(.fail(token, RemoteError("No suitable agents found for container \(kind)", code: .noAgent)))
             return
         }
         if standby == nil { roundRobin[kind] = turn }
+        metrics?.got(.toAgent)
         let startId = nextStartId
         nextStartId += 1
         addStart(PendingStart(id: startId, kind: kind, options: options, agentId: agent.id, waiters: [waiter]))
@@ -692,7 +746,9 @@ public final class Coordinator {
                 }
             } else if let duplicate = agents[start.agentId] {
                 // Another agent owns the uuid: the first keeps it, this one drops its copy.
-                out.append(.log(.info, "container \(uuid) already runs on agent \(existing.record.agentId); agent \(duplicate.id) is told to terminate its copy"))
+                out.append(.log(.info, "container already runs on another agent: this one is told to terminate its copy",
+                                fields: [LogField("container", uuid), LogField("agent", duplicate.id),
+                                         LogField("runsOn", existing.record.agentId)]))
                 sendTerminate(uuid, on: duplicate, now: now, into: &out)
             }
         } else {
@@ -700,6 +756,9 @@ public final class Coordinator {
                                          lastVisit: Double(now), extra: start.options.extra, labels: start.options.labels)
             containers[uuid] = ContainerState(record: record)
             agents[start.agentId]?.containers.insert(uuid)
+            if let lost = lostContainers.removeValue(forKey: uuid), lost.agent != start.agentId {
+                metrics?.failovers.increment(by: 1)
+            }
             queueContainer(record, .added)
         }
         let reply = answer(for: uuid)
@@ -746,7 +805,8 @@ public final class Coordinator {
         guard var agent = agents[container.record.agentId] else { return }
         agent.containers.remove(uuid)
         agents[agent.id] = agent
-        out.append(.log(.info, "container \(uuid) unused for \(timeouts.unusedContainerMs) ms: terminating it on agent \(agent.id)"))
+        out.append(.log(.info, "container unused for \(timeouts.unusedContainerMs) ms: terminating it",
+                        fields: [LogField("container", uuid), LogField("kind", container.record.kind), LogField("agent", agent.id)]))
         sendTerminate(uuid, on: agent, now: now, into: &out)
     }
 
@@ -769,7 +829,9 @@ public final class Coordinator {
         }
     }
 
+    /// Every change of `containers` passes here, which keeps the per-kind gauge in step.
     private func queueContainer(_ record: ContainerRecord, _ kind: NetworkEventKind) {
+        if let metrics, kind != .updated { metrics.containerChanged(kind: record.kind, by: kind == .added ? 1 : -1) }
         if let previous = queuedContainerEvents[record.uuid] {
             queuedContainerEvents[record.uuid] = .init(container: record, event: Self.merge(previous.event, kind))
         } else {

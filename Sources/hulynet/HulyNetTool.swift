@@ -145,6 +145,11 @@ struct Server: AsyncParsableCommand {
 
     @Option(help: "With --etcd: this coordinator's address as others see it, HOST:PORT (default: --host and --port).")
     var advertise: String?
+    @Option(parsing: .unconditional, help: "Serve GET /metrics (Prometheus text) and GET /health over HTTP on this port (0 picks one; default: none).")
+    var metricsPort: Int?
+
+    @Option(help: "The address of the metrics port.")
+    var metricsHost: String = "127.0.0.1"
 
     func validate() throws {
         try checkSeconds(statsInterval, "--stats-interval", allowZero: true)
@@ -181,9 +186,12 @@ struct Server: AsyncParsableCommand {
             }
         }
         if let etcd {
+            // The elected coordinator serves /metrics and /health itself: a standby answers too.
             try await runElected(configuration, etcd: etcd)
             return
         }
+        configuration.metricsPort = metricsPort
+        configuration.metricsHost = metricsHost
         let server: NetworkServer
         do {
             // Every setting is checked there (a port past 65535, an empty host, ...), with a clear message.
@@ -193,6 +201,7 @@ struct Server: AsyncParsableCommand {
             throw ExitCode(2)
         }
         print("hulynet server \(server.serverId) listening on \(host):\(server.port)")
+        if let port = server.metricsPort { print("metrics on http://\(metricsHost):\(port)/metrics") }
         fflush(nil) // read through a pipe by supervisors and by `hulynet bench`
         let statsTask = Task {
             guard statsInterval > 0 else { return }

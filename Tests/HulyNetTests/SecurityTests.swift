@@ -5,6 +5,7 @@ import Dispatch
 import Foundation
 @testable import HulyNet
 import HulyNetCore
+import HulyNetSync
 import HulyNetZMQ
 import XCTest
 
@@ -120,6 +121,8 @@ final class SecurityTests: IntegrationTestCase {
             subscription.cancel()
         }
         XCTAssertEqual(server.stats().clients, 0)
+        XCTAssertTrue(server.metricsText().contains(#"hulynet_refusals_total{reason="key_not_allowed"}"#),
+                      "refusals are counted by reason")
     }
 
     /// The allow list is read again when it changes: a key added is admitted, a key removed is
@@ -292,6 +295,7 @@ extension SecurityTests {
         }
         let took = nowMs() - started
         XCTAssertGreaterThan(server.stats().rateLimited, 0, "some requests were told to retry")
+        XCTAssertTrue(server.metricsText().contains(#"hulynet_retries_total{reason="rate_limit"}"#))
         XCTAssertGreaterThanOrEqual(took, 300, "30 requests at 50/s with a burst of 5 take about half a second")
     }
 

@@ -76,6 +76,9 @@ public final class ElectedCoordinator: @unchecked Sendable {
     private var lastReason = "starting"
     private var lastEtcdError: String?
     private var stopRequested = false
+    /// `/metrics` and `/health` when the server configuration asks for them: one endpoint that
+    /// outlives the servers of each term, so that a standby answers 503 with why.
+    public private(set) var metricsServer: MetricsHTTPServer?
 
     /// Starts campaigning. `onRoleChange` is called on the election's thread with the new role
     /// and why, each time it changes. Throws `NetworkError.invalid` for a setting out of range.
@@ -86,6 +89,17 @@ public final class ElectedCoordinator: @unchecked Sendable {
         etcd = try EtcdClient(urls: configuration.etcd, timeoutMs: Int(configuration.election.callTimeoutMs))
         self.onRoleChange = onRoleChange
         advertisedAddress = configuration.advertisedAddress ?? Self.defaultAddress(configuration.server)
+        if let port = configuration.server.metricsPort {
+            let registry = configuration.server.metrics
+            do {
+                metricsServer = try MetricsHTTPServer(
+                    host: configuration.server.metricsHost, port: port, logger: configuration.server.logger,
+                    metrics: { registry?.prometheusBytes() ?? [] },
+                    health: { [weak self] in self?.healthStatus() ?? .stopped })
+            } catch {
+                throw error
+            }
+        }
         let thread = DispatchQueue(label: "hulynet-election")
         thread.async { [self] in
             runElection()
@@ -100,6 +114,17 @@ public final class ElectedCoordinator: @unchecked Sendable {
     public var server: NetworkServer? { state.withLock { currentServer } }
     /// Why the role last changed (a standby's reason for not serving).
     public var reason: String { state.withLock { lastReason } }
+
+    /// The same as a `HealthStatus` (`/health`: 200 while leading, 503 with why otherwise).
+    public func healthStatus() -> HealthStatus {
+        let (serving, json) = health()
+        var details: [String: String] = [:]
+        for case let (key, .string(value)) in json.objectValue ?? [:] where key != "status" && key != "role" {
+            details[key] = value
+        }
+        return HealthStatus(serving: serving, status: json.member("status")?.stringValue ?? "stopped",
+                            role: json.member("role")?.stringValue ?? "stopped", details: details)
+    }
 
     /// What a health check sees: serving or not, and a JSON object saying the role and why.
     public func health() -> (serving: Bool, json: JSONValue) {
@@ -135,6 +160,7 @@ public final class ElectedCoordinator: @unchecked Sendable {
         guard first else { return }
         wake.signal()
         _ = finished.wait(timeout: .now() + .milliseconds(Int(configuration.election.callTimeoutMs) * 3 + 1000))
+        metricsServer?.stop()
     }
 
     // MARK: - The election's thread
@@ -196,6 +222,8 @@ public final class ElectedCoordinator: @unchecked Sendable {
                 lease.extend(untilMs: until)
                 var serverConfiguration = configuration.server
                 serverConfiguration.lease = lease
+                serverConfiguration.metricsPort = nil // served by this coordinator, across terms
+                serverConfiguration.health = { [weak self] in self?.healthStatus() ?? .stopped }
                 do {
                     let server = try NetworkServer(serverConfiguration)
                     state.withLock { currentServer = server }

@@ -235,11 +235,13 @@ final class RPCServer {
         let key = socket.lastUserId ?? ""
         if let admitsKey, !admitsKey(key) {
             droppedInput.record("hello on a connection whose key was revoked")
+            machine.metrics?.refused(.helloRefused)
             shutdown(socket.lastSourceFD, Int32(SHUT_RDWR))
             return false
         }
         if let owner = principals[clientId], owner != key {
             helloTheftsRefused += 1
+            machine.metrics?.refused(.helloRefused)
             droppedInput.record("hello with a client id that another key holds")
             return false
         }
@@ -276,6 +278,7 @@ final class RPCServer {
             let fd = Int32(bitPattern: event.value)
             if event.isAccepted {
                 if let victim = connectionCap.accepted(fd) {
+                    machine.metrics?.refused(.connectionsLimit)
                     droppedInput.record("connection closed over the limit of \(connectionCap.limit)")
                     shutdown(victim, Int32(SHUT_RDWR))
                 }

@@ -43,6 +43,8 @@ final class ZAPHandler {
     private var timer: IOLoop.TimerID?
     private(set) var admitted = 0
     private(set) var refused = 0
+    /// Called on each refusal (for the metrics).
+    var onRefused: (() -> Void)?
     /// Called after the list was read again, with the old one and the new.
     var onReload: ((_ old: AllowList, _ new: AllowList) -> Void)?
     /// Refusals are summed into one log line every few seconds: a flood of strangers must not
@@ -94,6 +96,7 @@ final class ZAPHandler {
         let mechanism = String(decoding: frames[5], as: UTF8.self)
         guard mechanism == "CURVE", let key = Curve.z85(frames[6]) else {
             refused += 1
+            onRefused?()
             refusals.record("mechanism \(mechanism) refused")
             return reply("400", "CURVE required")
         }
@@ -103,6 +106,7 @@ final class ZAPHandler {
         }
         guard let entry = list.entry(for: key) else {
             refused += 1
+            onRefused?()
             let address = String(decoding: frames[3], as: UTF8.self)
             refusals.record("key \(Curve.fingerprint(key)) from \(address) is not on the allow list")
             return reply("400", "key not allowed")

@@ -102,6 +102,10 @@ public final class RPCServerMachine {
         let peer: Peer
         let reqId: [UInt8]
         let deadline: Int64
+        /// For the metrics (zero without them): the method's index in `NetworkMetrics.methodLabels`
+        /// and when the request arrived.
+        let method: UInt8
+        let startedNs: UInt64
     }
 
     /// A call this server made, with the peer that alone may answer it.
@@ -133,6 +137,8 @@ public final class RPCServerMachine {
         public var rateLimited = 0
     }
     public private(set) var stats = Stats()
+    /// Where requests, answers, retries, refusals and malformed messages are counted (nil: nowhere).
+    @exclusivity(unchecked) public var metrics: NetworkMetrics? // set once, before use; loop-confined
 
     public init(serverId: String = makeUUID(), timeouts: Timeouts, inFlightLimit: Int = defaultInFlightLimit,
                 maxClients: Int = defaultMaxClients) {
@@ -198,6 +204,7 @@ public final class RPCServerMachine {
     /// is answered with an error so that its sender does not wait.
     public func malformed(identity: [UInt8], _ error: MalformedMessage, into out: inout [RPCServerOutput]) {
         stats.malformed += 1
+        metrics?.malformed(.frames)
         if let reqId = error.reqId {
             out.append(.send([identity, RPCOp.responseError.frame, reqId,
                               RemoteError(error.detail, code: .invalid).payload]))
@@ -207,6 +214,7 @@ public final class RPCServerMachine {
     /// A message over the size limit, refused before it was read whole.
     public func oversize(identity: [UInt8], reqId: [UInt8]?, bytes: Int, limit: Int, into out: inout [RPCServerOutput]) {
         stats.malformed += 1
+        metrics?.malformed(.oversize)
         if let reqId {
             out.append(.send([identity, RPCOp.responseError.frame, reqId,
                               RemoteError("message of \(bytes) bytes exceeds the limit of \(limit) bytes", code: .limit).payload]))
@@ -232,12 +240,14 @@ public final class RPCServerMachine {
                 drop(stale, timedOut: false, into: &out)
             }
             guard peersByClient.count < maxClients || evictSilentClient(now: now, into: &out) else {
+                metrics?.refused(.clientsLimit)
                 out.append(.dropped("hello refused, \(maxClients) clients connected"))
                 return
             }
             let peer = Peer(clientId: clientId, identity: identity, lastSeen: now, aliveMs: aliveMs, run: run)
             peersByIdentity[FrameKey(identity)] = peer
             peersByClient[clientId] = peer
+            metrics?.clients.set(Int64(peersByClient.count))
             isNew = true
         }
         // Tells a client that reconnects whether this server dropped it meanwhile (a TypeScript
@@ -253,6 +263,7 @@ public final class RPCServerMachine {
                          into out: inout [RPCServerOutput]) {
         guard let peer else {
             // Requests are possible only after hello.
+            metrics?.retried(.beforeHello)
             out.append(.send([identity, RPCOp.retry.frame, reqId, Self.one]))
             return
         }
@@ -261,6 +272,7 @@ public final class RPCServerMachine {
         guard peer.inFlight.insert(requestKey).inserted else { return }
         if peer.inFlight.count > inFlightLimit {
             peer.inFlight.remove(requestKey)
+            metrics?.retried(.inFlight)
             out.append(.send([identity, RPCOp.retry.frame, reqId, Array(String(peer.inFlight.count).utf8)]))
             return
         }
@@ -269,6 +281,7 @@ public final class RPCServerMachine {
             // to about when its next request is allowed.
             peer.inFlight.remove(requestKey)
             stats.rateLimited += 1
+            metrics?.retried(.rateLimit)
             let waitMs = peer.rateLimit?.waitMs(now: now) ?? 1
             out.append(.send([identity, RPCOp.retry.frame, reqId, Array(String(max(1, (waitMs + 1) / 2)).utf8)]))
             return
@@ -279,6 +292,7 @@ public final class RPCServerMachine {
         } catch {
             peer.inFlight.remove(requestKey)
             stats.malformed += 1
+            metrics?.malformed(.payload)
             out.append(.dropped("request payload not valid JSON"))
             out.append(.send([identity, RPCOp.responseError.frame, reqId,
                               RemoteError("request payload is not valid JSON: \(error.message)", code: .invalid).payload]))
@@ -287,6 +301,7 @@ public final class RPCServerMachine {
         guard elements.count >= 1, let method = JSONScanner.stringValue(payload, in: elements[0]) else {
             peer.inFlight.remove(requestKey)
             stats.malformed += 1
+            metrics?.malformed(.payload)
             out.append(.dropped("request payload not [method, params]"))
             out.append(.send([identity, RPCOp.responseError.frame, reqId,
                               RemoteError("request payload must be [method, params]", code: .invalid).payload]))
@@ -295,7 +310,15 @@ public final class RPCServerMachine {
         let paramsRange = elements.count >= 2 ? elements[1] : payload.endIndex..<payload.endIndex
         let token = nextToken
         nextToken &+= 1
-        pending[token] = Pending(peer: peer, reqId: reqId, deadline: now + timeouts.requestMs)
+        var methodIndex: UInt8 = 0
+        var startedNs: UInt64 = 0
+        if let metrics {
+            methodIndex = NetworkMetrics.methodIndex(method)
+            startedNs = metrics.nowNs()
+            metrics.requestReceived(method: methodIndex)
+        }
+        pending[token] = Pending(peer: peer, reqId: reqId, deadline: now + timeouts.requestMs, method: methodIndex,
+                                 startedNs: startedNs)
         out.append(.request(IncomingRequest(client: peer.clientId, token: token, requestId: reqId, method: method,
                                             payload: payload, paramsRange: paramsRange)))
     }
@@ -323,6 +346,7 @@ public final class RPCServerMachine {
         guard let entry = pending.removeValue(forKey: token) else { return }
         entry.peer.inFlight.remove(FrameKey(entry.reqId))
         stats.responses += 1
+        metrics?.requestAnswered(method: entry.method, startedNs: entry.startedNs, failed: false)
         out.append(.send([entry.peer.identity, RPCOp.response.frame, entry.reqId, payload]))
     }
 
@@ -330,6 +354,7 @@ public final class RPCServerMachine {
     public func fail(_ token: RequestToken, _ error: RemoteError, into out: inout [RPCServerOutput]) {
         guard let entry = pending.removeValue(forKey: token) else { return }
         entry.peer.inFlight.remove(FrameKey(entry.reqId))
+        metrics?.requestAnswered(method: entry.method, startedNs: entry.startedNs, failed: true)
         out.append(.send([entry.peer.identity, RPCOp.responseError.frame, entry.reqId, error.payload]))
     }
 
@@ -403,6 +428,7 @@ public final class RPCServerMachine {
         peersByIdentity.removeValue(forKey: FrameKey(peer.identity))
         guard peersByClient[peer.clientId] === peer else { return }
         peersByClient.removeValue(forKey: peer.clientId)
+        metrics?.clients.set(Int64(peersByClient.count))
         if timedOut {
             out.append(.log(.info, "client \(peer.clientId) silent for more than \(peer.aliveMs) ms: dropped"))
         }

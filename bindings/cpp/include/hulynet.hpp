@@ -536,6 +536,22 @@ public:
         return out.str();
     }
 
+    /** The server's metrics in the Prometheus text format (docs/OBSERVABILITY.md), for a program
+     *  that serves them over its own HTTP server. */
+    std::string metrics() const {
+        detail::c_string text;
+        detail::check(hulynet_server_metrics(live(), text.out()));
+        return text.str();
+    }
+
+    /** Serves GET /metrics and GET /health over HTTP on host:port (0 picks a free port) until the
+     *  server closes; returns the port. Throws HULYNET_EBIND when it cannot be bound. */
+    int serve_metrics(std::string_view host = "127.0.0.1", int port = 0) {
+        int bound = 0;
+        detail::check(hulynet_server_serve_metrics(live(), detail::text(host, "host").c_str(), port, &bound));
+        return bound;
+    }
+
     /** Stops the server and frees it; idempotent. */
     void close() noexcept { hulynet_server_destroy(std::exchange(handle_, nullptr)); }
 

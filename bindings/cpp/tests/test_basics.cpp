@@ -41,6 +41,19 @@ TEST(server_start_port_stats) {
     CHECK(server.stats().requests >= 1);
 }
 
+TEST(server_metrics) {
+    hulynet::Server server = start_server();
+    hulynet::Client client = connect_client(server);
+    (void)client.kinds();
+    CHECK(wait_until([&] { return server.metrics().find("hulynet_requests_total{method=\"ak\"} 1\n") != std::string::npos; }));
+    CHECK(server.metrics().find("# TYPE hulynet_request_duration_seconds histogram\n") != std::string::npos);
+    const int port = server.serve_metrics();
+    CHECK(port > 0);
+    CHECK_THROWS_CODE(server.serve_metrics(), HULYNET_EINVAL, "already");
+    server.close();
+    CHECK_THROWS_CODE(server.metrics(), HULYNET_ECLOSED, "Server");
+}
+
 TEST(server_port_in_use) {
     hulynet::Server first = start_server();
     CHECK_THROWS_CODE(hulynet::Server::start("127.0.0.1", first.port()), HULYNET_EBIND, "");

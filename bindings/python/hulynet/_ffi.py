@@ -218,6 +218,8 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_curve_keypair", [ctypes.c_char_p, ctypes.c_char_p], c_int, _check_status),
     ("hulynet_server_role", [ServerP], c_int, _check_status),
     ("hulynet_server_health", [ServerP, _OUT_TEXT], c_int, _check_status),
+    ("hulynet_server_metrics", [ServerP, _OUT_TEXT], c_int, _check_status),
+    ("hulynet_server_serve_metrics", [ServerP, c_char_p, c_int, POINTER(c_int)], c_int, _check_status),
 
     ("hulynet_client_connect", [c_char_p, c_int, POINTER(TimeoutsC), POINTER(ClientP)], c_int, _check_status),
     ("hulynet_client_connect_with", [c_char_p, POINTER(TimeoutsC), POINTER(SecurityC), POINTER(ClientP)], c_int,

@@ -305,6 +305,20 @@ class Server(Resource):
         lib.hulynet_server_stats_get(self._live_handle(), byref(out))
         return ServerStats(out.clients, out.agents, out.containers, out.requests, out.malformed)
 
+    def metrics(self) -> str:
+        """The server's metrics in the Prometheus text format (docs/OBSERVABILITY.md), for a
+        program that serves them over its own HTTP server."""
+        out = _ffi.out_text()
+        lib.hulynet_server_metrics(self._live_handle(), byref(out))
+        return _ffi.decode(_ffi.take_text(out))
+
+    def serve_metrics(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Serves GET /metrics and GET /health over HTTP on host:port (0 picks a free port) until
+        the server closes; returns the port."""
+        bound = ctypes.c_int(0)
+        lib.hulynet_server_serve_metrics(self._live_handle(), _ffi.required_text(host, "host"), _port(port), byref(bound))
+        return bound.value
+
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"

@@ -1,5 +1,7 @@
 """hulynet.Server: start, port, stats, errors, close."""
 
+import json
+
 import pytest
 
 import hulynet
@@ -113,3 +115,57 @@ def test_dropped_server_is_closed_by_gc():
     gc.collect()
     with hulynet.Server("127.0.0.1", port) as again:
         assert again.port == port
+
+
+def _sample(text, key):
+    """The value of the sample `key` (name{labels}) in a Prometheus text, or None."""
+    for line in text.splitlines():
+        if line.startswith(key + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_metrics_after_a_known_workload(server, make_client):
+    host = make_client()
+    with hulynet.Agent([Echo]) as agent:
+        host.serve_agent(agent)
+        user = make_client()
+        with user.get("echo") as reference:
+            for index in range(4):
+                assert reference.request("echo", index) == index
+            with pytest.raises(hulynet.Error):
+                reference.request("fail", "on purpose")
+            text = server.metrics()
+    assert _sample(text, 'hulynet_requests_total{method="cs"}') == 5
+    assert _sample(text, 'hulynet_request_errors_total{method="cs"}') == 1
+    assert _sample(text, 'hulynet_request_duration_seconds_count{method="cs"}') == 5
+    assert _sample(text, 'hulynet_get_or_start_total{outcome="to_agent"}') == 1
+    assert "# TYPE hulynet_request_duration_seconds histogram" in text
+
+
+def test_metrics_over_http(server):
+    import urllib.error
+    import urllib.request
+
+    port = server.serve_metrics()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        assert answer.status == 200
+        assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert "hulynet_clients" in answer.read().decode()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
+        assert answer.status == 200
+        assert json.loads(answer.read()) == {"status": "serving", "role": "single"}
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/nothing", timeout=5)
+    assert caught.value.code == 404
+    with pytest.raises(hulynet.InvalidArgument):
+        server.serve_metrics()  # one endpoint per server
+    with pytest.raises(hulynet.InvalidArgument):
+        server.serve_metrics("127.0.0.1", 70000)
+
+
+def test_metrics_of_a_closed_server():
+    server = hulynet.Server()
+    server.close()
+    with pytest.raises(hulynet.Error):
+        server.metrics()
