@@ -185,13 +185,13 @@ struct Server: AsyncParsableCommand {
                 throw ExitCode(2)
             }
         }
+        configuration.metricsPort = metricsPort
+        configuration.metricsHost = metricsHost
         if let etcd {
             // The elected coordinator serves /metrics and /health itself: a standby answers too.
             try await runElected(configuration, etcd: etcd)
             return
         }
-        configuration.metricsPort = metricsPort
-        configuration.metricsHost = metricsHost
         let server: NetworkServer
         do {
             // Every setting is checked there (a port past 65535, an empty host, ...), with a clear message.

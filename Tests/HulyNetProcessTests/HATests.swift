@@ -123,6 +123,13 @@ final class HATests: ProcessTestCase {
         var etcd = try startEtcd()
         let coordinators = try startCoordinators(3, etcd: etcd)
         let leader = try waitForOneLeader(coordinators)
+        // /health: 200 from the leader, 503 from the standbys, saying who leads.
+        XCTAssertEqual(leader.health().0, 200, leader.health().1)
+        for standby in coordinators where standby.port != leader.port {
+            let (status, body) = standby.health()
+            XCTAssertEqual(status, 503, body)
+            XCTAssertTrue(body.contains(#""status":"standby""#) && body.contains("127.0.0.1:\(leader.port)"), body)
+        }
 
         etcd.process.send(SIGKILL)
         _ = etcd.process.waitForExit(timeoutMs: scaled(5000))
@@ -133,6 +140,9 @@ final class HATests: ProcessTestCase {
         XCTAssertTrue(leader.process.output().contains("etcd:"), "its reason names etcd's error")
         XCTAssertFalse(portAccepts(leader.port), "it closed its port")
         XCTAssertEqual(try currentLeaders(coordinators).count, 0, "nobody serves without etcd")
+        let (status, body) = leader.health()
+        XCTAssertEqual(status, 503, "its health says it does not serve")
+        XCTAssertTrue(body.contains("could not renew") && body.contains("etcd_error"), body)
 
         etcd = try startEtcd(reusing: etcd)
         let back = try waitForOneLeader(coordinators, timeoutMs: scaled((ttlSeconds + 5) * 1000))
@@ -157,6 +167,10 @@ final class HATests: ProcessTestCase {
     struct Coordinator {
         let process: ChildProcess
         let port: Int
+        let metricsPort: Int
+
+        /// `GET /health`: the HTTP status and the body.
+        func health() -> (Int, String) { httpGet(port: metricsPort, path: "/health") }
     }
 
     /// etcd on two free loopback ports with its data in a temporary directory (removed in
@@ -190,9 +204,11 @@ final class HATests: ProcessTestCase {
     func startCoordinators(_ count: Int, etcd: Etcd) throws -> [Coordinator] {
         try (0..<count).map { _ in
             let port = try freePort()
+            let metricsPort = try freePort()
             let process = try startHulynet(["server", "--host", "127.0.0.1", "--port", "\(port)", "--stats-interval", "0",
-                                            "--etcd", etcd.url, "--lease-ttl", "\(ttlSeconds)"])
-            return Coordinator(process: process, port: port)
+                                            "--etcd", etcd.url, "--lease-ttl", "\(ttlSeconds)",
+                                            "--metrics-port", "\(metricsPort)"])
+            return Coordinator(process: process, port: port, metricsPort: metricsPort)
         }
     }
 
@@ -241,6 +257,36 @@ final class HATests: ProcessTestCase {
         try await client.waitForConnection(timeoutMs: Int64(scaled(10_000)))
         return client
     }
+}
+
+/// `GET path` on 127.0.0.1:`port`: the HTTP status and the body (0 and "" when nothing answers).
+func httpGet(port: Int, path: String) -> (Int, String) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return (0, "") }
+    defer { close(fd) }
+    var timeout = timeval(tv_sec: 3, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+    guard connected else { return (0, "") }
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+    _ = request.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+    var answer: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+        guard count > 0 else { break }
+        answer += buffer[..<count]
+    }
+    let text = String(decoding: answer, as: UTF8.self)
+    let status = text.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+    let body = text.split(separator: "\r\n\r\n", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
+    return (status, body)
 }
 
 /// Whether something accepts TCP connections on 127.0.0.1:`port` now.
