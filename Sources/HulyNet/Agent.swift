@@ -313,10 +313,10 @@ public final class Agent: @unchecked Sendable {
         }
     }
 
-    /// The same answered through `reply`: at once, on the calling thread, when the container
-    /// answers at once (a `CallbackContainer`); else later, from another thread.
-    func request(_ target: ContainerUUID, operation: String, data: JSONValue, client: ClientUUID?,
-                 reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
+    /// The same with the data as text, answered through `reply`: at once, on the calling thread,
+    /// when the container answers at once (a `CallbackContainer`); else later, from another thread.
+    func request(_ target: ContainerUUID, operation: String, data: JSONText, client: ClientUUID?,
+                 reply: @escaping @Sendable (Result<JSONText, any Error>) -> Void) {
         guard let (container, metrics) = self.target(target) else {
             reply(.failure(RemoteError("Container \(target) not found", code: .containerNotFound)))
             return

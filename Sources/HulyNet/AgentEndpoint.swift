@@ -5,12 +5,12 @@ import Logging
 
 /// The reply for a request to a container: answers the RPC request, at once when it comes on the
 /// loop thread (a container that answered at once), else through the loop.
-private func replier(_ rpc: RPCServer, _ token: RequestToken, loop: IOLoop) -> @Sendable (Result<JSONValue, any Error>) -> Void {
+private func replier(_ rpc: RPCServer, _ token: RequestToken, loop: IOLoop) -> @Sendable (Result<JSONText, any Error>) -> Void {
     nonisolated(unsafe) let rpc = rpc
     return { result in
         let send = {
             switch result {
-            case .success(let value): rpc.reply(token, value)
+            case .success(let text): rpc.replyRaw(token, text.bytes)
             case .failure(let error): rpc.fail(token, RemoteError(error))
             }
         }
@@ -77,12 +77,24 @@ final class AgentEndpointServer: RPCServerDelegate {
     func rpcServer(_ server: RPCServer, callAnswered id: CallID, result: Result<[UInt8], RemoteError>) {}
 
     func rpcServer(_ server: RPCServer, request: IncomingRequest) {
+        let client = request.client
+        if request.method == Method.sendContainer {
+            // The data goes to the container as the bytes the client wrote.
+            guard let (target, operation, data) = PayloadText.containerRequest(in: request.payload, at: request.paramsRange) else {
+                rpc.fail(request.token, RemoteError("cs: params must be [target, operation, data]", code: .invalid))
+                return
+            }
+            whenAllowed(client, target, token: request.token) { [self] in
+                agent.request(target, operation: operation, data: data, client: client,
+                              reply: replier(rpc, request.token, loop: loop))
+            }
+            return
+        }
         let params: JSONValue
         do { params = try request.params() } catch {
             rpc.fail(request.token, RemoteError("invalid params: \(error.message)", code: .invalid))
             return
         }
-        let client = request.client
         switch request.method {
         case Method.connect:
             let uuids: [JSONValue]
@@ -119,17 +131,6 @@ final class AgentEndpointServer: RPCServerDelegate {
             container.disconnect(client: client)
             connections[client]?.remove(uuid)
             rpc.reply(request.token, "ok")
-        case Method.sendContainer:
-            guard case .array(let items) = params, items.count >= 2, let target = items[0].stringValue,
-                  let operation = items[1].stringValue else {
-                rpc.fail(request.token, RemoteError("cs: params must be [target, operation, data]", code: .invalid))
-                return
-            }
-            let data = items.count > 2 ? items[2] : .null
-            whenAllowed(client, target, token: request.token) { [self] in
-                agent.request(target, operation: operation, data: data, client: client,
-                              reply: replier(rpc, request.token, loop: loop))
-            }
         default:
             rpc.fail(request.token, RemoteError("Unknown method \(request.method)", code: .invalid))
         }
@@ -158,7 +159,7 @@ final class AgentEndpointServer: RPCServerDelegate {
             return
         }
         let reply = replier(rpc, token, loop: loop)
-        let answer = JSONValue.number(Double(connected))
+        let answer = JSONText(.number(Double(connected)))
         let left = Box(deferred.count)
         let lock = Lock()
         for (container, sink) in deferred {
@@ -176,7 +177,7 @@ final class AgentEndpointServer: RPCServerDelegate {
         let loop = self.loop
         nonisolated(unsafe) let rpc = self.rpc
         return EventSink { data in
-            let payload = JSONValue.array([.string(uuid), data]).serialized()
+            let payload = PayloadText.routedEvent(container: uuid, data: data)
             loop.executeUnchecked { rpc.event(client, payload: payload) }
         }
     }
@@ -227,8 +228,7 @@ final class DirectContainerServer: RPCServerDelegate, @unchecked Sendable {
         nonisolated(unsafe) let rpc = self.rpc
         let connect = { [container] in
             container.connect(client: client, events: EventSink { data in
-                let payload = data.serialized()
-                loop.executeUnchecked { rpc.event(client, payload: payload) }
+                loop.executeUnchecked { rpc.event(client, payload: data.bytes) }
             })
         }
         guard let access else { return connect() }
@@ -248,11 +248,8 @@ final class DirectContainerServer: RPCServerDelegate, @unchecked Sendable {
     func rpcServer(_ server: RPCServer, callAnswered id: CallID, result: Result<[UInt8], RemoteError>) {}
 
     func rpcServer(_ server: RPCServer, request: IncomingRequest) {
-        let data: JSONValue
-        do { data = try request.params() } catch {
-            rpc.fail(request.token, RemoteError("invalid params: \(error.message)", code: .invalid))
-            return
-        }
+        // [operation, data]: the data as the client wrote it (validated whole by the server).
+        let data = PayloadText.text(request.payload, request.paramsRange)
         let dispatch = { [self] in
             dispatchRequest(to: container, operation: request.method, data: data, client: request.client,
                             reply: replier(rpc, request.token, loop: loop))

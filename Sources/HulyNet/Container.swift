@@ -18,21 +18,24 @@ extension Container {
     public func terminate() async {}
 }
 
-/// A container that answers requests through a callback instead of an async function: the agent
-/// calls it on its I/O thread and `reply` may be called at once (the fast path: no task, no thread
-/// hop) or later, from any thread, exactly once. It must not block: slow work goes elsewhere and
-/// replies when done. `request(operation:data:client:)` is still used by direct calls
-/// (`Agent.request`); the default here bridges it to this one.
+/// A container that takes each request's data as the JSON text the caller wrote and answers
+/// through a callback: the agent calls it on its I/O thread, and `reply` may be called at once
+/// (the fast path: no task, no thread hop) or later, from any thread, exactly once. It must not
+/// block: slow work goes elsewhere and replies when done. What it replies reaches the caller as
+/// the same bytes (key order, number spelling and layout kept); nothing on the way parses it.
+/// `request(operation:data:client:)` with values is still used by direct calls (`Agent.request`);
+/// the default here bridges it to this one.
 public protocol CallbackContainer: Container {
-    func request(operation: String, data: JSONValue, client: ClientUUID?,
-                 reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void)
+    func request(operation: String, data: JSONText, client: ClientUUID?,
+                 reply: @escaping @Sendable (Result<JSONText, any Error>) -> Void)
 }
 
 extension CallbackContainer {
     public func request(operation: String, data: JSONValue, client: ClientUUID?) async throws -> JSONValue {
-        try await withCheckedThrowingContinuation { continuation in
-            request(operation: operation, data: data, client: client) { continuation.resume(with: $0) }
+        let answer = try await withCheckedThrowingContinuation { continuation in
+            request(operation: operation, data: JSONText(data), client: client) { continuation.resume(with: $0) }
         }
+        return try answer.value()
     }
 }
 
@@ -45,15 +48,19 @@ public protocol DeferredConnectContainer: Container {
 }
 
 /// Hands a request to a container and its answer to `reply`: on the calling thread at once when
-/// the container answers at once, else from a task or a thread of the container's.
-func dispatchRequest(to container: any Container, operation: String, data: JSONValue, client: ClientUUID?,
-                     reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
+/// the container answers at once, else from a task or a thread of the container's. The data is
+/// parsed here only for a container that takes values.
+func dispatchRequest(to container: any Container, operation: String, data: JSONText, client: ClientUUID?,
+                     reply: @escaping @Sendable (Result<JSONText, any Error>) -> Void) {
     if let fast = container as? CallbackContainer {
         fast.request(operation: operation, data: data, client: client, reply: reply)
         return
     }
     Task {
-        do { reply(.success(try await container.request(operation: operation, data: data, client: client))) } catch {
+        do {
+            let value = try await container.request(operation: operation, data: try data.value(), client: client)
+            reply(.success(JSONText(value)))
+        } catch {
             reply(.failure(error))
         }
     }
@@ -66,12 +73,15 @@ public protocol ContainerType: Container {
     init(uuid: ContainerUUID, options: GetOptions) async throws
 }
 
-/// Sends events to one connected client. Cheap to copy; safe from any thread.
+/// Sends events to one connected client. Cheap to copy; safe from any thread. Text is sent as
+/// it is; a value is written once.
 public struct EventSink: Sendable {
-    let deliver: @Sendable (JSONValue) -> Void
-    public init(_ deliver: @escaping @Sendable (JSONValue) -> Void) { self.deliver = deliver }
-    public func send(_ data: JSONValue) { deliver(data) }
-    public func callAsFunction(_ data: JSONValue) { deliver(data) }
+    let deliver: @Sendable (JSONText) -> Void
+    public init(_ deliver: @escaping @Sendable (JSONText) -> Void) { self.deliver = deliver }
+    public func send(_ data: JSONText) { deliver(data) }
+    public func send(_ data: JSONValue) { deliver(JSONText(data)) }
+    public func callAsFunction(_ data: JSONText) { deliver(data) }
+    public func callAsFunction(_ data: JSONValue) { deliver(JSONText(data)) }
 }
 
 /// What a container factory returns.

@@ -47,23 +47,37 @@ public final class ContainerReference: @unchecked Sendable {
 
     /// A request through the coordinator.
     public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
-        let result: Result<JSONValue, NetworkError> = await withCheckedContinuation { continuation in
-            request(operation, data, timeoutMs: timeoutMs) { continuation.resume(returning: $0) }
-        }
-        return try result.get()
+        try await request(operation, json: JSONText(data), timeoutMs: timeoutMs).parsed(answering: operation)
     }
 
     /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.
     public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil,
                         completion: @escaping @Sendable (Result<JSONValue, NetworkError>) -> Void) {
+        request(operation, json: JSONText(data), timeoutMs: timeoutMs) { result in
+            completion(result.flatMap { text in Result { () throws(NetworkError) in try text.parsed(answering: operation) } })
+        }
+    }
+
+    /// A request whose data is JSON text, sent as it is; the answer is the text the container
+    /// wrote (key order, number spelling and layout kept).
+    public func request(_ operation: String, json data: JSONText, timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONText {
+        let result: Result<JSONText, NetworkError> = await withCheckedContinuation { continuation in
+            request(operation, json: data, timeoutMs: timeoutMs) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
+    /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.
+    public func request(_ operation: String, json data: JSONText, timeoutMs: Int64? = nil,
+                        completion: @escaping @Sendable (Result<JSONText, NetworkError>) -> Void) {
         call(connection: nil, operation: operation, data: data, timeoutMs: timeoutMs, completion: completion)
     }
 
-    func call(connection: ContainerConnection?, operation: String, data: JSONValue, timeoutMs: Int64?,
-              completion: @escaping @Sendable (Result<JSONValue, NetworkError>) -> Void) {
+    func call(connection: ContainerConnection?, operation: String, data: JSONText, timeoutMs: Int64?,
+              completion: @escaping @Sendable (Result<JSONText, NetworkError>) -> Void) {
         let queued = client.loop.executeUnchecked { [self, client] in
             client.startReferenceCall(self, connection: connection, operation: operation, data: data, timeoutMs: timeoutMs) {
-                completion(decodeAnswer($0, of: operation))
+                completion(answerText($0, of: operation))
             }
         }
         if !queued { completion(.failure(.closed)) }
@@ -131,8 +145,8 @@ public final class ContainerConnection: @unchecked Sendable {
     let reference: ContainerReference
     private let lock = Lock()
     private var _uuid: ContainerUUID
-    private var handler: (@Sendable (JSONValue) -> Void)?
-    private var buffered: [JSONValue] = []
+    private var handler: (@Sendable (JSONText) -> Void)?
+    private var buffered: [JSONText] = []
     // Loop-thread state.
     private(set) var endpointClient: EndpointClient?
     private var closed = false
@@ -150,9 +164,17 @@ public final class ContainerConnection: @unchecked Sendable {
     /// it short). Events that came before a handler was set are delivered to it at once. Once
     /// this returns, the previous handler is not called again.
     public func onEvent(_ handler: @escaping @Sendable (JSONValue) -> Void) {
+        onEventText { text in
+            // Validated when it came in; only a limit (depth) can fail here.
+            if let value = try? text.value() { handler(value) }
+        }
+    }
+
+    /// The same with each event as the JSON text the container sent.
+    public func onEventText(_ handler: @escaping @Sendable (JSONText) -> Void) {
         // Events are delivered on the loop thread: swapping there means none is mid-delivery.
         let swap: () -> Void = { [self] in
-            let early = lock.withLock { () -> [JSONValue] in
+            let early = lock.withLock { () -> [JSONText] in
                 self.handler = handler
                 defer { buffered.removeAll() }
                 return buffered
@@ -169,8 +191,15 @@ public final class ContainerConnection: @unchecked Sendable {
         }
     }
 
-    func deliver(_ event: JSONValue) {
-        let handler = lock.withLock { () -> (@Sendable (JSONValue) -> Void)? in
+    /// The same as JSON texts.
+    public func eventTexts() -> AsyncStream<JSONText> {
+        AsyncStream { continuation in
+            onEventText { continuation.yield($0) }
+        }
+    }
+
+    func deliver(_ event: JSONText) {
+        let handler = lock.withLock { () -> (@Sendable (JSONText) -> Void)? in
             if self.handler == nil, buffered.count < 10_000 { buffered.append(event) }
             return self.handler
         }
@@ -231,15 +260,28 @@ public final class ContainerConnection: @unchecked Sendable {
 
     /// A request to the container over this connection.
     public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
-        let result: Result<JSONValue, NetworkError> = await withCheckedContinuation { continuation in
-            request(operation, data, timeoutMs: timeoutMs) { continuation.resume(returning: $0) }
-        }
-        return try result.get()
+        try await request(operation, json: JSONText(data), timeoutMs: timeoutMs).parsed(answering: operation)
     }
 
     /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.
     public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil,
                         completion: @escaping @Sendable (Result<JSONValue, NetworkError>) -> Void) {
+        request(operation, json: JSONText(data), timeoutMs: timeoutMs) { result in
+            completion(result.flatMap { text in Result { () throws(NetworkError) in try text.parsed(answering: operation) } })
+        }
+    }
+
+    /// A request whose data is JSON text, sent as it is; the answer is the text the container wrote.
+    public func request(_ operation: String, json data: JSONText, timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONText {
+        let result: Result<JSONText, NetworkError> = await withCheckedContinuation { continuation in
+            request(operation, json: data, timeoutMs: timeoutMs) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
+    /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.
+    public func request(_ operation: String, json data: JSONText, timeoutMs: Int64? = nil,
+                        completion: @escaping @Sendable (Result<JSONText, NetworkError>) -> Void) {
         reference.call(connection: self, operation: operation, data: data, timeoutMs: timeoutMs, completion: completion)
     }
 
@@ -301,17 +343,16 @@ final class EndpointClient: RPCClientDelegate {
     }
 
     func rpcClient(_ client: RPCClient, event payload: [UInt8]) {
-        guard let value = try? JSONValue.parse(payload) else { return }
         if direct {
-            for (_, user) in users { user.connection.deliver(value) }
+            guard let text = try? JSONText(validating: payload) else { return }
+            for (_, user) in users { user.connection.deliver(text) }
             return
         }
-        guard case .array(let pair) = value, pair.count >= 1, let uuid = pair[0].stringValue else { return }
-        let data = pair.count > 1 ? pair[1] : .null
+        guard let (uuid, data) = PayloadText.routedEvent(payload) else { return }
         for (_, user) in users where user.uuid == uuid { user.connection.deliver(data) }
     }
 
-    func rpcClient(_ client: RPCClient, request method: String, params: JSONValue, reqId: [UInt8]) {
+    func rpcClient(_ client: RPCClient, request call: IncomingCall, reqId: [UInt8]) {
         client.respond(reqId, .failure(RemoteError("no requests are served on a container connection", code: .invalid)))
     }
 }

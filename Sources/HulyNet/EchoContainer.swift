@@ -25,19 +25,20 @@ public final class EchoContainer: ContainerType, CallbackContainer, @unchecked S
         self.uuid = uuid
     }
 
-    /// Answers at once, on the agent's I/O thread.
-    public func request(operation: String, data: JSONValue, client: ClientUUID?,
-                        reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
+    /// Answers at once, on the agent's I/O thread; the data comes back as the bytes it came in.
+    public func request(operation: String, data: JSONText, client: ClientUUID?,
+                        reply: @escaping @Sendable (Result<JSONText, any Error>) -> Void) {
         switch operation {
         case "broadcast":
             let targets = lock.withLock { Array(sinks.values) }
             for sink in targets { sink.send(data) }
-            reply(.success(.number(Double(targets.count))))
+            reply(.success(JSONText(.number(Double(targets.count)))))
         case "fail":
-            reply(.failure(ContainerError(data.stringValue ?? "failed on request")))
+            reply(.failure(ContainerError((try? data.value())?.stringValue ?? "failed on request")))
         case "slow":
-            let key = data.member("key")?.stringValue ?? ""
-            let ms = min(max(data.member("ms")?.intValue ?? 0, 0), 60_000)
+            let value = try? data.value()
+            let key = value?.member("key")?.stringValue ?? ""
+            let ms = min(max(value?.member("ms")?.intValue ?? 0, 0), 60_000)
             lock.withLock { running += 1 }
             DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(ms)) { [self] in
                 let run = lock.withLock { () -> Int in
@@ -45,12 +46,12 @@ public final class EchoContainer: ContainerType, CallbackContainer, @unchecked S
                     runs[key, default: 0] += 1
                     return runs[key]!
                 }
-                reply(.success(["key": .string(key), "run": .number(Double(run))]))
+                reply(.success(JSONText(["key": .string(key), "run": .number(Double(run))])))
             }
         case "runs":
-            reply(.success(lock.withLock {
+            reply(.success(JSONText(lock.withLock {
                 ["done": .object(runs.mapValues { .number(Double($0)) }), "running": .number(Double(running))]
-            }))
+            })))
         default:
             reply(.success(data))
         }

@@ -173,11 +173,18 @@ public final class NetworkClient: @unchecked Sendable {
     /// on the calling thread when the client is closed).
     func call(_ method: String, _ params: JSONValue, timeoutMs: Int64? = nil, restores: Bool = false,
               completion: @escaping (Result<JSONValue, NetworkError>) -> Void) {
-        let payload = JSONValue.array([.string(method), params]).serialized()
+        send(PayloadText.call(method, params: JSONText(params)), timeoutMs: timeoutMs, restores: restores) {
+            completion(decodeAnswer($0, of: method))
+        }
+    }
+
+    /// Sends a request payload to the coordinator; `completion` gets the answer's bytes.
+    private func send(_ payload: [UInt8], timeoutMs: Int64?, restores: Bool = false,
+                      completion: @escaping (Result<[UInt8], NetworkError>) -> Void) {
         let queued = loop.executeUnchecked { [self] in
             guard !isClosed else { completion(.failure(.closed)); return }
-            rpc.request(payload: payload, timeoutMs: timeoutMs, restores: restores) { [self] result in
-                completion(decodeAnswer(result.mapError(NetworkError.init), of: method))
+            rpc.request(payload: payload, timeoutMs: timeoutMs, restores: restores) { result in
+                completion(result.mapError(NetworkError.init))
             }
         }
         if !queued { completion(.failure(.closed)) }
@@ -235,15 +242,26 @@ public final class NetworkClient: @unchecked Sendable {
     /// the container when it moves; this one names a uuid and does not.)
     public func request(_ target: ContainerUUID, operation: String, data: JSONValue = .null,
                         timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
-        try await call(Method.sendContainer, .array([.string(target), .string(operation), data]), timeoutMs: timeoutMs)
+        try await request(target, operation: operation, json: JSONText(data), timeoutMs: timeoutMs).parsed(answering: operation)
+    }
+
+    /// The same with the data as JSON text, sent as it is; the answer is the text the container
+    /// wrote.
+    public func request(_ target: ContainerUUID, operation: String, json data: JSONText,
+                        timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONText {
+        let result: Result<JSONText, NetworkError> = await withCheckedContinuation { continuation in
+            request(target, operation: operation, json: data, timeoutMs: timeoutMs) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
     }
 
     /// The same, for callers that are not async (foreign-language bindings): `completion` runs
     /// once, on the client's I/O thread; keep it short.
-    public func request(_ target: ContainerUUID, operation: String, data: JSONValue = .null, timeoutMs: Int64? = nil,
-                        completion: @escaping @Sendable (Result<JSONValue, NetworkError>) -> Void) {
-        call(Method.sendContainer, .array([.string(target), .string(operation), data]), timeoutMs: timeoutMs,
-             completion: completion)
+    public func request(_ target: ContainerUUID, operation: String, json data: JSONText, timeoutMs: Int64? = nil,
+                        completion: @escaping @Sendable (Result<JSONText, NetworkError>) -> Void) {
+        send(PayloadText.containerRequest(target: target, operation: operation, data: data), timeoutMs: timeoutMs) {
+            completion(answerText($0, of: operation))
+        }
     }
 
     /// Get-or-start a container; retried until an agent offering `kind` appears, for at most
@@ -548,7 +566,7 @@ public final class NetworkClient: @unchecked Sendable {
 
     /// Starts a request through a reference: through the coordinator, or over `connection`.
     func startReferenceCall(_ reference: ContainerReference, connection: ContainerConnection?, operation: String,
-                            data: JSONValue, timeoutMs: Int64?,
+                            data: JSONText, timeoutMs: Int64?,
                             completion: @escaping (Result<[UInt8], NetworkError>) -> Void) {
         guard !isClosed else { completion(.failure(.closed)); return }
         let callId = machine.startCall(reference: reference.id, timeoutMs: timeoutMs ?? options.timeouts.requestMs,
@@ -582,14 +600,14 @@ public final class NetworkClient: @unchecked Sendable {
                 return
             }
             // Direct: [operation, data] to the container itself; routed: cs through the agent.
-            let message: JSONValue = endpointClient.direct
-                ? .array([.string(call.operation), call.data])
-                : .array([.string(Method.sendContainer), .array([.string(uuid), .string(call.operation), call.data])])
-            let key = endpointClient.rpc.request(payload: message.serialized(), timeoutMs: timeoutMs, completion: completion)
+            let message = endpointClient.direct
+                ? PayloadText.directRequest(operation: call.operation, data: call.data)
+                : PayloadText.containerRequest(target: uuid, operation: call.operation, data: call.data)
+            let key = endpointClient.rpc.request(payload: message, timeoutMs: timeoutMs, completion: completion)
             referenceCalls[callId]?.attempt = Attempt(rpc: endpointClient.rpc, key: key)
         } else {
-            let message: JSONValue = .array([.string(Method.sendContainer), .array([.string(uuid), .string(call.operation), call.data])])
-            let key = rpc.request(payload: message.serialized(), timeoutMs: timeoutMs, completion: completion)
+            let message = PayloadText.containerRequest(target: uuid, operation: call.operation, data: call.data)
+            let key = rpc.request(payload: message, timeoutMs: timeoutMs, completion: completion)
             referenceCalls[callId]?.attempt = Attempt(rpc: rpc, key: key)
         }
     }
@@ -668,12 +686,12 @@ struct ReferenceCall {
     /// Over this connection; through the coordinator when nil.
     let connection: ContainerConnection?
     let operation: String
-    let data: JSONValue
+    let data: JSONText
     let completion: (Result<[UInt8], NetworkError>) -> Void
     /// The attempt out now, to drop when the call goes again elsewhere.
     var attempt: Attempt?
 
-    init(reference: ContainerReference, connection: ContainerConnection?, operation: String, data: JSONValue,
+    init(reference: ContainerReference, connection: ContainerConnection?, operation: String, data: JSONText,
          completion: @escaping (Result<[UInt8], NetworkError>) -> Void) {
         self.reference = reference
         self.connection = connection
@@ -706,29 +724,37 @@ extension NetworkClient: RPCClientDelegate {
         runMachine()
     }
 
-    func rpcClient(_ client: RPCClient, request method: String, params: JSONValue, reqId: [UInt8]) {
-        guard case .array(let items) = params, let agentId = items.first?.stringValue, let agent = agents[agentId] else {
-            client.respond(reqId, .failure(RemoteError("Agent \(params[0]?.stringValue ?? "?") not found", code: .agentGone)))
+    func rpcClient(_ client: RPCClient, request call: IncomingCall, reqId: [UInt8]) {
+        // ["<agentId>", args, extra?]: read in place, so that a forwarded request's data reaches
+        // the container as the bytes its caller wrote.
+        let method = call.method
+        let payload = call.payload
+        let items = JSONScanner.arrayElements(payload, in: call.paramsRange) ?? []
+        let agentId = items.first.flatMap { JSONScanner.stringValue(payload, in: $0) }
+        guard let agentId, let agent = agents[agentId] else {
+            client.respond(reqId, .failure(RemoteError("Agent \(agentId ?? "?") not found", code: .agentGone)))
             return
         }
-        let args = items.count > 1 ? (items[1].arrayValue ?? []) : []
+        // The origin of a forwarded request, or a get's trace headers.
+        let extra = items.count > 2 ? try? JSONValue.parse(payload[items[2]]) : nil
         if method == Method.sendContainer {
-            guard args.count >= 2, let target = args[0].stringValue, let operation = args[1].stringValue else {
+            guard items.count > 1, let (target, operation, data) = PayloadText.containerRequest(in: payload, at: items[1]) else {
                 client.respond(reqId, .failure(RemoteError("cs: params must be [target, operation, data]", code: .invalid)))
                 return
             }
-            let originItems = items.count > 2 ? items[2].arrayValue : nil
+            let originItems = extra?.arrayValue
             let trace = (originItems?.count ?? 0) > 2 ? Traces.headers(originItems?[2]) : nil
-            forwardedRequest(agent: agent, target: target, operation: operation, data: args.count > 2 ? args[2] : .null,
-                             origin: RequestOrigin(json: items.count > 2 ? items[2] : nil), trace: trace, reqId: reqId)
+            forwardedRequest(agent: agent, target: target, operation: operation, data: data,
+                             origin: RequestOrigin(json: extra), trace: trace, reqId: reqId)
             return
         }
+        let args = items.count > 1 ? ((try? JSONValue.parse(payload[items[1]]))?.arrayValue ?? []) : []
         let loop = self.loop
         nonisolated(unsafe) let rpc = client
         var span: (any Span)?
         if let tracer, method == Method.getContainer {
             span = Traces.start(tracer, "hulynet.agent.start", kind: .server,
-                                parent: items.count > 2 ? Traces.headers(items[2]) : nil,
+                                parent: Traces.headers(extra),
                                 attributes: [("hulynet.agent", agentId), ("hulynet.kind", args.first?.stringValue ?? "")])
         }
         let startSpan = span
@@ -766,7 +792,7 @@ extension NetworkClient: RPCClientDelegate {
     /// answered at once when it answers at once. A request the coordinator says it forwarded
     /// before (a client resent it to a new coordinator) runs once: a resend joins the first run,
     /// or gets its answer again.
-    private func forwardedRequest(agent: Agent, target: ContainerUUID, operation: String, data: JSONValue,
+    private func forwardedRequest(agent: Agent, target: ContainerUUID, operation: String, data: JSONText,
                                   origin: RequestOrigin?, trace: [String: String]? = nil, reqId: [UInt8]) {
         let key = origin?.key
         if let key {
@@ -786,7 +812,7 @@ extension NetworkClient: RPCClientDelegate {
         }
         let requestSpan = span
         agent.request(target, operation: operation, data: data, client: nil) { [weak self] result in
-            let answer: Result<[UInt8], RemoteError> = result.map { $0.serialized() }.mapError { RemoteError($0) }
+            let answer: Result<[UInt8], RemoteError> = result.map(\.bytes).mapError { RemoteError($0) }
             if let requestSpan {
                 if case .failure(let error) = answer { Traces.end(requestSpan, error: error) } else { Traces.end(requestSpan, error: nil) }
             }
@@ -884,6 +910,24 @@ func decodeAnswer(_ result: Result<[UInt8], NetworkError>, of what: String) -> R
     result.flatMap { bytes in
         do throws(JSONError) { return .success(try JSONValue.parse(bytes)) } catch {
             return .failure(.invalid("answer to \(what) is not JSON: \(error.message)"))
+        }
+    }
+}
+
+/// An answer as the text its container wrote, validated where it enters (it comes from a peer).
+func answerText(_ result: Result<[UInt8], NetworkError>, of what: String) -> Result<JSONText, NetworkError> {
+    result.flatMap { bytes in
+        do throws(JSONError) { return .success(try JSONText(validating: bytes)) } catch {
+            return .failure(.invalid("answer to \(what) is not JSON: \(error.message)"))
+        }
+    }
+}
+
+extension JSONText {
+    /// The value of an answer text (already validated, so this fails only on a limit such as depth).
+    func parsed(answering what: String) throws(NetworkError) -> JSONValue {
+        do throws(JSONError) { return try value() } catch {
+            throw NetworkError.invalid("answer to \(what) is not JSON: \(error.message)")
         }
     }
 }

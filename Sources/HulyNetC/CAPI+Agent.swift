@@ -86,8 +86,8 @@ final class CContainer: CallbackContainer, DeferredConnectContainer, @unchecked 
     /// Calls the C request callback on a callback thread (CallbackPool), so that a slow callback
     /// delays only itself, unless the kind asked for inline requests; the C code answers through
     /// hulynet_request_reply / _fail, inside the callback or later from any thread.
-    func request(operation: String, data: JSONValue, client: ClientUUID?,
-                 reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
+    func request(operation: String, data: JSONText, client: ClientUUID?,
+                 reply: @escaping @Sendable (Result<JSONText, any Error>) -> Void) {
         if kind.runsInline.isOn {
             invoke(operation: operation, data: data, client: client, reply: reply)
         } else {
@@ -97,19 +97,18 @@ final class CContainer: CallbackContainer, DeferredConnectContainer, @unchecked 
 
     private var isTerminated: Bool { lock.withLock { terminated } }
 
-    private func invoke(operation: String, data: JSONValue, client: ClientUUID?,
-                        reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
+    private func invoke(operation: String, data: JSONText, client: ClientUUID?,
+                        reply: @escaping @Sendable (Result<JSONText, any Error>) -> Void) {
         // The header promises no request callback starts once terminate has.
         if isTerminated {
             reply(.failure(ContainerError("container \(uuid) is stopping")))
             return
         }
         let user = currentUser
-        let dataText = data.serializedString()
         let kind = self.kind
         let requestHandle = Handles.make(CRequest(reply))
         operation.withCString { op in
-            dataText.withCString { json in
+            data.withCString { json in
                 if let client {
                     client.withCString { id in CallbackThread.run { kind.request(user, requestHandle, op, json, id) } }
                 } else {
@@ -167,7 +166,7 @@ final class CContainer: CallbackContainer, DeferredConnectContainer, @unchecked 
         _ = Handles.take(handle, CContainer.self)
     }
 
-    func emit(to client: ClientUUID?, _ data: JSONValue) -> Int {
+    func emit(to client: ClientUUID?, _ data: JSONText) -> Int {
         let targets: [EventSink] = lock.withLock {
             if let client { return sinks[client].map { [$0] } ?? [] }
             return Array(sinks.values)
@@ -180,14 +179,14 @@ final class CContainer: CallbackContainer, DeferredConnectContainer, @unchecked 
 /// A request waiting for the C container's answer.
 final class CRequest: @unchecked Sendable {
     private let lock = Lock()
-    private var reply: (@Sendable (Result<JSONValue, any Error>) -> Void)?
+    private var reply: (@Sendable (Result<JSONText, any Error>) -> Void)?
 
-    init(_ reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
+    init(_ reply: @escaping @Sendable (Result<JSONText, any Error>) -> Void) {
         self.reply = reply
     }
 
-    func finish(_ result: Result<JSONValue, any Error>) {
-        let reply = lock.withLock { () -> (@Sendable (Result<JSONValue, any Error>) -> Void)? in
+    func finish(_ result: Result<JSONText, any Error>) {
+        let reply = lock.withLock { () -> (@Sendable (Result<JSONText, any Error>) -> Void)? in
             defer { self.reply = nil }
             return self.reply
         }
@@ -199,9 +198,9 @@ final class CRequest: @unchecked Sendable {
 public func hulynet_request_reply(_ handle: OpaquePointer?, _ json: UnsafePointer<CChar>?) -> Int32 {
     cCall {
         _ = try Handles.get(handle, CRequest.self, "request")
-        let value: JSONValue
+        let value: JSONText
         do throws(CFailure) {
-            value = try cJSON(json, "json")
+            value = try cJSONText(json, "json")
         } catch {
             // An answer that is not JSON still ends the request, as an error, so nobody waits forever.
             Handles.take(handle, CRequest.self)?.finish(.failure(ContainerError("the container answered invalid JSON: \(error.message)")))
@@ -275,7 +274,7 @@ public func hulynet_container_emit(_ handle: OpaquePointer?, _ clientId: UnsafeP
         delivered?.pointee = 0
         let container = try Handles.get(handle, CContainer.self, "container")
         let client = try optionalCString(clientId, "client_id")
-        let data = try cJSON(json, "json", nullable: false)
+        let data = try cJSONText(json, "json", nullable: false)
         let count = container.emit(to: client, data)
         delivered?.pointee = Int32(count)
         if let client, count == 0 {

@@ -209,20 +209,21 @@ public func hulynet_client_get_async(_ handle: OpaquePointer?, _ kind: UnsafePoi
 /// The completion of an asynchronous request: calls C's `done(user, status, json)` once. Throws
 /// EINVAL for a NULL `done`.
 func resultCompletion(_ done: hulynet_result_fn?, _ user: UnsafeMutableRawPointer?) throws(CFailure)
-    -> @Sendable (Result<JSONValue, NetworkError>) -> Void {
+    -> @Sendable (Result<JSONText, NetworkError>) -> Void {
     guard let done else { throw CFailure.invalid("done is NULL") }
     let user = UserPointer(raw: user)
     return { result in complete(done, user, result.mapError { $0 }) }
 }
 
 /// Calls `done` on a callback thread (CallbackPool), never on the I/O thread that completed it.
-func complete(_ done: hulynet_result_fn, _ user: UserPointer, _ result: Result<JSONValue, any Error>) {
-    let (status, text): (Int32, String)
+func complete(_ done: hulynet_result_fn, _ user: UserPointer, _ result: Result<JSONText, any Error>) {
+    let (status, text): (Int32, JSONText)
     switch result {
-    case .success(let value): (status, text) = (HULYNET_OK, value.serializedString())
+    case .success(let answer): (status, text) = (HULYNET_OK, answer)
     case .failure(let error):
         let failure = CFailure(error)
-        (status, text) = (failure.status, failure.message)
+        // Not JSON: the message as it is (the callback's text is JSON only with HULYNET_OK).
+        (status, text) = (failure.status, JSONText(unchecked: Array(failure.message.utf8)))
     }
     CallbackPool.shared.submit {
         text.withCString { pointer in CallbackThread.run { done(user.raw, status, pointer) } }
@@ -238,11 +239,11 @@ public func hulynet_client_request(_ handle: OpaquePointer?, _ uuid: UnsafePoint
         let client = try liveClient(handle)
         let uuid = try cString(uuid, "uuid")
         let operation = try cString(operation, "operation")
-        let data = try cJSON(dataJSON, "data_json")
+        let data = try cJSONText(dataJSON, "data_json")
         guard out != nil else { throw CFailure.invalid("json_out is NULL") }
         let ms = try timeout(timeoutMs, default: client.requestMs)
         let answer = try blockingCompletion { done in
-            client.client.request(uuid, operation: operation, data: data, timeoutMs: ms, completion: done)
+            client.client.request(uuid, operation: operation, json: data, timeoutMs: ms, completion: done)
         }
         try setOut(out, answer)
     }
@@ -256,10 +257,10 @@ public func hulynet_client_request_async(_ handle: OpaquePointer?, _ uuid: Unsaf
         let client = try liveClient(handle)
         let uuid = try cString(uuid, "uuid")
         let operation = try cString(operation, "operation")
-        let data = try cJSON(dataJSON, "data_json")
+        let data = try cJSONText(dataJSON, "data_json")
         let completion = try resultCompletion(done, user)
         let ms = try timeout(timeoutMs, default: client.requestMs)
-        client.client.request(uuid, operation: operation, data: data, timeoutMs: ms, completion: completion)
+        client.client.request(uuid, operation: operation, json: data, timeoutMs: ms, completion: completion)
     }
 }
 
@@ -280,7 +281,7 @@ public func hulynet_client_add_listener_v2(_ handle: OpaquePointer?, _ fn: hulyn
         let slot = CallbackSlot(EventHandler(fn: fn, user: UserPointer(raw: user), destroy: destroy))
         let lane = client.listenerLane
         let token = client.client.onUpdate { event in
-            let text = event.json.serializedString()
+            let text = JSONText(event.json)
             slot.deliver(on: lane) { $0.call(text) }
         }
         subscription.pointee = client.addListener(token, slot)
@@ -410,11 +411,11 @@ public func hulynet_reference_request(_ handle: OpaquePointer?, _ operation: Uns
         out?.pointee = nil
         let reference = try liveReference(handle)
         let operation = try cString(operation, "operation")
-        let data = try cJSON(dataJSON, "data_json")
+        let data = try cJSONText(dataJSON, "data_json")
         guard out != nil else { throw CFailure.invalid("json_out is NULL") }
         let ms = try timeout(timeoutMs, default: reference.client.requestMs)
         let answer = try blockingCompletion { done in
-            reference.reference.request(operation, data, timeoutMs: ms, completion: done)
+            reference.reference.request(operation, json: data, timeoutMs: ms, completion: done)
         }
         try setOut(out, answer)
     }
@@ -427,10 +428,10 @@ public func hulynet_reference_request_async(_ handle: OpaquePointer?, _ operatio
     cCall {
         let reference = try liveReference(handle)
         let operation = try cString(operation, "operation")
-        let data = try cJSON(dataJSON, "data_json")
+        let data = try cJSONText(dataJSON, "data_json")
         let completion = try resultCompletion(done, user)
         let ms = try timeout(timeoutMs, default: reference.client.requestMs)
-        reference.reference.request(operation, data, timeoutMs: ms, completion: completion)
+        reference.reference.request(operation, json: data, timeoutMs: ms, completion: completion)
     }
 }
 
@@ -489,9 +490,8 @@ final class CConnection: @unchecked Sendable {
         }
         guard install else { return }
         let (slot, lane) = (events, self.lane)
-        connection.onEvent { event in
-            let text = event.serializedString()
-            slot.deliver(on: lane) { $0.call(text) }
+        connection.onEventText { event in
+            slot.deliver(on: lane) { $0.call(event) }
         }
     }
 
@@ -499,7 +499,7 @@ final class CConnection: @unchecked Sendable {
         events.set(nil)
         guard (try? client.check()) != nil else { return }
         let connection = self.connection
-        connection.onEvent { _ in }
+        connection.onEventText { _ in }
         Task { await connection.close() }
     }
 }
@@ -532,13 +532,13 @@ public func hulynet_connection_request(_ handle: OpaquePointer?, _ operation: Un
         out?.pointee = nil
         let connection = try liveConnection(handle)
         let operation = try cString(operation, "operation")
-        let data = try cJSON(dataJSON, "data_json")
+        let data = try cJSONText(dataJSON, "data_json")
         guard out != nil else { throw CFailure.invalid("json_out is NULL") }
         let ms = try timeout(timeoutMs, default: connection.client.requestMs)
         // After the events that came before the answer have been handed to the event function.
         let lane = connection.lane
         let answer = try blockingCompletion { done in
-            connection.connection.request(operation, data, timeoutMs: ms) { result in lane.afterPending { done(result) } }
+            connection.connection.request(operation, json: data, timeoutMs: ms) { result in lane.afterPending { done(result) } }
         }
         try setOut(out, answer)
     }
@@ -551,11 +551,11 @@ public func hulynet_connection_request_async(_ handle: OpaquePointer?, _ operati
     cCall {
         let connection = try liveConnection(handle)
         let operation = try cString(operation, "operation")
-        let data = try cJSON(dataJSON, "data_json")
+        let data = try cJSONText(dataJSON, "data_json")
         let completion = try resultCompletion(done, user)
         let ms = try timeout(timeoutMs, default: connection.client.requestMs)
         let lane = connection.lane
-        connection.connection.request(operation, data, timeoutMs: ms) { result in lane.afterPending { completion(result) } }
+        connection.connection.request(operation, json: data, timeoutMs: ms) { result in lane.afterPending { completion(result) } }
     }
 }
 
@@ -571,7 +571,7 @@ struct EventHandler: CHandler, @unchecked Sendable {
     let fn: hulynet_event_fn
     let user: UserPointer
     var destroy: hulynet_destroy_fn? = nil
-    func call(_ text: String) { text.withCString { pointer in CallbackThread.run { fn(user.raw, pointer) } } }
+    func call(_ text: JSONText) { text.withCString { pointer in CallbackThread.run { fn(user.raw, pointer) } } }
     func destroyed() { if let destroy { CallbackThread.run { destroy(user.raw) } } }
 }
 

@@ -132,12 +132,47 @@ func cJSON(_ pointer: UnsafePointer<CChar>?, _ name: String, nullable: Bool = tr
     }
 }
 
+/// A JSON text argument, validated and kept as the caller's bytes; NULL is `null` when nullable.
+func cJSONText(_ pointer: UnsafePointer<CChar>?, _ name: String, nullable: Bool = true) throws(CFailure) -> JSONText {
+    guard let pointer else {
+        if nullable { return .null }
+        throw .invalid("\(name) is NULL")
+    }
+    let bytes = Array(UnsafeRawBufferPointer(start: pointer, count: strlen(pointer)))
+    do { return try JSONText(validating: bytes) } catch { throw .json("\(name): \(error.message)") }
+}
+
 /// A new malloc'd C string for the caller (freed with hulynet_free).
 func newCString(_ text: String) -> UnsafeMutablePointer<CChar>? { strdup(text) }
 
+/// The same for JSON text, byte for byte (valid JSON text holds no NUL byte).
+func newCString(_ text: JSONText) -> UnsafeMutablePointer<CChar>? {
+    let count = text.bytes.count
+    guard let memory = malloc(count + 1)?.assumingMemoryBound(to: CChar.self) else { return nil }
+    text.bytes.withUnsafeBytes { UnsafeMutableRawPointer(memory).copyMemory(from: $0.baseAddress!, byteCount: count) }
+    memory[count] = 0
+    return memory
+}
+
+extension JSONText {
+    /// Calls `body` with the text as a NUL-terminated C string, valid during the call.
+    func withCString<Result>(_ body: (UnsafePointer<CChar>) throws -> Result) rethrows -> Result {
+        var terminated = bytes
+        terminated.append(0)
+        return try terminated.withUnsafeBufferPointer { buffer in
+            try buffer.withMemoryRebound(to: CChar.self) { try body($0.baseAddress!) }
+        }
+    }
+}
+
 func setOut(_ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ value: JSONValue) throws(CFailure) {
+    try setOut(out, JSONText(value))
+}
+
+func setOut(_ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ text: JSONText) throws(CFailure) {
     guard let out else { throw .invalid("the output pointer is NULL") }
-    out.pointee = newCString(value.serializedString())
+    guard let copy = newCString(text) else { throw CFailure(status: HULYNET_EINTERNAL, message: "out of memory for a \(text.bytes.count)-byte answer") }
+    out.pointee = copy
 }
 
 /// A string owned by a handle, for the accessor functions (`const char *` results).
@@ -244,12 +279,12 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) thr
 
 /// Runs a call that completes through a callback (on a library I/O thread) and waits for it: no
 /// task in between, the quickest way from a blocking C call to the network and back.
-func blockingCompletion(_ start: (@escaping @Sendable (Result<JSONValue, NetworkError>) -> Void) -> Void) throws(CFailure) -> JSONValue {
+func blockingCompletion<Value: Sendable>(_ start: (@escaping @Sendable (Result<Value, NetworkError>) -> Void) -> Void) throws(CFailure) -> Value {
     if CallbackThread.isInside {
         throw .invalid("a blocking call from inside a hulynet callback would wait for its own thread: use the *_async variant")
     }
     let done = DispatchSemaphore(value: 0)
-    nonisolated(unsafe) var result: Result<JSONValue, NetworkError>?
+    nonisolated(unsafe) var result: Result<Value, NetworkError>?
     start { outcome in
         result = outcome
         done.signal()

@@ -27,7 +27,7 @@ private enum ClientOut: Equatable {
         case .connected(let id, let greeting): self = .connected(id, greeting)
         case .complete(let key, let result): self = .complete(key, result.map(\.frameText))
         case .event(let payload): self = .event(payload.frameText)
-        case .request(let method, let params, let reqId): self = .request(method: method, params: params, reqId: reqId.frameText)
+        case .request(let call, let reqId): self = .request(method: call.method, params: (try? call.params()) ?? "unparsable", reqId: reqId.frameText)
         case .wake(let ms): self = .wake(ms)
         case .log(let level, _): self = .log(level)
         }

@@ -786,12 +786,14 @@ final class NetworkIntegrationTests: IntegrationTestCase {
 
 /// A callback container answering at once or later, from another thread.
 private final class DeferringContainer: CallbackContainer, @unchecked Sendable {
-    func request(operation: String, data: JSONValue, client: ClientUUID?,
-                 reply: @escaping @Sendable (Result<JSONValue, any Error>) -> Void) {
+    func request(operation: String, data: JSONText, client: ClientUUID?,
+                 reply: @escaping @Sendable (Result<JSONText, any Error>) -> Void) {
         switch operation {
         case "now": reply(.success(data))
         case "later":
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(30)) { reply(.success(["later": data])) }
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(30)) {
+                reply(.success(JSONText(unchecked: Array(#"{"later":"#.utf8) + data.bytes + [0x7D])))
+            }
         case "fail later":
             DispatchQueue.global().async { reply(.failure(ContainerError("failed later: \(data)"))) }
         default: reply(.failure(ContainerError("unknown operation \(operation)")))

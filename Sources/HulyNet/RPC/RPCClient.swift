@@ -11,7 +11,7 @@ protocol RPCClientDelegate: AnyObject {
     func rpcClient(_ client: RPCClient, connectedTo serverId: String, _ greeting: Greeting)
     func rpcClient(_ client: RPCClient, event payload: [UInt8])
     /// A request from the server; answer with `respond`.
-    func rpcClient(_ client: RPCClient, request method: String, params: JSONValue, reqId: [UInt8])
+    func rpcClient(_ client: RPCClient, request call: IncomingCall, reqId: [UInt8])
 }
 
 /// The client side of the back-RPC protocol on a DEALER socket: the I/O shell of an
@@ -246,8 +246,8 @@ final class RPCClient {
                 }
             case .event(let payload):
                 delegate?.rpcClient(self, event: payload)
-            case .request(let method, let params, let reqId):
-                delegate?.rpcClient(self, request: method, params: params, reqId: reqId)
+            case .request(let call, let reqId):
+                delegate?.rpcClient(self, request: call, reqId: reqId)
             case .wake(let delay):
                 loop.after(milliseconds: delay) { [weak self] in
                     guard let self, !machine.closed else { return }

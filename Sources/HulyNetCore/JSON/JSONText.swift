@@ -52,16 +52,6 @@ public struct JSONText: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-extension JSONText: ExpressibleByStringLiteral {
-    /// A literal JSON text, e.g. `#"{"b":1,"a":2}"#`; a literal that is not valid JSON is a
-    /// programming error and stops the program (use `init(validating:)` for text from outside).
-    public init(stringLiteral text: String) {
-        do { try self.init(validating: text) } catch {
-            preconditionFailure("JSONText literal is not valid JSON: \(error)")
-        }
-    }
-}
-
 extension JSONScanner {
     /// Throws unless `bytes` hold exactly one JSON value (whitespace around it allowed).
     public static func validate(_ bytes: [UInt8]) throws(JSONError) {
@@ -110,21 +100,5 @@ extension JSONScanner {
             lexer.skipWhitespace()
             return lexer.pos == lexer.end ? ranges : nil
         }
-    }
-
-    /// Whether `range` of `bytes` holds only the literal `null` (whitespace around it allowed).
-    public static func isNull(_ bytes: [UInt8], in range: Range<Int>) -> Bool {
-        var start = range.lowerBound
-        var end = range.upperBound
-        while start < end, JSONByte.isWhitespace(bytes[start]) { start += 1 }
-        while end > start, JSONByte.isWhitespace(bytes[end - 1]) { end -= 1 }
-        return end - start == 4 && bytes[start] == JSONByte.lowerN && bytes[start + 1] == 0x75
-            && bytes[start + 2] == 0x6C && bytes[start + 3] == 0x6C
-    }
-}
-
-extension JSONByte {
-    static func isWhitespace(_ byte: UInt8) -> Bool {
-        byte == space || byte == tab || byte == lineFeed || byte == carriageReturn
     }
 }

@@ -28,6 +28,25 @@ public enum Greeting: Sendable, Equatable {
     public var mustRestore: Bool { self == .newServer || self == .forgotten }
 }
 
+/// A `[method, params]` request a server sent, validated whole, and where its params lie in it.
+public struct IncomingCall: Sendable {
+    public let method: String
+    public let payload: [UInt8]
+    /// Empty when the request has no params.
+    public let paramsRange: Range<Int>
+
+    public init(method: String, payload: [UInt8], paramsRange: Range<Int>) {
+        self.method = method
+        self.payload = payload
+        self.paramsRange = paramsRange
+    }
+
+    /// The params, parsed now (`null` when absent).
+    public func params() throws(JSONError) -> JSONValue {
+        paramsRange.isEmpty ? .null : try JSONValue.parse(payload[paramsRange])
+    }
+}
+
 /// What an `RPCClientMachine` asks its shell to do, and tells its owner.
 public enum RPCClientOutput: Sendable {
     /// Send these frames on the DEALER socket.
@@ -38,7 +57,7 @@ public enum RPCClientOutput: Sendable {
     case complete(RPCRequestKey, Result<[UInt8], RPCFailure>)
     case event([UInt8])
     /// The server asks this client something; answer with `respond`.
-    case request(method: String, params: JSONValue, reqId: [UInt8])
+    case request(IncomingCall, reqId: [UInt8])
     /// Call `tick` again after this many milliseconds (a retry comes due before the next tick).
     case wake(afterMs: Int)
     case log(LogLevel, String)
@@ -226,12 +245,14 @@ public final class RPCClientMachine {
         case .event(let payload):
             out.append(.event(payload))
         case .request(let reqId, let payload):
-            guard let value = try? JSONValue.parse(payload), case .array(let items) = value,
-                  let method = items.first?.stringValue else {
+            // Validated whole, not parsed: a forwarded request's data stays the bytes written.
+            guard let items = try? JSONScanner.topLevelArrayElements(payload), let first = items.first,
+                  let method = JSONScanner.stringValue(payload, in: first) else {
                 respond(reqId, .failure(RemoteError("request payload must be [method, params]", code: .invalid)), into: &out)
                 return
             }
-            out.append(.request(method: method, params: items.count > 1 ? items[1] : .null, reqId: reqId))
+            let paramsRange = items.count > 1 ? items[1] : payload.endIndex..<payload.endIndex
+            out.append(.request(IncomingCall(method: method, payload: payload, paramsRange: paramsRange), reqId: reqId))
         case .askHello:
             // The server forgot us (we were silent too long): say hello and restore again. Not
             // greeted yet, a hello is on its way already: this answers a ping that overtook it
