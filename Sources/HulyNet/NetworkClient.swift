@@ -242,7 +242,12 @@ public final class NetworkClient: @unchecked Sendable {
     /// the container when it moves; this one names a uuid and does not.)
     public func request(_ target: ContainerUUID, operation: String, data: JSONValue = .null,
                         timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
-        try await request(target, operation: operation, json: JSONText(data), timeoutMs: timeoutMs).parsed(answering: operation)
+        let result: Result<JSONValue, NetworkError> = await withCheckedContinuation { continuation in
+            send(PayloadText.containerRequest(target: target, operation: operation, data: JSONText(data)), timeoutMs: timeoutMs) {
+                continuation.resume(returning: decodeAnswer($0, of: operation))
+            }
+        }
+        return try result.get()
     }
 
     /// The same with the data as JSON text, sent as it is; the answer is the text the container
@@ -919,15 +924,6 @@ func answerText(_ result: Result<[UInt8], NetworkError>, of what: String) -> Res
     result.flatMap { bytes in
         do throws(JSONError) { return .success(try JSONText(validating: bytes)) } catch {
             return .failure(.invalid("answer to \(what) is not JSON: \(error.message)"))
-        }
-    }
-}
-
-extension JSONText {
-    /// The value of an answer text (already validated, so this fails only on a limit such as depth).
-    func parsed(answering what: String) throws(NetworkError) -> JSONValue {
-        do throws(JSONError) { return try value() } catch {
-            throw NetworkError.invalid("answer to \(what) is not JSON: \(error.message)")
         }
     }
 }
