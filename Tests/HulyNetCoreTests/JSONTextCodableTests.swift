@@ -277,6 +277,18 @@ final class JSONTextCodableTests: XCTestCase {
         XCTAssertEqual(dict["k3"], 99)
     }
 
+    func testKeysMatchAsStrings() throws {
+        struct Accent: Decodable { var café: Int }  // "café" with a precomposed é in the source
+        // Escaped, and decomposed (e + U+0301): the same String, in small and in large objects.
+        XCTAssertEqual(try JSONText(#"{"caf\u00e9":1}"#).decode(Accent.self).café, 1)
+        XCTAssertEqual(try JSONText(validating: "{\"cafe\u{301}\":2}").decode(Accent.self).café, 2)
+        let filler = (0..<20).map { #""f\#($0)":0,"# }.joined()
+        XCTAssertEqual(try JSONText(validating: "{" + filler + "\"cafe\u{301}\":3}").decode(Accent.self).café, 3)
+        struct A: Decodable { var a: Int }
+        XCTAssertEqual(try JSONText(#"{"\u0061":4}"#).decode(A.self).a, 4)
+        XCTAssertNotNil(decodingError(A.self, #"{"A":1,"aa":2,"":3}"#))
+    }
+
     // MARK: - Numbers
 
     func testBigIntegersAreExact() throws {

@@ -44,6 +44,7 @@ final class JSONDecodingContext: Sendable {
     static func index(_ buf: UnsafeBufferPointer<UInt8>) throws(JSONError) -> [JSONIndexEntry] {
         var lexer = JSONLexer(buf)
         var entries: [JSONIndexEntry] = []
+        entries.reserveCapacity(buf.count / 8 &+ 4)  // a guess: a value every eight bytes or so
         var open: [Int] = []  // entries of the containers open around the current value
 
         func scalar(_ kind: JSONIndexEntry.Kind, _ start: Int, _ end: Int, escaped: Bool = false) -> JSONIndexEntry {
@@ -144,6 +145,36 @@ final class JSONDecodingContext: Sendable {
             var scratch: [UInt8] = []
             let token = JSONStringToken(start: e.start &+ 1, end: e.end &- 1, escaped: e.escaped)
             return JSONLexer(buf).makeString(token, scratch: &scratch)
+        }
+    }
+
+    /// Calls `body` with the key entry and the value entry of each member of the object at `i`.
+    @inline(__always)
+    func forEachMember(of i: Int, _ body: (_ key: Int, _ value: Int) -> Void) {
+        var k = i &+ 1
+        for _ in 0..<entries[i].count {
+            body(k, k &+ 1)
+            k = entries[k &+ 1].next
+        }
+    }
+
+    /// The value entry of the last member of the object at `i` whose key is `name` (UTF-8).
+    /// Keys are compared as Strings are (as the dictionary of larger objects does), with plain
+    /// ASCII keys compared byte for byte.
+    func member(of i: Int, named name: UnsafeBufferPointer<UInt8>) -> Int? {
+        let nameIsASCII = name.allSatisfy { $0 < 0x80 }
+        return bytes.withUnsafeBufferPointer { buf -> Int? in
+            var found: Int?
+            forEachMember(of: i) { key, value in
+                let e = entries[key]
+                let raw = UnsafeBufferPointer(rebasing: buf[(e.start &+ 1)..<(e.end &- 1)])
+                if !e.escaped && nameIsASCII && raw.allSatisfy({ $0 < 0x80 }) {
+                    if raw.count == name.count && raw.elementsEqual(name) { found = value }
+                } else if string(key) == String(decoding: name, as: UTF8.self) {
+                    found = value
+                }
+            }
+            return found
         }
     }
 
@@ -353,29 +384,23 @@ struct JSONValueDecoder: Decoder {
 struct JSONKeyedDecoding<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let context: JSONDecodingContext
     let codingPath: [any CodingKey]
-    /// The members in order: key and the entry of the value.
-    private let members: [(key: String, value: Int)]
+    /// The object's entry.
+    private let object: Int
     /// For larger objects, key -> value entry (a duplicate key: the last one, as the parser).
     private let lookup: [String: Int]?
 
-    /// Objects up to this many members are searched (no hashing, no dictionary to build).
+    /// Objects up to this many members are searched in the index, comparing bytes (no strings
+    /// made, no dictionary built: most objects a type decodes are small).
     private static var searchLimit: Int { 12 }
 
     init(context: JSONDecodingContext, object: Int, codingPath: [any CodingKey]) {
         self.context = context
         self.codingPath = codingPath
+        self.object = object
         let count = context.entries[object].count
-        var members: [(key: String, value: Int)] = []
-        members.reserveCapacity(count)
-        var k = object &+ 1
-        for _ in 0..<count {
-            members.append((context.string(k), k &+ 1))
-            k = context.entries[k &+ 1].next
-        }
-        self.members = members
         if count > JSONKeyedDecoding.searchLimit {
             var lookup = [String: Int](minimumCapacity: count)
-            for member in members { lookup[member.key] = member.value }
+            context.forEachMember(of: object) { key, value in lookup[context.string(key)] = value }
             self.lookup = lookup
         } else {
             lookup = nil
@@ -383,11 +408,10 @@ struct JSONKeyedDecoding<Key: CodingKey>: KeyedDecodingContainerProtocol {
     }
 
     /// The value entry for `key`, if present.
-    private func entry(_ key: Key) -> Int? {
-        let name = key.stringValue
+    private func entry(_ key: any CodingKey) -> Int? {
+        var name = key.stringValue
         if let lookup { return lookup[name] }
-        for member in members.reversed() where member.key == name { return member.value }
-        return nil
+        return name.withUTF8 { context.member(of: object, named: $0) }
     }
 
     private func entryOrThrow(_ key: Key) throws -> Int {
@@ -400,11 +424,14 @@ struct JSONKeyedDecoding<Key: CodingKey>: KeyedDecodingContainerProtocol {
     }
 
     var allKeys: [Key] {
+        var names: [String] = []
+        names.reserveCapacity(context.entries[object].count)
+        context.forEachMember(of: object) { key, _ in names.append(context.string(key)) }
         var seen = Set<String>()
         var keys: [Key] = []
-        keys.reserveCapacity(members.count)
-        for member in members.reversed() where seen.insert(member.key).inserted {
-            if let key = Key(stringValue: member.key) { keys.append(key) }
+        keys.reserveCapacity(names.count)
+        for name in names.reversed() where seen.insert(name).inserted {  // a duplicate: once
+            if let key = Key(stringValue: name) { keys.append(key) }
         }
         return keys.reversed()
     }
@@ -485,15 +512,7 @@ struct JSONKeyedDecoding<Key: CodingKey>: KeyedDecodingContainerProtocol {
     }
 
     private func superDecoder(name key: any CodingKey) -> any Decoder {
-        let name = key.stringValue
-        var found: Int?
-        if let lookup { found = lookup[name] } else {
-            for member in members.reversed() where member.key == name {
-                found = member.value
-                break
-            }
-        }
-        guard let found else {
+        guard let found = entry(key) else {
             return JSONValueDecoder(context: JSONDecodingContext.null, index: 0, codingPath: codingPath + [key])
         }
         return decoder(at: found, key: key)
