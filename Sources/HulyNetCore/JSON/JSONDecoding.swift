@@ -18,13 +18,40 @@ struct JSONIndexEntry {
     var kind: Kind
     /// Strings: whether an escape occurs (only then is decoding more than a copy).
     var escaped: Bool
+    // 32-bit offsets and counts keep an entry at 20 bytes (texts over 4 GiB are refused).
+    private var start32: UInt32
+    private var end32: UInt32
+    private var count32: UInt32
+    private var next32: UInt32
+
+    init(kind: Kind, escaped: Bool, start: Int, end: Int, count: Int, next: Int) {
+        self.kind = kind
+        self.escaped = escaped
+        start32 = UInt32(truncatingIfNeeded: start)
+        end32 = UInt32(truncatingIfNeeded: end)
+        count32 = UInt32(truncatingIfNeeded: count)
+        next32 = UInt32(truncatingIfNeeded: next)
+    }
+
     /// The value's bytes (a string's include its quotes, a container's its brackets).
-    var start: Int
-    var end: Int
+    var start: Int { Int(start32) }
+    var end: Int {
+        get { Int(end32) }
+        set { end32 = UInt32(truncatingIfNeeded: newValue) }
+    }
     /// Containers: elements, or members.
-    var count: Int
+    var count: Int {
+        get { Int(count32) }
+        set { count32 = UInt32(truncatingIfNeeded: newValue) }
+    }
     /// Index of the entry after this value and everything in it.
-    var next: Int
+    var next: Int {
+        get { Int(next32) }
+        set { next32 = UInt32(truncatingIfNeeded: newValue) }
+    }
+
+    /// Offsets and entry counts below this fit the entry.
+    static var maxTextSize: Int { Int(UInt32.max) }
 }
 
 /// The text being decoded and its index.
@@ -42,6 +69,9 @@ final class JSONDecodingContext: Sendable {
     /// Validates `buf` as exactly one JSON value (like the parser) and indexes it. Iterative, so
     /// nesting never grows the call stack; deeper than `JSONValue.maxDepth` is an error.
     static func index(_ buf: UnsafeBufferPointer<UInt8>) throws(JSONError) -> [JSONIndexEntry] {
+        guard buf.count < JSONIndexEntry.maxTextSize else {
+            throw JSONError("text of \(buf.count) bytes is too large to decode", at: 0)
+        }
         var lexer = JSONLexer(buf)
         var entries: [JSONIndexEntry] = []
         entries.reserveCapacity(buf.count / 8 &+ 4)  // a guess: a value every eight bytes or so
