@@ -6,8 +6,10 @@ extension JSONText {
     /// The compact JSON text of `value`: object members in the order the value encodes them (a
     /// synthesized `Encodable` follows declaration order), integers exactly (all of Int64 and
     /// UInt64), Double and Float in their shortest round-trip form, strings escaped as
-    /// `JSONValue` writes them; an embedded `JSONText` goes in as its bytes, a `JSONValue` as
-    /// `JSONText(_:)` writes it. A value that encodes nothing is `{}` (as with JSONEncoder).
+    /// `JSONValue` writes them; an embedded `JSONText` goes in as its bytes (whitespace around
+    /// it left out), a `JSONValue` as `JSONText(_:)` writes it (so a non-finite `.number` there
+    /// is `null`, as everywhere a `JSONValue` is written). A value that encodes nothing is `{}`
+    /// (as with JSONEncoder).
     /// Throws `EncodingError.invalidValue` for NaN or an infinity, for values nesting deeper than
     /// `JSONValue.maxDepth`, and for containers used against the rules of `Encoder`.
     public init(encoding value: some Encodable) throws {
@@ -92,7 +94,8 @@ extension JSONValue: Codable {
 
 extension JSONText: Codable {
     /// From `JSONText.decode`: the member's bytes exactly as written (its spelling, key order
-    /// and inner whitespace). From another decoder: the value it decodes, written compactly.
+    /// and inner whitespace; whitespace around it left out), a copy of that range of the text.
+    /// From another decoder (JSONDecoder, ...): the value it decodes, written compactly.
     public init(from decoder: any Decoder) throws {
         if let decoder = decoder as? JSONValueDecoder {
             self = decoder.context.jsonText(decoder.index)
