@@ -56,7 +56,7 @@ public final class ContainerReference: @unchecked Sendable {
     /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.
     public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil,
                         completion: @escaping @Sendable (Result<JSONValue, NetworkError>) -> Void) {
-        call(connection: nil, operation: operation, data: JSONText(data), timeoutMs: timeoutMs) {
+        call(connection: nil, operation: operation, data: JSONText(encoding: data), timeoutMs: timeoutMs) {
             completion(decodeAnswer($0, of: operation))
         }
     }
@@ -276,7 +276,7 @@ public final class ContainerConnection: @unchecked Sendable {
     /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.
     public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil,
                         completion: @escaping @Sendable (Result<JSONValue, NetworkError>) -> Void) {
-        reference.call(connection: self, operation: operation, data: JSONText(data), timeoutMs: timeoutMs) {
+        reference.call(connection: self, operation: operation, data: JSONText(encoding: data), timeoutMs: timeoutMs) {
             completion(decodeAnswer($0, of: operation))
         }
     }

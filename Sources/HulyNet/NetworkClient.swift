@@ -173,7 +173,7 @@ public final class NetworkClient: @unchecked Sendable {
     /// on the calling thread when the client is closed).
     func call(_ method: String, _ params: JSONValue, timeoutMs: Int64? = nil, restores: Bool = false,
               completion: @escaping (Result<JSONValue, NetworkError>) -> Void) {
-        send(PayloadText.call(method, params: JSONText(params)), timeoutMs: timeoutMs, restores: restores) {
+        send(PayloadText.call(method, params: JSONText(encoding: params)), timeoutMs: timeoutMs, restores: restores) {
             completion(decodeAnswer($0, of: method))
         }
     }
@@ -243,7 +243,7 @@ public final class NetworkClient: @unchecked Sendable {
     public func request(_ target: ContainerUUID, operation: String, data: JSONValue = .null,
                         timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
         let result: Result<JSONValue, NetworkError> = await withCheckedContinuation { continuation in
-            send(PayloadText.containerRequest(target: target, operation: operation, data: JSONText(data)), timeoutMs: timeoutMs) {
+            send(PayloadText.containerRequest(target: target, operation: operation, data: JSONText(encoding: data)), timeoutMs: timeoutMs) {
                 continuation.resume(returning: decodeAnswer($0, of: operation))
             }
         }

@@ -425,7 +425,7 @@ final class JSONTextCodableTests: XCTestCase {
         let value: JSONValue = ["a": [1, 2.5, "s", nil, true, ["deep": [[]]]], "b": [:], "c": -0.0]
         XCTAssertEqual(try JSONText(encoding: value).value(), value)
         XCTAssertEqual(try JSONText(encoding: value).bytes, value.serialized())
-        XCTAssertEqual(try JSONText(value).decode(JSONValue.self), value)
+        XCTAssertEqual(try JSONText(encoding: value).decode(JSONValue.self), value)
         XCTAssertEqual(try JSONText(encoding: Wrapper(data: value)).decode(Wrapper<JSONValue>.self).data, value)
         // Through Foundation's coders (the path other encoders and decoders take).
         let data = try JSONEncoder().encode(value)

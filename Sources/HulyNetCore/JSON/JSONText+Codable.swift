@@ -7,7 +7,7 @@ extension JSONText {
     /// synthesized `Encodable` follows declaration order), integers exactly (all of Int64 and
     /// UInt64), Double and Float in their shortest round-trip form, strings escaped as
     /// `JSONValue` writes them; an embedded `JSONText` goes in as its bytes (whitespace around
-    /// it left out), a `JSONValue` as `JSONText(_:)` writes it (so a non-finite `.number` there
+    /// it left out), a `JSONValue` as `JSONText(encoding:)` writes it (so a non-finite `.number` there
     /// is `null`, as everywhere a `JSONValue` is written). A value that encodes nothing is `{}`
     /// (as with JSONEncoder).
     /// Throws `EncodingError.invalidValue` for NaN or an infinity, for values nesting deeper than
@@ -100,7 +100,7 @@ extension JSONText: Codable {
         if let decoder = decoder as? JSONValueDecoder {
             self = decoder.context.jsonText(decoder.index)
         } else {
-            self.init(try JSONValue(from: decoder))
+            self.init(encoding: try JSONValue(from: decoder))
         }
     }
 

@@ -135,7 +135,7 @@ final class InProcessNetwork: @unchecked Sendable {
     func requestCases(bytes: Int, depth: Int, seconds: Double) -> [BenchCase] {
         // The data as JSON text, sent and answered as bytes: what C, C++ and Python send, and what
         // the raw baselines move (a Swift value would add one write and one parse per request).
-        let data = JSONText(.string(String(repeating: "x", count: max(0, bytes - 2))))
+        let data = JSONText(encoding: .string(String(repeating: "x", count: max(0, bytes - 2))))
         let uuid = network.reference.uuid
         let clients = [network.client] + moreClients
         let (routed, direct) = (self.routed, self.direct)
