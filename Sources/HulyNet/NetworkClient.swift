@@ -730,30 +730,40 @@ extension NetworkClient: RPCClientDelegate {
     }
 
     func rpcClient(_ client: RPCClient, request call: IncomingCall, reqId: [UInt8]) {
-        // ["<agentId>", args, extra?]: read in place, so that a forwarded request's data reaches
-        // the container as the bytes its caller wrote.
         let method = call.method
-        let payload = call.payload
-        let items = JSONScanner.arrayElements(payload, in: call.paramsRange) ?? []
-        let agentId = items.first.flatMap { JSONScanner.stringValue(payload, in: $0) }
-        guard let agentId, let agent = agents[agentId] else {
-            client.respond(reqId, .failure(RemoteError("Agent \(agentId ?? "?") not found", code: .agentGone)))
-            return
-        }
-        // The origin of a forwarded request, or a get's trace headers.
-        let extra = items.count > 2 ? try? JSONValue.parse(payload[items[2]]) : nil
         if method == Method.sendContainer {
-            guard items.count > 1, let (target, operation, data) = PayloadText.containerRequest(in: payload, at: items[1]) else {
-                client.respond(reqId, .failure(RemoteError("cs: params must be [target, operation, data]", code: .invalid)))
+            // Read in one pass that validates it: the data reaches the container as the bytes
+            // its caller wrote.
+            guard let forwarded = ForwardedRequest(in: call.payload, at: call.paramsRange) else {
+                client.respond(reqId, .failure(RemoteError("cs: params must be [agent, [target, operation, data], origin]", code: .invalid)))
                 return
             }
-            let originItems = extra?.arrayValue
-            let trace = (originItems?.count ?? 0) > 2 ? Traces.headers(originItems?[2]) : nil
-            forwardedRequest(agent: agent, target: target, operation: operation, data: data,
-                             origin: RequestOrigin(json: extra), trace: trace, reqId: reqId)
+            guard let agent = agents[forwarded.agentId] else {
+                client.respond(reqId, .failure(RemoteError("Agent \(forwarded.agentId) not found", code: .agentGone)))
+                return
+            }
+            var origin: RequestOrigin?
+            var trace: [String: String]?
+            if let extra = forwarded.extra {
+                origin = RequestOrigin(in: call.payload, at: extra)
+                // Trace headers, the origin's third element, only when this process traces.
+                if tracer != nil, let items = JSONScanner.arrayElements(call.payload, in: extra), items.count > 2 {
+                    trace = Traces.headers(try? JSONValue.parse(call.payload[items[2]]))
+                }
+            }
+            forwardedRequest(agent: agent, target: forwarded.target, operation: forwarded.operation, data: forwarded.data,
+                             origin: origin, trace: trace, reqId: reqId)
             return
         }
-        let args = items.count > 1 ? ((try? JSONValue.parse(payload[items[1]]))?.arrayValue ?? []) : []
+        // ["<agentId>", args, extra?]
+        let items = (try? call.params())?.arrayValue ?? []
+        guard let agentId = items.first?.stringValue, let agent = agents[agentId] else {
+            client.respond(reqId, .failure(RemoteError("Agent \(items.first?.stringValue ?? "?") not found", code: .agentGone)))
+            return
+        }
+        // A get's trace headers.
+        let extra = items.count > 2 ? items[2] : nil
+        let args = items.count > 1 ? (items[1].arrayValue ?? []) : []
         let loop = self.loop
         nonisolated(unsafe) let rpc = client
         var span: (any Span)?
