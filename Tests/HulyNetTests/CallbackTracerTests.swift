@@ -63,6 +63,40 @@ final class CallbackTracerTests: XCTestCase {
         }
     }
 
+    /// Random near-misses (seeded: replayable): nothing traps, and whatever is accepted writes
+    /// back with the ids it was read with.
+    func testRandomHeadersNeverTrapAndWhatIsAcceptedRoundTrips() {
+        var random = SplitMix64(seed: 10)
+        let alphabet = Array("0123456789abcdefABCDEF--xz \u{0}é".unicodeScalars)
+        let valid = Array("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".unicodeScalars)
+        var accepted = 0
+        for round in 0..<20_000 {
+            var scalars: [Unicode.Scalar]
+            if round % 2 == 0 { // a valid header with a few characters changed, added or removed
+                scalars = valid
+                for _ in 0...random.below(3) {
+                    let index = random.below(scalars.count)
+                    switch random.below(3) {
+                    case 0: scalars[index] = alphabet[random.below(alphabet.count)]
+                    case 1: scalars.insert(alphabet[random.below(alphabet.count)], at: index)
+                    default: scalars.remove(at: index)
+                    }
+                }
+            } else {
+                scalars = (0..<random.below(70)).map { _ in alphabet[random.below(alphabet.count)] }
+            }
+            var text = ""
+            text.unicodeScalars.append(contentsOf: scalars)
+            guard let context = TraceParent.parse(text) else { continue }
+            accepted += 1
+            XCTAssertTrue(context.traceID.isValid && context.spanID.isValid, text)
+            // The ids and dashes as read (the version and flags are written as 00 and 01/00).
+            XCTAssertEqual(Array(TraceParent.format(context).utf8)[2..<53], Array(text.utf8)[2..<53], text)
+            XCTAssertTrue(text.hasPrefix("00") ? text.utf8.count == 55 : text.utf8.count == 55 || Array(text.utf8)[55] == UInt8(ascii: "-"), text)
+        }
+        XCTAssertGreaterThan(accepted, 100, "the near-misses include valid headers")
+    }
+
     // MARK: ids
 
     func testIdsAreRandomNeverZeroAndReplayableFromASeed() {
