@@ -609,7 +609,8 @@ typedef void (*hulynet_span_fn)(void *user, const hulynet_span *span);
  *  network. Spans still queued when the handler is removed are discarded.
  *
  *  Which objects trace: each server, client and agent reads the process's tracer once, when it
- *  is made. Set the first handler before making the servers and clients to trace; from then on
+ *  is made. Set the first handler before making the servers and clients to trace (if handles
+ *  are alive then, a warning is logged: theirs do not trace); from then on
  *  the tracer stays for the life of the process, and replacing or removing the handler takes
  *  effect at once for all of them (with none set, spans cost one check and are not recorded).
  *  The first handler installs hulynet's tracer as the process's (swift-distributed-tracing's

@@ -31,13 +31,26 @@ enum CSpanSink {
     private static let lock = Lock()
     nonisolated(unsafe) private static var queue = FIFO<FinishedSpan>() // under lock
     nonisolated(unsafe) private static var draining = false // under lock
+    nonisolated(unsafe) private static var installed = false // under lock: a handler was set once
 
     static let tracer = CallbackTracer(isEnabled: { hasHandler.load(ordering: .relaxed) }, sink: enqueue)
 
     /// Installs `new` (nil removes the handler). False, with nothing changed, when the process
     /// has a tracer of its own.
     static func set(_ new: Target?) -> Bool {
-        if new != nil, !CallbackTracerBootstrap.bootstrapOnce({ tracer }) { return false }
+        if new != nil {
+            let live = Handles.count
+            guard CallbackTracerBootstrap.bootstrapOnce({ tracer }) else { return false }
+            let first = lock.withLock { () -> Bool in
+                defer { installed = true }
+                return !installed
+            }
+            // The quiet trap of this API: objects made earlier never trace. Said once, in the log.
+            if first, live > 0 {
+                CLogSink.logger("hulynet.tracing").warning(
+                    "\(live) handle(s) were made before the first span handler: their servers and clients do not trace (make them after it)")
+            }
+        }
         // Spans are queued only while a handler is there to take them.
         if new == nil { hasHandler.store(false, ordering: .relaxed) }
         slot.set(new)

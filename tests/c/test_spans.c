@@ -108,6 +108,17 @@ static void destroy_fn(void *user) {
     pthread_mutex_unlock(&c->lock);
 }
 
+/* Log lines that warn of objects made before the first span handler (logs run where logged). */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static int early_warnings = 0;
+
+static void log_fn(void *user, int level, const char *message) {
+    (void)user;
+    pthread_mutex_lock(&log_lock);
+    if (level == HULYNET_LOG_WARNING && strstr(message, "made before the first span handler") != NULL) early_warnings++;
+    pthread_mutex_unlock(&log_lock);
+}
+
 static int calls(collector *c) { return fx_int(&c->lock, &c->calls); }
 
 /* How many spans named `name` were collected. */
@@ -157,9 +168,15 @@ static void test_coordinator_and_agent_spans_are_linked(void) {
     const span_copy *get, *start, *request, *run, *failed, *failed_run;
     int64_t before = wall_ns(), after;
     int count;
+    hulynet_server *early = fx_server();
     collector_init(&c);
+    /* A server made before the first handler never traces: the log says so, once. */
+    CHECK_OK(hulynet_set_log_handler(log_fn, NULL, HULYNET_LOG_WARNING));
     /* Before the network is made: each server and client reads the tracer once, when made. */
     CHECK_OK(hulynet_set_span_handler(span_fn, &c, destroy_fn));
+    CHECK_OK(hulynet_set_log_handler(NULL, NULL, HULYNET_LOG_WARNING));
+    CHECK_INT_EQ(fx_int(&log_lock, &early_warnings), 1);
+    hulynet_server_destroy(early);
     if (!fx_network_up(&net, "spans", "echo", 0)) goto done;
     CHECK_OK(hulynet_client_get(net.user, "echo", "{\"uuid\":\"traced-1\"}", 3000, &reference));
     CHECK_ANSWER(hulynet_client_request(net.user, "traced-1", "echo", "\"hi\"", 3000, &out), out, "\"hi\"");
@@ -236,10 +253,15 @@ static void test_a_replaced_handler_is_told_and_the_new_one_gets_the_spans(void)
     fx_network net;
     char *out = NULL;
     hulynet_reference *reference = NULL;
+    hulynet_server *early = fx_server();
     collector_init(&a);
     collector_init(&b);
+    CHECK_OK(hulynet_set_log_handler(log_fn, NULL, HULYNET_LOG_WARNING));
     CHECK_OK(hulynet_set_span_handler(span_fn, &a, destroy_fn));
     CHECK_OK(hulynet_set_span_handler(span_fn, &b, destroy_fn));
+    CHECK_OK(hulynet_set_log_handler(NULL, NULL, HULYNET_LOG_WARNING));
+    CHECK_INT_EQ(fx_int(&log_lock, &early_warnings), 1); /* said once, at the first handler only */
+    hulynet_server_destroy(early);
     CHECK_INT_EQ(fx_int(&a.lock, &a.destroyed), 1);
     if (!fx_network_up(&net, "spans2", "echo", 0)) goto done;
     CHECK_OK(hulynet_client_get(net.user, "echo", "{\"uuid\":\"traced-2\"}", 3000, &reference));
