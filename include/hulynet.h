@@ -606,7 +606,8 @@ typedef void (*hulynet_span_fn)(void *user, const hulynet_span *span);
  *  on a callback thread, one call at a time, in the order the spans ended; never on an I/O
  *  thread. The queue holds 4096 spans: while `fn` is slower than spans end, those that find it
  *  full are dropped and counted (hulynet_spans_dropped), so a slow handler never stalls the
- *  network. Spans still queued when the handler is removed are discarded.
+ *  network. Removing the handler first delivers the spans queued before the call (as an SDK's
+ *  shutdown flushes); called from inside a callback, it discards them instead of waiting.
  *
  *  Which objects trace: each server, client and agent reads the process's tracer once, when it
  *  is made. Set the first handler before making the servers and clients to trace (if handles

@@ -28,15 +28,15 @@ enum CSpanSink {
     static let hasHandler = Atomic<Bool>(false)
     static let dropped = Atomic<UInt64>(0)
 
-    private static let lock = Lock()
+    private static let lock = Monitor() // signalled when a drain ends (the queue is empty)
     nonisolated(unsafe) private static var queue = FIFO<FinishedSpan>() // under lock
     nonisolated(unsafe) private static var draining = false // under lock
     nonisolated(unsafe) private static var installed = false // under lock: a handler was set once
 
     static let tracer = CallbackTracer(isEnabled: { hasHandler.load(ordering: .relaxed) }, sink: enqueue)
 
-    /// Installs `new` (nil removes the handler). False, with nothing changed, when the process
-    /// has a tracer of its own.
+    /// Installs `new` (nil removes the handler: outside a callback, once the spans queued before
+    /// it are delivered). False, with nothing changed, when the process has a tracer of its own.
     static func set(_ new: Target?) -> Bool {
         if new != nil {
             let live = Handles.count
@@ -52,9 +52,18 @@ enum CSpanSink {
             }
         }
         // Spans are queued only while a handler is there to take them.
-        if new == nil { hasHandler.store(false, ordering: .relaxed) }
+        if new == nil {
+            hasHandler.store(false, ordering: .relaxed)
+            // A host that removes its handler as it exits gets the spans that ended before (as an
+            // SDK's shutdown flushes). Inside a callback that could wait for itself: dropped.
+            if CallbackThread.isInside {
+                lock.withLock { while queue.pop() != nil {} }
+            } else {
+                lock.withLock { while draining { lock.wait() } }
+            }
+        }
         slot.set(new)
-        if new != nil { hasHandler.store(true, ordering: .relaxed) } else { lock.withLock { while queue.pop() != nil {} } }
+        if new != nil { hasHandler.store(true, ordering: .relaxed) }
         return true
     }
 
@@ -81,6 +90,7 @@ enum CSpanSink {
             let next = lock.withLock { () -> FinishedSpan? in
                 guard let span = queue.pop() else {
                     draining = false
+                    lock.broadcast()
                     return nil
                 }
                 return span

@@ -277,6 +277,36 @@ done:
     collector_destroy(&b);
 }
 
+/* Removing the handler delivers what is queued first: with the handler held in its first call
+ * and 101 spans waiting behind it, opening the gate and removing the handler at once still gets
+ * every span to it before the removal returns. */
+static void test_removing_the_handler_delivers_the_queued_spans(void) {
+    collector c;
+    fx_network net;
+    hulynet_reference *reference = NULL;
+    char *out = NULL;
+    int i;
+    collector_init(&c);
+    c.gate_closed = 1;
+    CHECK_OK(hulynet_set_span_handler(span_fn, &c, destroy_fn));
+    if (!fx_network_up(&net, "flush", "echo", 0)) goto done;
+    CHECK_OK(hulynet_client_get(net.user, "echo", "{\"uuid\":\"traced-4\"}", 3000, &reference));
+    for (i = 0; i < 50; i++) CHECK_ANSWER(hulynet_client_request(net.user, "traced-4", "echo", "1", 3000, &out), out, "1");
+    CHECK_EVENTUALLY(fx_int(&c.lock, &c.in_progress) == 1, 3000); /* the first span is in the handler */
+    /* The last coordinator span ends as its answer goes: it may still be on its way to the queue. */
+done:
+    pthread_mutex_lock(&c.lock);
+    c.gate_closed = 0;
+    pthread_cond_broadcast(&c.changed);
+    pthread_mutex_unlock(&c.lock);
+    CHECK_OK(hulynet_set_span_handler(NULL, NULL, NULL));
+    CHECK(calls(&c) >= 101 && calls(&c) <= 102); /* all but possibly that last one, before the removal returned */
+    CHECK_INT_EQ(fx_int(&c.lock, &c.destroyed), 1);
+    hulynet_reference_destroy(reference);
+    fx_network_down(&net);
+    collector_destroy(&c);
+}
+
 /* The queue holds 4096 spans: with the handler blocked in its first call, 2200 requests (4400
  * spans and the get's 2) all get their answers, 4096 spans wait, the rest are dropped and
  * counted; once the handler goes on, every span is either delivered or counted as dropped. */
@@ -330,6 +360,7 @@ int main(void) {
     check_init("test_c_spans", 60);
     RUN_TEST(test_coordinator_and_agent_spans_are_linked);
     RUN_TEST(test_a_replaced_handler_is_told_and_the_new_one_gets_the_spans);
+    RUN_TEST(test_removing_the_handler_delivers_the_queued_spans);
     RUN_TEST(test_a_blocked_handler_drops_spans_and_the_network_goes_on);
     return check_summary();
 }
