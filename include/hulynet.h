@@ -14,7 +14,10 @@
  * all answered with HULYNET_EINVAL or HULYNET_EJSON.
  *
  * Strings. Every `const char *` argument is NUL-terminated UTF-8, read during the call only.
- * JSON arguments are JSON texts ("null", "42", "{\"a\":1}"). A `char **out` result is a new
+ * JSON arguments are JSON texts ("null", "42", "{\"a\":1}"), checked once where they enter
+ * (HULYNET_EJSON) and then carried as the bytes written: a request's data reaches the container,
+ * and a container's answer or event reaches the caller, byte for byte (key order, number spelling
+ * such as 12345678901234567890 or 1.10, and spacing kept). A `char **out` result is a new
  * NUL-terminated string owned by the caller, to be freed with hulynet_free(); on failure *out is
  * set to NULL. `const char *` results of accessor functions (hulynet_reference_uuid, ...) are owned
  * by the handle and valid until it is destroyed. Strings passed to callbacks are valid until the

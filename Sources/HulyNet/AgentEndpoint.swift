@@ -159,7 +159,7 @@ final class AgentEndpointServer: RPCServerDelegate {
             return
         }
         let reply = replier(rpc, token, loop: loop)
-        let answer = JSONText(.number(Double(connected)))
+        let answer = JSONText(encoding: .number(Double(connected)))
         let left = Box(deferred.count)
         let lock = Lock()
         for (container, sink) in deferred {

@@ -33,7 +33,7 @@ public protocol CallbackContainer: Container {
 extension CallbackContainer {
     public func request(operation: String, data: JSONValue, client: ClientUUID?) async throws -> JSONValue {
         let answer = try await withCheckedThrowingContinuation { continuation in
-            request(operation: operation, data: JSONText(data), client: client) { continuation.resume(with: $0) }
+            request(operation: operation, data: JSONText(encoding: data), client: client) { continuation.resume(with: $0) }
         }
         return try answer.value()
     }
@@ -59,7 +59,7 @@ func dispatchRequest(to container: any Container, operation: String, data: JSONT
     Task {
         do {
             let value = try await container.request(operation: operation, data: try data.value(), client: client)
-            reply(.success(JSONText(value)))
+            reply(.success(JSONText(encoding: value)))
         } catch {
             reply(.failure(error))
         }
@@ -79,9 +79,9 @@ public struct EventSink: Sendable {
     let deliver: @Sendable (JSONText) -> Void
     public init(_ deliver: @escaping @Sendable (JSONText) -> Void) { self.deliver = deliver }
     public func send(_ data: JSONText) { deliver(data) }
-    public func send(_ data: JSONValue) { deliver(JSONText(data)) }
+    public func send(_ data: JSONValue) { deliver(JSONText(encoding: data)) }
     public func callAsFunction(_ data: JSONText) { deliver(data) }
-    public func callAsFunction(_ data: JSONValue) { deliver(JSONText(data)) }
+    public func callAsFunction(_ data: JSONValue) { deliver(JSONText(encoding: data)) }
 }
 
 /// What a container factory returns.

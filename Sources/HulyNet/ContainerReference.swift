@@ -47,14 +47,17 @@ public final class ContainerReference: @unchecked Sendable {
 
     /// A request through the coordinator.
     public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
-        try await request(operation, json: JSONText(data), timeoutMs: timeoutMs).parsed(answering: operation)
+        let result: Result<JSONValue, NetworkError> = await withCheckedContinuation { continuation in
+            request(operation, data, timeoutMs: timeoutMs) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
     }
 
     /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.
     public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil,
                         completion: @escaping @Sendable (Result<JSONValue, NetworkError>) -> Void) {
-        request(operation, json: JSONText(data), timeoutMs: timeoutMs) { result in
-            completion(result.flatMap { text in Result { () throws(NetworkError) in try text.parsed(answering: operation) } })
+        call(connection: nil, operation: operation, data: JSONText(encoding: data), timeoutMs: timeoutMs) {
+            completion(decodeAnswer($0, of: operation))
         }
     }
 
@@ -70,15 +73,19 @@ public final class ContainerReference: @unchecked Sendable {
     /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.
     public func request(_ operation: String, json data: JSONText, timeoutMs: Int64? = nil,
                         completion: @escaping @Sendable (Result<JSONText, NetworkError>) -> Void) {
-        call(connection: nil, operation: operation, data: data, timeoutMs: timeoutMs, completion: completion)
+        call(connection: nil, operation: operation, data: data, timeoutMs: timeoutMs) {
+            completion(answerText($0, of: operation))
+        }
     }
 
+    /// Sends a request through the coordinator (`connection` nil) or over a connection;
+    /// `completion` gets the answer's bytes, to be checked as text or parsed into a value (one
+    /// pass over them either way).
     func call(connection: ContainerConnection?, operation: String, data: JSONText, timeoutMs: Int64?,
-              completion: @escaping @Sendable (Result<JSONText, NetworkError>) -> Void) {
+              completion: @escaping @Sendable (Result<[UInt8], NetworkError>) -> Void) {
         let queued = client.loop.executeUnchecked { [self, client] in
-            client.startReferenceCall(self, connection: connection, operation: operation, data: data, timeoutMs: timeoutMs) {
-                completion(answerText($0, of: operation))
-            }
+            client.startReferenceCall(self, connection: connection, operation: operation, data: data, timeoutMs: timeoutMs,
+                                      completion: completion)
         }
         if !queued { completion(.failure(.closed)) }
     }
@@ -260,14 +267,17 @@ public final class ContainerConnection: @unchecked Sendable {
 
     /// A request to the container over this connection.
     public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
-        try await request(operation, json: JSONText(data), timeoutMs: timeoutMs).parsed(answering: operation)
+        let result: Result<JSONValue, NetworkError> = await withCheckedContinuation { continuation in
+            request(operation, data, timeoutMs: timeoutMs) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
     }
 
     /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.
     public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil,
                         completion: @escaping @Sendable (Result<JSONValue, NetworkError>) -> Void) {
-        request(operation, json: JSONText(data), timeoutMs: timeoutMs) { result in
-            completion(result.flatMap { text in Result { () throws(NetworkError) in try text.parsed(answering: operation) } })
+        reference.call(connection: self, operation: operation, data: JSONText(encoding: data), timeoutMs: timeoutMs) {
+            completion(decodeAnswer($0, of: operation))
         }
     }
 
@@ -282,7 +292,9 @@ public final class ContainerConnection: @unchecked Sendable {
     /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.
     public func request(_ operation: String, json data: JSONText, timeoutMs: Int64? = nil,
                         completion: @escaping @Sendable (Result<JSONText, NetworkError>) -> Void) {
-        reference.call(connection: self, operation: operation, data: data, timeoutMs: timeoutMs, completion: completion)
+        reference.call(connection: self, operation: operation, data: data, timeoutMs: timeoutMs) {
+            completion(answerText($0, of: operation))
+        }
     }
 
     /// Disconnects from the container; idempotent.

@@ -32,7 +32,7 @@ public final class EchoContainer: ContainerType, CallbackContainer, @unchecked S
         case "broadcast":
             let targets = lock.withLock { Array(sinks.values) }
             for sink in targets { sink.send(data) }
-            reply(.success(JSONText(.number(Double(targets.count)))))
+            reply(.success(JSONText(encoding: .number(Double(targets.count)))))
         case "fail":
             reply(.failure(ContainerError((try? data.value())?.stringValue ?? "failed on request")))
         case "slow":
@@ -46,10 +46,10 @@ public final class EchoContainer: ContainerType, CallbackContainer, @unchecked S
                     runs[key, default: 0] += 1
                     return runs[key]!
                 }
-                reply(.success(JSONText(["key": .string(key), "run": .number(Double(run))])))
+                reply(.success(JSONText(encoding: ["key": .string(key), "run": .number(Double(run))])))
             }
         case "runs":
-            reply(.success(JSONText(lock.withLock {
+            reply(.success(JSONText(encoding: lock.withLock { () -> JSONValue in
                 ["done": .object(runs.mapValues { .number(Double($0)) }), "running": .number(Double(running))]
             })))
         default:

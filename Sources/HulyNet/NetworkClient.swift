@@ -173,7 +173,7 @@ public final class NetworkClient: @unchecked Sendable {
     /// on the calling thread when the client is closed).
     func call(_ method: String, _ params: JSONValue, timeoutMs: Int64? = nil, restores: Bool = false,
               completion: @escaping (Result<JSONValue, NetworkError>) -> Void) {
-        send(PayloadText.call(method, params: JSONText(params)), timeoutMs: timeoutMs, restores: restores) {
+        send(PayloadText.call(method, params: JSONText(encoding: params)), timeoutMs: timeoutMs, restores: restores) {
             completion(decodeAnswer($0, of: method))
         }
     }
@@ -242,7 +242,12 @@ public final class NetworkClient: @unchecked Sendable {
     /// the container when it moves; this one names a uuid and does not.)
     public func request(_ target: ContainerUUID, operation: String, data: JSONValue = .null,
                         timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
-        try await request(target, operation: operation, json: JSONText(data), timeoutMs: timeoutMs).parsed(answering: operation)
+        let result: Result<JSONValue, NetworkError> = await withCheckedContinuation { continuation in
+            send(PayloadText.containerRequest(target: target, operation: operation, data: JSONText(encoding: data)), timeoutMs: timeoutMs) {
+                continuation.resume(returning: decodeAnswer($0, of: operation))
+            }
+        }
+        return try result.get()
     }
 
     /// The same with the data as JSON text, sent as it is; the answer is the text the container
@@ -725,30 +730,40 @@ extension NetworkClient: RPCClientDelegate {
     }
 
     func rpcClient(_ client: RPCClient, request call: IncomingCall, reqId: [UInt8]) {
-        // ["<agentId>", args, extra?]: read in place, so that a forwarded request's data reaches
-        // the container as the bytes its caller wrote.
         let method = call.method
-        let payload = call.payload
-        let items = JSONScanner.arrayElements(payload, in: call.paramsRange) ?? []
-        let agentId = items.first.flatMap { JSONScanner.stringValue(payload, in: $0) }
-        guard let agentId, let agent = agents[agentId] else {
-            client.respond(reqId, .failure(RemoteError("Agent \(agentId ?? "?") not found", code: .agentGone)))
-            return
-        }
-        // The origin of a forwarded request, or a get's trace headers.
-        let extra = items.count > 2 ? try? JSONValue.parse(payload[items[2]]) : nil
         if method == Method.sendContainer {
-            guard items.count > 1, let (target, operation, data) = PayloadText.containerRequest(in: payload, at: items[1]) else {
-                client.respond(reqId, .failure(RemoteError("cs: params must be [target, operation, data]", code: .invalid)))
+            // Read in one pass that validates it: the data reaches the container as the bytes
+            // its caller wrote.
+            guard let forwarded = ForwardedRequest(in: call.payload, at: call.paramsRange) else {
+                client.respond(reqId, .failure(RemoteError("cs: params must be [agent, [target, operation, data], origin]", code: .invalid)))
                 return
             }
-            let originItems = extra?.arrayValue
-            let trace = (originItems?.count ?? 0) > 2 ? Traces.headers(originItems?[2]) : nil
-            forwardedRequest(agent: agent, target: target, operation: operation, data: data,
-                             origin: RequestOrigin(json: extra), trace: trace, reqId: reqId)
+            guard let agent = agents[forwarded.agentId] else {
+                client.respond(reqId, .failure(RemoteError("Agent \(forwarded.agentId) not found", code: .agentGone)))
+                return
+            }
+            var origin: RequestOrigin?
+            var trace: [String: String]?
+            if let extra = forwarded.extra {
+                origin = RequestOrigin(in: call.payload, at: extra)
+                // Trace headers, the origin's third element, only when this process traces.
+                if tracer != nil, let items = JSONScanner.arrayElements(call.payload, in: extra), items.count > 2 {
+                    trace = Traces.headers(try? JSONValue.parse(call.payload[items[2]]))
+                }
+            }
+            forwardedRequest(agent: agent, target: forwarded.target, operation: forwarded.operation, data: forwarded.data,
+                             origin: origin, trace: trace, reqId: reqId)
             return
         }
-        let args = items.count > 1 ? ((try? JSONValue.parse(payload[items[1]]))?.arrayValue ?? []) : []
+        // ["<agentId>", args, extra?]
+        let items = (try? call.params())?.arrayValue ?? []
+        guard let agentId = items.first?.stringValue, let agent = agents[agentId] else {
+            client.respond(reqId, .failure(RemoteError("Agent \(items.first?.stringValue ?? "?") not found", code: .agentGone)))
+            return
+        }
+        // A get's trace headers.
+        let extra = items.count > 2 ? items[2] : nil
+        let args = items.count > 1 ? (items[1].arrayValue ?? []) : []
         let loop = self.loop
         nonisolated(unsafe) let rpc = client
         var span: (any Span)?
@@ -919,15 +934,6 @@ func answerText(_ result: Result<[UInt8], NetworkError>, of what: String) -> Res
     result.flatMap { bytes in
         do throws(JSONError) { return .success(try JSONText(validating: bytes)) } catch {
             return .failure(.invalid("answer to \(what) is not JSON: \(error.message)"))
-        }
-    }
-}
-
-extension JSONText {
-    /// The value of an answer text (already validated, so this fails only on a limit such as depth).
-    func parsed(answering what: String) throws(NetworkError) -> JSONValue {
-        do throws(JSONError) { return try value() } catch {
-            throw NetworkError.invalid("answer to \(what) is not JSON: \(error.message)")
         }
     }
 }

@@ -281,7 +281,7 @@ public func hulynet_client_add_listener_v2(_ handle: OpaquePointer?, _ fn: hulyn
         let slot = CallbackSlot(EventHandler(fn: fn, user: UserPointer(raw: user), destroy: destroy))
         let lane = client.listenerLane
         let token = client.client.onUpdate { event in
-            let text = JSONText(event.json)
+            let text = JSONText(encoding: event.json)
             slot.deliver(on: lane) { $0.call(text) }
         }
         subscription.pointee = client.addListener(token, slot)

@@ -166,7 +166,7 @@ extension JSONText {
 }
 
 func setOut(_ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ value: JSONValue) throws(CFailure) {
-    try setOut(out, JSONText(value))
+    try setOut(out, JSONText(encoding: value))
 }
 
 func setOut(_ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ text: JSONText) throws(CFailure) {

@@ -76,6 +76,39 @@ final class PayloadTextTests: IntegrationTestCase {
         XCTAssertEqual(answer.string, #"{"z":1.10,"a":[1e2, 2]}"#)
     }
 
+    /// Typed requests: an Encodable written once in its members' order, the answer decoded with
+    /// exact integers.
+    func testTypedRequestsKeepOrderAndExactIntegers() async throws {
+        struct Order: Codable, Equatable {
+            var zeta: Int
+            var alpha: String
+            var big: UInt64
+        }
+        let server = try await startServer()
+        let agentSide = try await makeClient(port: server.port)
+        try await agentSide.serve(Agent(factories: ["echo": echoFactory()]))
+        let client = try await makeClient(port: server.port)
+        let reference = try await client.get(kind: "echo")
+        let order = Order(zeta: 1, alpha: "a", big: 12_345_678_901_234_567_890)
+        let back = try await reference.request("echo", order, as: Order.self)
+        XCTAssertEqual(back, order)
+        let text = try await reference.request("echo", json: JSONText(encoding: order))
+        XCTAssertEqual(text.string, #"{"zeta":1,"alpha":"a","big":12345678901234567890}"#)
+        let connection = try await reference.connect()
+        let overConnection = try await connection.request("echo", [order], as: [Order].self)
+        XCTAssertEqual(overConnection, [order])
+        let byUUID = try await client.request(reference.uuid, operation: "echo", order, as: Order.self)
+        XCTAssertEqual(byUUID, order)
+        // A mismatched answer is a DecodingError naming where.
+        do {
+            _ = try await reference.request("echo", ["zeta": "one"], as: Order.self)
+            XCTFail("decoded a string as Int")
+        } catch let error as DecodingError {
+            XCTAssertTrue("\(error)".contains("zeta"), "\(error)")
+        }
+        await connection.close()
+    }
+
     /// Malformed text is refused where it enters, before anything is sent.
     func testInvalidTextIsRefusedAtTheEdge() {
         for bad in ["", "{", #"{"a":1} x"#, "[1,]", "01", #""\u12""#, "nul"] {

@@ -28,7 +28,8 @@ public struct JSONText: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// `value` written once, compactly (`JSONValue` objects have no key order: see `JSONValue`).
-    public init(_ value: JSONValue) {
+    /// Labelled, unlike the literal: `JSONText("null")` is the text `null`, never the string.
+    public init(encoding value: JSONValue) {
         bytes = value.serialized()
     }
 
@@ -49,6 +50,17 @@ public struct JSONText: Sendable, Hashable, CustomStringConvertible {
     @inlinable
     public func write(to buffer: inout [UInt8]) {
         buffer.append(contentsOf: bytes)
+    }
+}
+
+extension JSONText: ExpressibleByStringLiteral {
+    /// A literal JSON text, e.g. `#"{"b":1,"a":2}"#`; a literal that is not valid JSON is a
+    /// programming error and stops the program (text from outside goes through
+    /// `init(validating:)`).
+    public init(stringLiteral text: String) {
+        do { try self.init(validating: text) } catch {
+            preconditionFailure("JSONText literal is not valid JSON: \(error)")
+        }
     }
 }
 
@@ -100,5 +112,11 @@ extension JSONScanner {
             lexer.skipWhitespace()
             return lexer.pos == lexer.end ? ranges : nil
         }
+    }
+}
+
+extension JSONByte {
+    static func isWhitespace(_ byte: UInt8) -> Bool {
+        byte == space || byte == tab || byte == lineFeed || byte == carriageReturn
     }
 }

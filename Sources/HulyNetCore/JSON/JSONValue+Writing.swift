@@ -130,6 +130,12 @@ struct JSONOutput: ~Copyable {
         buffer.append(contentsOf: UnsafeBufferPointer(start: base, count: count))
     }
 
+    /// The bytes written so far, valid only during `body` (the Encodable writer stitches
+    /// containers' outputs together with it).
+    func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: base, count: count))
+    }
+
     // MARK: Values
 
     mutating func write(_ value: JSONValue) {

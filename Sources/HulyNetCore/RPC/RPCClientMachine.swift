@@ -28,7 +28,8 @@ public enum Greeting: Sendable, Equatable {
     public var mustRestore: Bool { self == .newServer || self == .forgotten }
 }
 
-/// A `[method, params]` request a server sent, validated whole, and where its params lie in it.
+/// A `[method, params]` request a server sent, and where its params lie in it. The params are
+/// not validated yet: `params()` parses them, scanners validate what they read.
 public struct IncomingCall: Sendable {
     public let method: String
     public let payload: [UInt8]
@@ -245,13 +246,12 @@ public final class RPCClientMachine {
         case .event(let payload):
             out.append(.event(payload))
         case .request(let reqId, let payload):
-            // Validated whole, not parsed: a forwarded request's data stays the bytes written.
-            guard let items = try? JSONScanner.topLevelArrayElements(payload), let first = items.first,
-                  let method = JSONScanner.stringValue(payload, in: first) else {
+            // Split, not parsed: the owner validates the params as it reads them (one pass over a
+            // forwarded request's data, which stays the bytes written).
+            guard let (method, paramsRange) = try? JSONScanner.methodAndParams(payload) else {
                 respond(reqId, .failure(RemoteError("request payload must be [method, params]", code: .invalid)), into: &out)
                 return
             }
-            let paramsRange = items.count > 1 ? items[1] : payload.endIndex..<payload.endIndex
             out.append(.request(IncomingCall(method: method, payload: payload, paramsRange: paramsRange), reqId: reqId))
         case .askHello:
             // The server forgot us (we were silent too long): say hello and restore again. Not

@@ -115,12 +115,12 @@ public final class RPCServerMachine {
         let deadline: Int64
     }
 
-    private var peersByIdentity: [FrameKey: Peer] = [:]
-    private var peersByClient: [ClientUUID: Peer] = [:]
-    private var pending: [RequestToken: Pending] = [:]
-    private var nextToken: RequestToken = 1
+    @exclusivity(unchecked) private var peersByIdentity: [FrameKey: Peer] = [:]
+    @exclusivity(unchecked) private var peersByClient: [ClientUUID: Peer] = [:]
+    @exclusivity(unchecked) private var pending: [RequestToken: Pending] = [:]
+    @exclusivity(unchecked) private var nextToken: RequestToken = 1
     /// Calls this server made, by request id.
-    private var calls: [FrameKey: Call] = [:]
+    @exclusivity(unchecked) private var calls: [FrameKey: Call] = [:]
     private var callCounter = 0
     /// Part of every call id: a late answer to a call of an earlier run of this server (same
     /// client, same counter) can never be taken for the answer to one of this run.
@@ -136,7 +136,7 @@ public final class RPCServerMachine {
         /// Requests told to retry because their key's rate limit was reached.
         public var rateLimited = 0
     }
-    public private(set) var stats = Stats()
+    @exclusivity(unchecked) public private(set) var stats = Stats()
     /// Where requests, answers, retries, refusals and malformed messages are counted (nil: nowhere).
     @exclusivity(unchecked) public var metrics: NetworkMetrics? // set once, before use; loop-confined
 

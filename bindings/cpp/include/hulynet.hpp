@@ -22,6 +22,10 @@
  *    std::string / std::string_view ("null", "42", "{\"a\":1}"): the binding has no JSON library
  *    dependency and never parses JSON itself; use the JSON library of your choice on top. An empty
  *    data_json / options_json argument means "none" (the C NULL: JSON null, default options).
+ *    JSON text travels byte for byte: the library checks a caller's text once (HULYNET_EJSON when
+ *    it does not parse) and the container receives exactly those bytes; what a container answers
+ *    or emits reaches the caller's std::string or event handler as written (key order, number
+ *    spelling such as 1.10 or 12345678901234567890, whitespace).
  *
  *  - Timeouts are std::chrono::milliseconds (anything implicitly convertible: 500ms, 2s).
  *    hulynet::default_timeout (0) means the library's default: the Client's request timeout.

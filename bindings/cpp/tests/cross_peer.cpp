@@ -3,9 +3,10 @@
 //   cross_peer agent HOST:PORT    serves kind "cpp-echo" (echo; "broadcast" emits its data to every
 //                                 connected client and answers how many it reached), prints "ready"
 //                                 and runs until its standard input closes
-//   cross_peer client HOST:PORT   as a client of kind "py-echo" (served by Python): a request
-//                                 through the coordinator, a connection receiving an event; prints
-//                                 what it got and exits 0 when every check holds
+//   cross_peer client HOST:PORT   as a client of kind "py-echo" (served by Python): requests
+//                                 through the coordinator (JSON text byte for byte), a connection
+//                                 receiving an event; prints what it got and exits 0 when every
+//                                 check holds
 #include <hulynet.hpp>
 
 #include <chrono>
@@ -61,6 +62,10 @@ int run_client(const std::string &host, int port) {
     if (language != "\"python\"") return fail("the container says it is " + language);
     const std::string echoed = reference.request("echo", R"({"from":"c++"})");
     if (echoed != R"({"from":"c++"})") return fail("echo answered " + echoed);
+    // The text of issue 11 through a Python container that answers the bytes it was given.
+    const std::string text = R"({"zeta":1,"alpha":2,"big":12345678901234567890,"f":1.10,"e":1e2, "s" : [ ] })";
+    const std::string text_echoed = reference.request("echo", text);
+    if (text_echoed != text) return fail("echo of JSON text answered " + text_echoed);
 
     hulynet::Connection connection = reference.connect();
     std::mutex lock;
@@ -71,11 +76,12 @@ int run_client(const std::string &host, int port) {
         event = std::string(json);
         changed.notify_all();
     });
-    const std::string reached = connection.request("broadcast", R"("hello from python")");
+    const std::string sent = R"([ "hello from python" , 1.10 ])";
+    const std::string reached = connection.request("broadcast", sent);
     if (reached != "1") return fail("broadcast reached " + reached);
     std::unique_lock<std::mutex> guard(lock);
     if (!changed.wait_for(guard, 5s, [&] { return !event.empty(); })) return fail("no event");
-    if (event != R"("hello from python")") return fail("event " + event);
+    if (event != sent) return fail("event " + event);
     std::printf("ok %s %s %s\n", language.c_str(), echoed.c_str(), event.c_str());
     return 0;
 }

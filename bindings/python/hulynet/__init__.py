@@ -26,6 +26,7 @@ from .errors import (BindError, Closed, ConnectError, Error, InternalError, Inva
                      LibraryNotFoundError, LimitReached, NotFound, RemoteError, RetryLater, Timeout)
 from ._network import Client, Connection, Reference, Server, ServerStats, Subscription, Timeouts, curve_keypair
 from ._agent import Agent, Container
+from ._jsontext import JSONText
 from ._logging import (LOG_CRITICAL, LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NOTICE, LOG_TRACE, LOG_WARNING,
                        log_to_logging, set_log_handler)
 from ._tracing import Span, set_span_handler, spans_dropped
@@ -34,6 +35,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "Server", "ServerStats", "Timeouts", "Client", "Subscription", "Reference", "Connection", "Agent", "Container",
+    "JSONText",
     "Error", "InvalidArgument", "InvalidJSON", "NotFound", "Timeout", "Closed", "RemoteError", "BindError",
     "ConnectError", "InternalError", "LibraryNotFoundError", "RetryLater", "LimitReached",
     "set_log_handler", "log_to_logging", "LOG_TRACE", "LOG_DEBUG", "LOG_INFO", "LOG_NOTICE", "LOG_WARNING",

@@ -13,6 +13,7 @@ from ctypes import byref, c_int
 from typing import Any, Dict, Iterable, List, Optional, Type
 
 from . import _ffi, errors
+from ._jsontext import JSONText
 from ._base import Resource, callback_scope, in_callback, log_callback_error, logger
 from ._ffi import lib
 
@@ -38,10 +39,17 @@ class Container:
     (``Client.request`` and the like) are refused from inside these methods with InvalidArgument.
     With the class attribute ``inline_requests = True``, ``request`` runs on the agent's I/O
     thread itself (see Agent.set_inline_requests): faster, for requests answered at once.
+
+    JSON text as it is: an answer (or an ``emit``) that is a ``hulynet.JSONText`` is sent as its
+    text, byte for byte, instead of being written with ``json.dumps``; with the class attribute
+    ``raw_json = True``, ``request`` receives ``data`` as a ``JSONText`` holding the caller's
+    bytes instead of a parsed value (so ``return data`` echoes them unchanged).
     """
 
     kind: str = ""
     inline_requests: bool = False
+    #: True: request() receives data as a JSONText, the caller's text as it came.
+    raw_json: bool = False
     #: True: each container of the kind is served on an endpoint of its own (Agent.set_direct).
     direct: bool = False
     uuid: str = ""
@@ -64,8 +72,9 @@ class Container:
         """The container stops (unused, its agent closed, or another agent owns its uuid)."""
 
     def emit(self, data: JSON, client_id: Optional[str] = None) -> int:
-        """Sends `data` as an event to connected client `client_id`, or to every connected client (None).
-        Returns how many clients it was sent to; NotFound if `client_id` is not connected."""
+        """Sends `data` as an event to connected client `client_id`, or to every connected client (None);
+        a JSONText is sent as its text (InvalidJSON if it does not parse). Returns how many clients
+        it was sent to; NotFound if `client_id` is not connected."""
         handle = self._hulynet_container
         if handle is None:
             raise errors.Closed(errors.ECLOSED, f"container {self.uuid} is not running")
@@ -139,6 +148,8 @@ def _reply(request: Any, value: JSON) -> None:
         return
     try:
         lib.hulynet_request_reply(request, payload)
+    except errors.InvalidJSON as error:  # a JSONText that does not parse: the library failed the request
+        logger.warning("a container answered text that is not JSON: %s", error)
     except BaseException:
         log_callback_error("hulynet_request_reply")
 
@@ -164,7 +175,8 @@ def _request(container_user: Optional[int], request: Any, operation: Optional[by
                 _fail(request, "the container is not running")
                 return
             try:
-                result = instance.request(_ffi.decode(operation), _ffi.loads(data_json),
+                data = JSONText(_ffi.text_of(data_json)) if instance.raw_json else _ffi.loads(data_json)
+                result = instance.request(_ffi.decode(operation), data,
                                           client_id.decode("utf-8", "replace") if client_id is not None else None)
             except BaseException as error:
                 logger.debug("container %s: request %r raised %r", instance.uuid, operation, error)

@@ -3,7 +3,9 @@ function of include/hulynet.h (name, argument types, result type, error check), 
 library at import time in the style of libclang's cindex.py.
 
 Nothing here knows the protocol; it only converts between C and Python: status codes to
-exceptions, JSON text to Python values, seconds to milliseconds, library-owned strings to ``str``.
+exceptions, JSON text to Python values (or, for the text API, to ``str`` as it came), seconds to
+milliseconds, library-owned strings to ``str``. JSON text is never checked here: the library
+checks what is sent, once (HULYNET_EJSON, raised as InvalidJSON).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_int, c_
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import errors
+from ._jsontext import JSONText
 
 # ---------------------------------------------------------------------------------------------
 # Loading the library
@@ -351,9 +354,11 @@ def required_text(value: str, name: str) -> bytes:
 
 
 def dumps(value: Any, name: str = "data") -> bytes:
-    """A Python value as JSON text for C. Raises TypeError for values JSON cannot hold (as
-    json.dumps does) and InvalidJSON for NaN, infinities and circular structures, before C is
-    called."""
+    """A Python value as JSON text for C, written once, compactly; a JSONText as its text, as it
+    is. Raises TypeError for values JSON cannot hold (as json.dumps does) and InvalidJSON for NaN,
+    infinities and circular structures, before C is called."""
+    if isinstance(value, JSONText):
+        return required_text(value.text, name)
     try:
         return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
     except TypeError as error:
@@ -367,6 +372,19 @@ def loads(data: Optional[bytes]) -> Any:
     if data is None:
         return None
     return json.loads(data.decode("utf-8"))
+
+
+def json_text(value: Optional[str], name: str = "data") -> Optional[bytes]:
+    """JSON text (a str, or a JSONText) for C as it is, unchecked: the library checks it (None:
+    NULL, JSON null)."""
+    if isinstance(value, JSONText):
+        value = value.text
+    return text(value, name)
+
+
+def text_of(data: Optional[bytes]) -> str:
+    """JSON text from C as a str, byte for byte (the library hands out UTF-8 only; NULL: "null")."""
+    return data.decode("utf-8") if data is not None else "null"
 
 
 def take_text(out: c_void_p) -> Optional[bytes]:

@@ -100,6 +100,10 @@ def _deliver_event(user: Optional[int], data: Optional[bytes]) -> None:
     _call_handler(user, "event handler", lambda: (_ffi.loads(data),))
 
 
+def _deliver_event_text(user: Optional[int], data: Optional[bytes]) -> None:
+    _call_handler(user, "event handler", lambda: (_ffi.text_of(data),))
+
+
 def _deliver_moved(user: Optional[int], uuid: Optional[bytes], endpoint: Optional[bytes]) -> None:
     _call_handler(user, "moved handler", lambda: (_ffi.decode(uuid), _ffi.decode(endpoint)))
 
@@ -110,6 +114,7 @@ def _forget_handler(user: Optional[int]) -> None:
 
 
 _event_callback = _ffi.EVENT_FN(_deliver_event)
+_event_text_callback = _ffi.EVENT_FN(_deliver_event_text)
 _moved_callback = _ffi.MOVED_FN(_deliver_moved)
 _destroy_callback = _ffi.DESTROY_FN(_forget_handler)
 
@@ -145,7 +150,11 @@ class _HandlerSlot:
         self._key, self.fn = None, None
 
 
-def _settle(future: asyncio.Future, status: int, payload: Optional[bytes]) -> None:
+# What a JSON answer becomes: a Python value (the object API) or its text as it came (the text API).
+Convert = Callable[[Optional[bytes]], Any]
+
+
+def _settle(future: asyncio.Future, status: int, payload: Optional[bytes], convert: Convert) -> None:
     """On the event loop: completes a Future with a JSON result or the error for `status`."""
     if future.done():  # cancelled while the library worked
         return
@@ -153,7 +162,7 @@ def _settle(future: asyncio.Future, status: int, payload: Optional[bytes]) -> No
         future.set_exception(errors.error_for(status, _ffi.decode(payload)))
         return
     try:
-        future.set_result(_ffi.loads(payload))
+        future.set_result(convert(payload))
     except ValueError as error:
         future.set_exception(errors.InvalidJSON(errors.EJSON, f"the answer is not JSON: {error}"))
 
@@ -163,9 +172,9 @@ def _complete_result(user: Optional[int], status: int, payload: Optional[bytes])
         entry = _ffi.registry.pop(user)
         if entry is None:
             return
-        loop, future = entry
+        loop, future, convert = entry
         try:
-            loop.call_soon_threadsafe(_settle, future, status, payload)
+            loop.call_soon_threadsafe(_settle, future, status, payload, convert)
         except RuntimeError:  # the loop is closed: nobody waits any more
             pass
         except BaseException:
@@ -230,11 +239,12 @@ def _start_async(call: Callable[[Any, int], Any], entry_rest: tuple = ()) -> asy
     return future
 
 
-def _text_result(call: Callable[[ctypes.c_void_p], Any]) -> JSON:
-    """Runs a C call with a `char **json_out` and returns the JSON result as a Python value."""
+def _text_result(call: Callable[[ctypes.c_void_p], Any], convert: Convert = _ffi.loads) -> JSON:
+    """Runs a C call with a `char **json_out` and returns the JSON result, converted (by default
+    to a Python value)."""
     out = _ffi.out_text()
     call(byref(out))
-    return _ffi.loads(_ffi.take_text(out))
+    return convert(_ffi.take_text(out))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,31 +497,52 @@ class Client(Resource):
 
     def request(self, uuid: str, operation: str, data: JSON = None, timeout: Optional[float] = None) -> JSON:
         """A request to container `uuid` through the coordinator; returns its answer."""
-        handle = self._live_handle()
-        args = (_ffi.required_text(uuid, "uuid"), _ffi.required_text(operation, "operation"), _ffi.dumps(data),
-                _ffi.milliseconds(timeout))
-        return _text_result(lambda out: lib.hulynet_client_request(handle, *args, out))
+        return self._request(uuid, operation, _ffi.dumps(data), timeout, _ffi.loads)
 
     async def request_async(self, uuid: str, operation: str, data: JSON = None, timeout: Optional[float] = None) -> JSON:
         """request() without blocking: hulynet_client_request_async, completed on the running loop."""
+        return await self._request_async(uuid, operation, _ffi.dumps(data), timeout, _ffi.loads)
+
+    def request_text(self, uuid: str, operation: str, text: Optional[str] = None,
+                     timeout: Optional[float] = None) -> str:
+        """request() with JSON text: `text` (None: null) is sent as it is, and the answer is returned
+        as the text the container wrote, byte for byte. InvalidJSON if `text` does not parse."""
+        return self._request(uuid, operation, _ffi.json_text(text), timeout, _ffi.text_of)
+
+    async def request_text_async(self, uuid: str, operation: str, text: Optional[str] = None,
+                                 timeout: Optional[float] = None) -> str:
+        """request_text() without blocking."""
+        return await self._request_async(uuid, operation, _ffi.json_text(text), timeout, _ffi.text_of)
+
+    def _request(self, uuid: str, operation: str, payload: Optional[bytes], timeout: Optional[float],
+                 convert: Convert) -> Any:
         handle = self._live_handle()
-        args = (_ffi.required_text(uuid, "uuid"), _ffi.required_text(operation, "operation"), _ffi.dumps(data),
+        args = (_ffi.required_text(uuid, "uuid"), _ffi.required_text(operation, "operation"), payload,
                 _ffi.milliseconds(timeout))
-        return await _start_async(
-            lambda key: lib.hulynet_client_request_async(handle, *args, _result_callback, key))
+        return _text_result(lambda out: lib.hulynet_client_request(handle, *args, out), convert)
+
+    def _request_async(self, uuid: str, operation: str, payload: Optional[bytes], timeout: Optional[float],
+                       convert: Convert) -> asyncio.Future:
+        handle = self._live_handle()
+        args = (_ffi.required_text(uuid, "uuid"), _ffi.required_text(operation, "operation"), payload,
+                _ffi.milliseconds(timeout))
+        return _start_async(
+            lambda key: lib.hulynet_client_request_async(handle, *args, _result_callback, key), (convert,))
 
     # -- listening to the network's changes
 
-    def add_listener(self, fn: Callable[[dict], Any]) -> Subscription:
-        """Calls fn(event) with every network change, a dict {agents: [...], containers: [...]}, on a
-        library thread. Returns a Subscription to remove()."""
+    def add_listener(self, fn: Callable[[Any], Any], text: bool = False) -> Subscription:
+        """Calls fn(event) with every network change, a dict {agents: [...], containers: [...]} (with
+        `text`: its JSON text, a str, as the library wrote it), on a library thread. Returns a
+        Subscription to remove()."""
         if not callable(fn):
             raise TypeError("the listener must be callable")
         handle = self._live_handle()
         key = _ffi.registry.add(fn)
         subscription = c_uint64()
         try:
-            lib.hulynet_client_add_listener_v2(handle, _event_callback, key, _destroy_callback, byref(subscription))
+            lib.hulynet_client_add_listener_v2(handle, _event_text_callback if text else _event_callback, key,
+                                               _destroy_callback, byref(subscription))
         except BaseException:
             _ffi.registry.pop(key)
             raise
@@ -614,17 +645,34 @@ class Reference(Resource):
 
     def request(self, operation: str, data: JSON = None, timeout: Optional[float] = None) -> JSON:
         """A request to the container through the coordinator."""
-        handle = self._live_handle()
-        args = (_ffi.required_text(operation, "operation"), _ffi.dumps(data), _ffi.milliseconds(timeout))
-        return _text_result(lambda out: lib.hulynet_reference_request(handle, *args, out))
+        return self._request(operation, _ffi.dumps(data), timeout, _ffi.loads)
 
     async def request_async(self, operation: str, data: JSON = None, timeout: Optional[float] = None) -> JSON:
         """request() without blocking: hulynet_reference_request_async, completed on the running loop
         (it follows the container when it moves, as request() does)."""
+        return await self._request_async(operation, _ffi.dumps(data), timeout, _ffi.loads)
+
+    def request_text(self, operation: str, text: Optional[str] = None, timeout: Optional[float] = None) -> str:
+        """request() with JSON text: `text` (None: null) is sent as it is, and the answer is returned
+        as the text the container wrote, byte for byte. InvalidJSON if `text` does not parse."""
+        return self._request(operation, _ffi.json_text(text), timeout, _ffi.text_of)
+
+    async def request_text_async(self, operation: str, text: Optional[str] = None,
+                                 timeout: Optional[float] = None) -> str:
+        """request_text() without blocking."""
+        return await self._request_async(operation, _ffi.json_text(text), timeout, _ffi.text_of)
+
+    def _request(self, operation: str, payload: Optional[bytes], timeout: Optional[float], convert: Convert) -> Any:
         handle = self._live_handle()
-        args = (_ffi.required_text(operation, "operation"), _ffi.dumps(data), _ffi.milliseconds(timeout))
-        return await _start_async(
-            lambda key: lib.hulynet_reference_request_async(handle, *args, _result_callback, key))
+        args = (_ffi.required_text(operation, "operation"), payload, _ffi.milliseconds(timeout))
+        return _text_result(lambda out: lib.hulynet_reference_request(handle, *args, out), convert)
+
+    def _request_async(self, operation: str, payload: Optional[bytes], timeout: Optional[float],
+                       convert: Convert) -> asyncio.Future:
+        handle = self._live_handle()
+        args = (_ffi.required_text(operation, "operation"), payload, _ffi.milliseconds(timeout))
+        return _start_async(
+            lambda key: lib.hulynet_reference_request_async(handle, *args, _result_callback, key), (convert,))
 
     def connect(self, timeout: Optional[float] = None) -> "Connection":
         """Opens a connection to the container (routed through its agent, or direct): requests and the
@@ -688,29 +736,51 @@ class Connection(Resource):
     @property
     def on_event(self) -> Optional[Callable[[JSON], Any]]:
         """The function called with each event (a Python value); None stops delivery. Events that came
-        before the first handler was set are delivered to it. It stays when the container moves."""
+        before the first handler was set are delivered to it. It stays when the container moves.
+        (set_event_handler(fn, text=True) has events delivered as JSON text instead.)"""
         return self._events.fn
 
     @on_event.setter
     def on_event(self, fn: Optional[Callable[[JSON], Any]]) -> None:
         self.set_event_handler(fn)
 
-    def set_event_handler(self, fn: Optional[Callable[[JSON], Any]]) -> None:
+    def set_event_handler(self, fn: Optional[Callable[[Any], Any]], text: bool = False) -> None:
+        """Sets on_event. With `text`, fn receives each event as the JSON text the container wrote,
+        a str, byte for byte, rather than as a Python value."""
+        callback = _event_text_callback if text else _event_callback
         self._events.set(fn, lambda key: lib.hulynet_connection_set_event_handler_v2(
-            self._live_handle(), _event_callback if key is not None else _ffi.NULL_EVENT_FN, key,
+            self._live_handle(), callback if key is not None else _ffi.NULL_EVENT_FN, key,
             _destroy_callback if key is not None else _ffi.NULL_DESTROY_FN))
 
     def request(self, operation: str, data: JSON = None, timeout: Optional[float] = None) -> JSON:
-        handle = self._live_handle()
-        args = (_ffi.required_text(operation, "operation"), _ffi.dumps(data), _ffi.milliseconds(timeout))
-        return _text_result(lambda out: lib.hulynet_connection_request(handle, *args, out))
+        """A request to the container over this connection; returns its answer."""
+        return self._request(operation, _ffi.dumps(data), timeout, _ffi.loads)
 
     async def request_async(self, operation: str, data: JSON = None, timeout: Optional[float] = None) -> JSON:
         """request() without blocking: hulynet_connection_request_async, completed on the running loop."""
+        return await self._request_async(operation, _ffi.dumps(data), timeout, _ffi.loads)
+
+    def request_text(self, operation: str, text: Optional[str] = None, timeout: Optional[float] = None) -> str:
+        """request() with JSON text: `text` (None: null) is sent as it is, and the answer is returned
+        as the text the container wrote, byte for byte. InvalidJSON if `text` does not parse."""
+        return self._request(operation, _ffi.json_text(text), timeout, _ffi.text_of)
+
+    async def request_text_async(self, operation: str, text: Optional[str] = None,
+                                 timeout: Optional[float] = None) -> str:
+        """request_text() without blocking."""
+        return await self._request_async(operation, _ffi.json_text(text), timeout, _ffi.text_of)
+
+    def _request(self, operation: str, payload: Optional[bytes], timeout: Optional[float], convert: Convert) -> Any:
         handle = self._live_handle()
-        args = (_ffi.required_text(operation, "operation"), _ffi.dumps(data), _ffi.milliseconds(timeout))
-        return await _start_async(
-            lambda key: lib.hulynet_connection_request_async(handle, *args, _result_callback, key))
+        args = (_ffi.required_text(operation, "operation"), payload, _ffi.milliseconds(timeout))
+        return _text_result(lambda out: lib.hulynet_connection_request(handle, *args, out), convert)
+
+    def _request_async(self, operation: str, payload: Optional[bytes], timeout: Optional[float],
+                       convert: Convert) -> asyncio.Future:
+        handle = self._live_handle()
+        args = (_ffi.required_text(operation, "operation"), payload, _ffi.milliseconds(timeout))
+        return _start_async(
+            lambda key: lib.hulynet_connection_request_async(handle, *args, _result_callback, key), (convert,))
 
     def _destroy(self, handle: Any) -> None:
         lib.hulynet_connection_destroy(handle)

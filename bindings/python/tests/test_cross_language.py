@@ -17,8 +17,13 @@ PEER = os.environ.get("HULYNET_CROSS_PEER")
 pytestmark = pytest.mark.skipif(not PEER, reason="HULYNET_CROSS_PEER (the C++ peer program) is not set")
 
 
+# JSON text a parser would rewrite (key order, 1.10, 1e2, an integer no double holds, spaces).
+TEXT = '{"zeta":1,"alpha":2,"big":12345678901234567890,"f":1.10,"e":1e2, "s" : [ ] }'
+
+
 class PyEcho(hulynet.Container):
     kind = "py-echo"
+    raw_json = True  # data is the caller's JSON text, answered and emitted as it is
 
     def request(self, operation, data, client_id):
         if operation == "language":
@@ -44,6 +49,13 @@ def test_python_client_against_cpp_agent(server, make_client):
                 connection.set_event_handler(events.append)
                 assert connection.request("broadcast", {"to": "python"}) == 1
                 wait_for(lambda: events == [{"to": "python"}], message="the C++ container's event")
+                # JSON text, byte for byte, through the C++ container and back.
+                assert reference.request_text("echo", TEXT) == TEXT
+                assert connection.request_text("echo", TEXT) == TEXT
+                texts = []
+                connection.set_event_handler(texts.append, text=True)
+                assert connection.request_text("broadcast", TEXT) == "1"
+                wait_for(lambda: texts == [TEXT], message="the C++ container's event as text")
     finally:
         peer.stdin.close()
         assert peer.wait(timeout=20) == 0
