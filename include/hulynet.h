@@ -160,11 +160,11 @@ typedef void (*hulynet_destroy_fn)(void *user);
 HULYNET_API int hulynet_set_log_handler_v2(hulynet_log_fn fn, void *user, hulynet_destroy_fn destroy, int min_level);
 
 /** Frees what the library holds for the whole process: the shared ZeroMQ context, its I/O
- *  thread, the log and span handlers (their destroy notifications are called). Every handle must have been
- *  destroyed first: otherwise nothing is done and HULYNET_EINVAL says how many are alive. Waits
- *  at most `timeout_ms` (0: 5000) for sockets still closing, then HULYNET_ETIMEOUT (the context
- *  is let go all the same). Afterwards the library is usable again: the next object made
- *  re-initialises what it needs. */
+ *  thread, the log and span handlers (their destroy notifications are called). Every handle must
+ *  have been destroyed first: otherwise nothing is done and HULYNET_EINVAL says how many are
+ *  alive. Waits at most `timeout_ms` (0: 5000) for sockets still closing, then HULYNET_ETIMEOUT
+ *  (the context is let go all the same). Afterwards the library is usable again: the next object
+ *  made re-initialises what it needs. */
 HULYNET_API int hulynet_shutdown(int64_t timeout_ms);
 
 /** Sets the number of callback threads: `count` 1 to 1024, or 0 for the default, max(4, 2 x the
@@ -573,8 +573,8 @@ typedef struct hulynet_span_attribute {
 
 /** A finished span. Filled by the library; every pointer in it is valid only during the call of
  *  the span function. `size` is HULYNET_STRUCT_SIZE(hulynet_span) of the library that filled it:
- *  fields are only ever added at the end, and a field past a newer header's older library is
- *  read only if HULYNET_SPAN_HAS(span, field). */
+ *  fields are only ever added at the end, so a program built against a newer header reads a
+ *  field that an older library may lack only if HULYNET_SPAN_HAS(span, field). */
 typedef struct hulynet_span {
     uint64_t size;
     const char *name;           /* "hulynet.coordinator.request", ... */
@@ -612,11 +612,11 @@ typedef void (*hulynet_span_fn)(void *user, const hulynet_span *span);
  *  network. Removing the handler first delivers the spans queued before the call (as an SDK's
  *  shutdown flushes); called from inside a callback, it discards them instead of waiting.
  *
- *  Which objects trace: each server, client and agent reads the process's tracer once, when it
- *  is made. Set the first handler before making the servers and clients to trace (if handles
- *  are alive then, a warning is logged: theirs do not trace); from then on
- *  the tracer stays for the life of the process, and replacing or removing the handler takes
- *  effect at once for all of them (with none set, spans cost one check and are not recorded).
+ *  Which objects trace: each server and client (for the agents it serves) reads the process's
+ *  tracer once, when it is made. Set the first handler before making the servers and clients to
+ *  trace (if handles are alive then, a warning is logged: theirs do not trace); from then on the
+ *  tracer stays for the life of the process, and replacing or removing the handler takes effect
+ *  at once for all of them (with none set, spans cost one check and are not recorded).
  *  The first handler installs hulynet's tracer as the process's (swift-distributed-tracing's
  *  InstrumentationSystem, which takes one per process); when a tracer is there already (a Swift
  *  program linking this library bootstrapped OpenTelemetry, say), the spans go to that tracer and
