@@ -160,11 +160,11 @@ typedef void (*hulynet_destroy_fn)(void *user);
 HULYNET_API int hulynet_set_log_handler_v2(hulynet_log_fn fn, void *user, hulynet_destroy_fn destroy, int min_level);
 
 /** Frees what the library holds for the whole process: the shared ZeroMQ context, its I/O
- *  thread, the log handler (its destroy notification is called). Every handle must have been
- *  destroyed first: otherwise nothing is done and HULYNET_EINVAL says how many are alive. Waits
- *  at most `timeout_ms` (0: 5000) for sockets still closing, then HULYNET_ETIMEOUT (the context
- *  is let go all the same). Afterwards the library is usable again: the next object made
- *  re-initialises what it needs. */
+ *  thread, the log and span handlers (their destroy notifications are called). Every handle must
+ *  have been destroyed first: otherwise nothing is done and HULYNET_EINVAL says how many are
+ *  alive. Waits at most `timeout_ms` (0: 5000) for sockets still closing, then HULYNET_ETIMEOUT
+ *  (the context is let go all the same). Afterwards the library is usable again: the next object
+ *  made re-initialises what it needs. */
 HULYNET_API int hulynet_shutdown(int64_t timeout_ms);
 
 /** Sets the number of callback threads: `count` 1 to 1024, or 0 for the default, max(4, 2 x the
@@ -533,6 +533,98 @@ HULYNET_API int hulynet_request_fail_status(hulynet_request *request, int status
  *  answer at once; such a callback must return quickly, since the client's other traffic waits
  *  while it runs. HULYNET_ENOTFOUND when the agent has no such kind. */
 HULYNET_API int hulynet_agent_set_request_mode(hulynet_agent *agent, const char *kind, int mode);
+
+/* ---- Spans (docs/OBSERVABILITY.md, "Traces") ---------------------------------------------
+ * The spans of the coordinators, agents and clients of this process, handed to the host, which
+ * exports them with its own tracing SDK (OpenTelemetry's, say). A request through a coordinator
+ * is one trace: the coordinator's span ("hulynet.coordinator.request", "hulynet.coordinator.get")
+ * and, in whichever process hosts the agent, the agent's span ("hulynet.agent.request",
+ * "hulynet.agent.start") as its child. The context crosses the wire as a W3C traceparent (version
+ * 00), as with a Swift process traced by OpenTelemetry: the two kinds of process mix in one trace.
+ *
+ * Experimental, because what may still change is more than what a sized struct can absorb: the
+ * set of spans and their attributes (new in 0.2), the attribute element (not sized: an array's
+ * stride cannot grow), and whether events, links and tracestate join the record. */
+
+#define HULYNET_SPAN_KIND_INTERNAL 1 /* OpenTelemetry's SpanKind numbers */
+#define HULYNET_SPAN_KIND_SERVER 2
+#define HULYNET_SPAN_KIND_CLIENT 3
+#define HULYNET_SPAN_KIND_PRODUCER 4
+#define HULYNET_SPAN_KIND_CONSUMER 5
+
+#define HULYNET_SPAN_STATUS_UNSET 0 /* OpenTelemetry's status codes */
+#define HULYNET_SPAN_STATUS_OK 1
+#define HULYNET_SPAN_STATUS_ERROR 2
+
+#define HULYNET_SPAN_ATTR_STRING 1
+#define HULYNET_SPAN_ATTR_INT 2
+#define HULYNET_SPAN_ATTR_DOUBLE 3
+#define HULYNET_SPAN_ATTR_BOOL 4
+
+/** One attribute: `key` and the value of `type` (the other value fields are zero). */
+typedef struct hulynet_span_attribute {
+    const char *key;
+    int type;                 /* HULYNET_SPAN_ATTR_* */
+    int bool_value;           /* BOOL: 0 or 1 */
+    int64_t int_value;        /* INT */
+    double double_value;      /* DOUBLE */
+    const char *string_value; /* STRING (an array value arrives as its JSON text) */
+} hulynet_span_attribute;
+
+/** A finished span. Filled by the library; every pointer in it is valid only during the call of
+ *  the span function. `size` is HULYNET_STRUCT_SIZE(hulynet_span) of the library that filled it:
+ *  fields are only ever added at the end, so a program built against a newer header reads a
+ *  field that an older library may lack only if HULYNET_SPAN_HAS(span, field). */
+typedef struct hulynet_span {
+    uint64_t size;
+    const char *name;           /* "hulynet.coordinator.request", ... */
+    const char *trace_id;       /* 32 lowercase hex digits (W3C trace-id) */
+    const char *span_id;        /* 16 lowercase hex digits */
+    const char *parent_span_id; /* 16 lowercase hex digits, or "" for the root of a trace */
+    int64_t start_ns;           /* wall clock, nanoseconds since the Unix epoch */
+    int64_t end_ns;
+    int kind;                   /* HULYNET_SPAN_KIND_* */
+    int status;                 /* HULYNET_SPAN_STATUS_* */
+    int parent_is_remote;       /* 1: the parent came from another process (through traceparent) */
+    const char *status_message; /* with HULYNET_SPAN_STATUS_ERROR; otherwise "" */
+    /* Sorted by key; at most 64, and string values and keys cut to 1024 bytes (at a UTF-8
+     * character boundary): values can come from peers. NULL when attribute_count is 0. */
+    const hulynet_span_attribute *attributes;
+    size_t attribute_count;
+} hulynet_span;
+
+#define HULYNET_SPAN_HAS(span, field)                                                              \
+    (((span)->size & ~UINT64_C(0xFFFF000000000000)) >=                                             \
+     offsetof(hulynet_span, field) + sizeof((span)->field))
+
+/** Receives a finished span; see hulynet_set_span_handler. */
+typedef void (*hulynet_span_fn)(void *user, const hulynet_span *span);
+
+/** Hands the spans that end from now on to `fn(user, span)`; `fn` NULL removes the handler
+ *  (`user` and `destroy` are then ignored). `destroy(user)` (may be NULL) is called once `fn` is
+ *  replaced or removed and no call of it is in progress, or at hulynet_shutdown; once this
+ *  returns, the previous function is not called again.
+ *
+ *  When it is called: spans are queued as they end, on whatever thread ends them, and `fn` runs
+ *  on a callback thread, one call at a time, in the order the spans ended; never on an I/O
+ *  thread. The queue holds 4096 spans: while `fn` is slower than spans end, those that find it
+ *  full are dropped and counted (hulynet_spans_dropped), so a slow handler never stalls the
+ *  network. Removing the handler first delivers the spans queued before the call (as an SDK's
+ *  shutdown flushes); called from inside a callback, it discards them instead of waiting.
+ *
+ *  Which objects trace: each server and client (for the agents it serves) reads the process's
+ *  tracer once, when it is made. Set the first handler before making the servers and clients to
+ *  trace (if handles are alive then, a warning is logged: theirs do not trace); from then on the
+ *  tracer stays for the life of the process, and replacing or removing the handler takes effect
+ *  at once for all of them (with none set, spans cost one check and are not recorded).
+ *  The first handler installs hulynet's tracer as the process's (swift-distributed-tracing's
+ *  InstrumentationSystem, which takes one per process); when a tracer is there already (a Swift
+ *  program linking this library bootstrapped OpenTelemetry, say), the spans go to that tracer and
+ *  this returns HULYNET_EINVAL without keeping `user` (destroy is not called). */
+HULYNET_API int hulynet_set_span_handler(hulynet_span_fn fn, void *user, hulynet_destroy_fn destroy);
+
+/** The spans dropped since the process started because the handler's queue was full. */
+HULYNET_API uint64_t hulynet_spans_dropped(void);
 
 #ifdef __cplusplus
 }

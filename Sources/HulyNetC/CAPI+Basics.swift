@@ -67,6 +67,7 @@ public func hulynet_shutdown(_ timeoutMs: Int64) -> Int32 {
             throw CFailure.invalid("\(live) handle(s) are still alive (\(Handles.liveKinds)): destroy every handle before hulynet_shutdown")
         }
         CLogSink.set(nil, minLevel: HULYNET_LOG_WARNING) // the log handler's destroy notification
+        _ = CSpanSink.set(nil) // the span handler's
         // zmq_ctx_term waits for sockets still closing (a destroyed connection closes in the
         // background); bounded here, and the context is let go either way.
         guard releaseSharedZeroMQContext(timeoutMs: ms) else {

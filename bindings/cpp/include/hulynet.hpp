@@ -70,6 +70,7 @@
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace hulynet {
@@ -416,6 +417,99 @@ inline void set_log_handler(LogHandler handler, int min_level = HULYNET_LOG_WARN
         throw failure;
     }
 }
+
+// ============================================================================================
+// Spans (experimental, as in hulynet.h)
+// ============================================================================================
+
+/** A finished span of this process's coordinators, agents and clients: a copy, the handler may
+ *  keep it. Kinds and status codes are OpenTelemetry's numbers (HULYNET_SPAN_KIND_*,
+ *  HULYNET_SPAN_STATUS_*). */
+struct Span {
+    using Value = std::variant<std::string, std::int64_t, double, bool>;
+    struct Attribute {
+        std::string key;
+        Value value;
+    };
+
+    std::string name;
+    std::string trace_id;       // 32 lowercase hex digits
+    std::string span_id;        // 16
+    std::string parent_span_id; // 16, or empty for the root of a trace
+    bool parent_is_remote = false;
+    int kind = HULYNET_SPAN_KIND_INTERNAL;
+    std::int64_t start_ns = 0;  // wall clock, ns since the Unix epoch
+    std::int64_t end_ns = 0;
+    int status = HULYNET_SPAN_STATUS_UNSET;
+    std::string status_message;
+    std::vector<Attribute> attributes; // sorted by key
+
+    /** The attribute named `key`, or nullptr. */
+    const Value *attribute(std::string_view key) const noexcept {
+        for (const Attribute &item : attributes)
+            if (item.key == key) return &item.value;
+        return nullptr;
+    }
+};
+
+/** The signature of a span handler. */
+using SpanHandler = std::function<void(const Span &span)>;
+
+namespace detail {
+
+inline Span to_span(const hulynet_span &c) {
+    Span span;
+    span.name = std::string(view(c.name));
+    span.trace_id = std::string(view(c.trace_id));
+    span.span_id = std::string(view(c.span_id));
+    span.parent_span_id = std::string(view(c.parent_span_id));
+    span.parent_is_remote = c.parent_is_remote != 0;
+    span.kind = c.kind;
+    span.start_ns = c.start_ns;
+    span.end_ns = c.end_ns;
+    span.status = c.status;
+    span.status_message = std::string(view(c.status_message));
+    span.attributes.reserve(c.attribute_count);
+    for (std::size_t i = 0; i < c.attribute_count; ++i) {
+        const hulynet_span_attribute &item = c.attributes[i];
+        Span::Value value;
+        switch (item.type) {
+        case HULYNET_SPAN_ATTR_INT: value = static_cast<std::int64_t>(item.int_value); break;
+        case HULYNET_SPAN_ATTR_DOUBLE: value = item.double_value; break;
+        case HULYNET_SPAN_ATTR_BOOL: value = item.bool_value != 0; break;
+        case HULYNET_SPAN_ATTR_STRING: value = std::string(view(item.string_value)); break;
+        default: continue; // a type of a newer library
+        }
+        span.attributes.push_back(Span::Attribute{std::string(view(item.key)), std::move(value)});
+    }
+    return span;
+}
+
+/** hulynet_span_fn for SpanHandlers. */
+inline void span_trampoline(void *user, const hulynet_span *span) noexcept {
+    try {
+        auto *handler = static_cast<SpanHandler *>(user);
+        if (handler != nullptr && *handler && span != nullptr) (*handler)(to_span(*span));
+    } catch (...) {
+        // A handler's exception stops here: it must not unwind into the library.
+    }
+}
+
+} // namespace detail
+
+/** Hands the spans that end from now on to `handler`, on a callback thread, one call at a time,
+ *  in the order they ended; an empty handler removes it. Set it before making the Servers and
+ *  Clients to trace (each reads the process's tracer once, when made). A handler slower than
+ *  spans end loses spans (hulynet::spans_dropped()), never stalls the network. Throws error
+ *  (HULYNET_EINVAL) when the process bootstrapped a Swift tracer of its own. */
+inline void set_span_handler(SpanHandler handler) {
+    detail::install_handler(std::move(handler), [](void *user, hulynet_destroy_fn destroy) {
+        return hulynet_set_span_handler(user != nullptr ? &detail::span_trampoline : nullptr, user, destroy);
+    });
+}
+
+/** Spans dropped since the process started because the handler's queue was full. */
+inline std::uint64_t spans_dropped() noexcept { return hulynet_spans_dropped(); }
 
 /** Sets the number of the library's callback threads, which run every handler of this binding
  *  (0: the default, max(4, 2 x cores), or $HULYNET_CALLBACK_THREADS). Throws error on a count

@@ -29,6 +29,7 @@ from ._agent import Agent, Container
 from ._jsontext import JSONText
 from ._logging import (LOG_CRITICAL, LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NOTICE, LOG_TRACE, LOG_WARNING,
                        log_to_logging, set_log_handler)
+from ._tracing import Span, set_span_handler, spans_dropped
 
 __version__ = "0.2.0"
 
@@ -39,5 +40,5 @@ __all__ = [
     "ConnectError", "InternalError", "LibraryNotFoundError", "RetryLater", "LimitReached",
     "set_log_handler", "log_to_logging", "LOG_TRACE", "LOG_DEBUG", "LOG_INFO", "LOG_NOTICE", "LOG_WARNING",
     "LOG_ERROR", "LOG_CRITICAL", "library_version", "library_path", "strerror", "set_callback_threads",
-    "callback_threads", "curve_keypair",
+    "callback_threads", "curve_keypair", "Span", "set_span_handler", "spans_dropped",
 ]

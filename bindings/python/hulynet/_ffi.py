@@ -17,7 +17,8 @@ import json
 import math
 import os
 import threading
-from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_int, c_int64, c_size_t, c_uint, c_uint64, c_void_p, sizeof
+from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_int, c_int64, c_size_t, c_uint, c_uint64, c_void_p,
+                    sizeof)
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import errors
@@ -150,6 +151,23 @@ TERMINATE_FN = CFUNCTYPE(None, c_void_p)
 DESTROY_FN = CFUNCTYPE(None, c_void_p)
 
 
+class SpanAttributeC(Structure):
+    _fields_ = [("key", c_char_p), ("type", c_int), ("bool_value", c_int), ("int_value", c_int64),
+                ("double_value", c_double), ("string_value", c_char_p)]
+
+
+class SpanC(Structure):
+    """hulynet_span: filled by the library, valid during the span function's call only."""
+    _fields_ = [("size", c_uint64), ("name", c_char_p), ("trace_id", c_char_p), ("span_id", c_char_p),
+                ("parent_span_id", c_char_p), ("start_ns", c_int64), ("end_ns", c_int64), ("kind", c_int),
+                ("status", c_int), ("parent_is_remote", c_int), ("status_message", c_char_p),
+                ("attributes", POINTER(SpanAttributeC)), ("attribute_count", c_size_t)]
+
+
+SPAN_ATTR_STRING, SPAN_ATTR_INT, SPAN_ATTR_DOUBLE, SPAN_ATTR_BOOL = 1, 2, 3, 4
+SPAN_FN = CFUNCTYPE(None, c_void_p, POINTER(SpanC))
+
+
 class ElectionOptionsC(Structure):
     _fields_ = [("size", c_size_t), ("etcd", c_char_p), ("key", c_char_p), ("lease_ttl_ms", c_int64),
                 ("advertise", c_char_p)]
@@ -208,6 +226,8 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_free", [c_void_p], None),
     ("hulynet_set_log_handler", [LOG_FN, c_void_p, c_int], c_int, _check_status),
     ("hulynet_set_log_handler_v2", [LOG_FN, c_void_p, DESTROY_FN, c_int], c_int, _check_status),
+    ("hulynet_set_span_handler", [SPAN_FN, c_void_p, DESTROY_FN], c_int, _check_status),
+    ("hulynet_spans_dropped", [], c_uint64),
     ("hulynet_shutdown", [c_int64], c_int, _check_status),
     ("hulynet_set_callback_threads", [c_int], c_int, _check_status),
     ("hulynet_callback_threads", [], c_int),
@@ -305,6 +325,7 @@ NULL_DESTROY_FN = DESTROY_FN()
 NULL_EVENT_FN = EVENT_FN()
 NULL_MOVED_FN = MOVED_FN()
 NULL_LOG_FN = LOG_FN()
+NULL_SPAN_FN = SPAN_FN()
 
 # ---------------------------------------------------------------------------------------------
 # Conversions
