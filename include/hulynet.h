@@ -159,6 +159,25 @@ typedef void (*hulynet_destroy_fn)(void *user);
  *  once `fn` is replaced and no call of it is in progress, or at hulynet_shutdown. */
 HULYNET_API int hulynet_set_log_handler_v2(hulynet_log_fn fn, void *user, hulynet_destroy_fn destroy, int min_level);
 
+/** One structured field of a log record (agent, client, container, kind, ...). */
+typedef struct hulynet_log_field {
+    const char *key;
+    const char *value;
+} hulynet_log_field;
+
+/** Receives a log record with its fields apart: `logger` is the logger's label ("hulynet.server",
+ *  ...), `message` the text without the fields, `fields[0 .. field_count)` in key order. Every
+ *  pointer is valid until the function returns. Called as hulynet_log_fn is. */
+typedef void (*hulynet_log_record_fn)(void *user, int level, const char *logger, const char *message,
+                                      const hulynet_log_field *fields, size_t field_count);
+
+/** Routes the library's logs to `fn` as structured records (for a host's structured logger),
+ *  replacing any handler set with hulynet_set_log_handler(_v2) and replaced by them; NULL: back
+ *  to the default. `destroy` as for hulynet_set_log_handler_v2. No secret key or `extra` value is
+ *  ever logged. */
+HULYNET_API int hulynet_set_log_record_handler(hulynet_log_record_fn fn, void *user, hulynet_destroy_fn destroy,
+                                               int min_level);
+
 /** Frees what the library holds for the whole process: the shared ZeroMQ context, its I/O
  *  thread, the log and span handlers (their destroy notifications are called). Every handle must
  *  have been destroyed first: otherwise nothing is done and HULYNET_EINVAL says how many are

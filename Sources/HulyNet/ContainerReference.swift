@@ -258,7 +258,7 @@ public final class ContainerConnection: @unchecked Sendable {
 
     private func send(_ method: String, _ params: JSONValue, timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
         let payload = JSONValue.array([.string(method), params]).serialized()
-        let bytes: [UInt8] = try await client.onLoop { [self, client] done in
+        let bytes: [UInt8] = try await client.onLoop { [self] done in
             guard let endpointClient, !closed else { done(.failure(.closed)); return }
             endpointClient.rpc.request(payload: payload, timeoutMs: timeoutMs) { done($0.mapError(NetworkError.init)) }
         }

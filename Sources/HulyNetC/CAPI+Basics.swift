@@ -81,7 +81,13 @@ public func hulynet_shutdown(_ timeoutMs: Int64) -> Int32 {
 /// The C log callback, shared by every logger the C API makes.
 enum CLogSink {
     struct Target: CHandler, @unchecked Sendable {
-        let fn: hulynet_log_fn
+        /// A line with the fields appended as key=value (hulynet_set_log_handler), or a record
+        /// with them apart (hulynet_set_log_record_handler).
+        enum Function {
+            case line(hulynet_log_fn)
+            case record(hulynet_log_record_fn)
+        }
+        let fn: Function
         let user: UnsafeMutableRawPointer?
         let destroy: hulynet_destroy_fn?
         func destroyed() { if let destroy { CallbackThread.run { destroy(user) } } }
@@ -120,21 +126,46 @@ struct CLogHandler: LogHandler {
     func log(event: LogEvent) {
         let level = Int32(event.level.cLevel)
         guard level >= CLogSink.minLevel else { return }
-        var text = "[\(label)] \(event.message)"
-        // Structured fields (agent, client, container, kind, ...) follow as key=value, in order.
-        let fields = metadata.merging(event.metadata ?? [:]) { $1 }
-        for key in fields.keys.sorted() {
-            let value = "\(fields[key]!)"
+        // Structured fields (agent, client, container, kind, ...), in key order.
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        let fields = merged.keys.sorted().map { ($0, "\(merged[$0]!)") }
+        let message = "\(event.message)"
+        guard CLogSink.isSet else {
+            let line = "hulynet \(event.level): \(Self.line(label, message, fields))\n"
+            line.withCString { _ = write(2, $0, strlen($0)) }
+            return
+        }
+        CLogSink.slot.call { target in
+            switch target.fn {
+            case .line(let fn):
+                Self.line(label, message, fields).withCString { pointer in CallbackThread.run { fn(target.user, level, pointer) } }
+            case .record(let fn):
+                Self.withCFields(fields) { cFields in
+                    label.withCString { logger in
+                        message.withCString { text in
+                            CallbackThread.run { fn(target.user, level, logger, text, cFields.baseAddress, cFields.count) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// "[label] message key=value ...", values with spaces quoted.
+    static func line(_ label: String, _ message: String, _ fields: [(String, String)]) -> String {
+        var text = "[\(label)] \(message)"
+        for (key, value) in fields {
             text += value.contains(" ") || value.isEmpty ? " \(key)=\"\(value)\"" : " \(key)=\(value)"
         }
-        if CLogSink.isSet {
-            CLogSink.slot.call { target in
-                text.withCString { pointer in CallbackThread.run { target.fn(target.user, level, pointer) } }
-            }
-        } else {
-            let line = "hulynet \(event.level): \(text)\n"
-            line.withCString { _ = write(2, $0, strlen($0)) }
-        }
+        return text
+    }
+
+    /// The fields as C strings, valid during `body`.
+    static func withCFields(_ fields: [(String, String)], _ body: (UnsafeBufferPointer<hulynet_log_field>) -> Void) {
+        let strings = fields.map { (strdup($0.0), strdup($0.1)) }
+        defer { for (key, value) in strings { free(key); free(value) } }
+        let cFields = strings.map { hulynet_log_field(key: $0.0, value: $0.1) }
+        cFields.withUnsafeBufferPointer(body)
     }
 }
 
@@ -164,7 +195,19 @@ public func hulynet_set_log_handler_v2(_ fn: hulynet_log_fn?, _ user: UnsafeMuta
         guard (HULYNET_LOG_TRACE...HULYNET_LOG_CRITICAL).contains(minLevel) else {
             throw CFailure.invalid("min_level \(minLevel) is not a HULYNET_LOG_* level")
         }
-        CLogSink.set(fn.map { CLogSink.Target(fn: $0, user: user, destroy: destroy) },
+        CLogSink.set(fn.map { CLogSink.Target(fn: .line($0), user: user, destroy: destroy) },
+                     minLevel: fn == nil ? max(minLevel, HULYNET_LOG_WARNING) : minLevel)
+    }
+}
+
+@_cdecl("hulynet_set_log_record_handler")
+public func hulynet_set_log_record_handler(_ fn: hulynet_log_record_fn?, _ user: UnsafeMutableRawPointer?,
+                                           _ destroy: hulynet_destroy_fn?, _ minLevel: Int32) -> Int32 {
+    cCall {
+        guard (HULYNET_LOG_TRACE...HULYNET_LOG_CRITICAL).contains(minLevel) else {
+            throw CFailure.invalid("min_level \(minLevel) is not a HULYNET_LOG_* level")
+        }
+        CLogSink.set(fn.map { CLogSink.Target(fn: .record($0), user: user, destroy: destroy) },
                      minLevel: fn == nil ? max(minLevel, HULYNET_LOG_WARNING) : minLevel)
     }
 }

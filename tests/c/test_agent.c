@@ -499,6 +499,62 @@ done:
     fx_events_destroy(&events);
 }
 
+/* Log records with their fields apart: the coordinator's "agent registered" names the agent. */
+typedef struct log_records {
+    pthread_mutex_t lock;
+    int registered; /* records "agent registered" whose agent field is `agent` */
+    int fields_sorted;
+    char agent[128];
+} log_records;
+
+static void record_log(void *user, int level, const char *logger, const char *message, const hulynet_log_field *fields,
+                       size_t field_count) {
+    log_records *records = user;
+    size_t i;
+    int names_agent = 0, sorted = 1;
+    (void)level;
+    if (logger == NULL || message == NULL || strcmp(message, "agent registered") != 0) return;
+    for (i = 0; i < field_count; i++) {
+        if (i > 0 && strcmp(fields[i - 1].key, fields[i].key) > 0) sorted = 0;
+        pthread_mutex_lock(&records->lock);
+        if (strcmp(fields[i].key, "agent") == 0 && strcmp(fields[i].value, records->agent) == 0) names_agent = 1;
+        pthread_mutex_unlock(&records->lock);
+    }
+    pthread_mutex_lock(&records->lock);
+    if (names_agent) records->registered++;
+    if (sorted) records->fields_sorted++;
+    pthread_mutex_unlock(&records->lock);
+}
+
+static void test_log_records(void) {
+    network net;
+    log_records records;
+    memset(&records, 0, sizeof records);
+    pthread_mutex_init(&records.lock, NULL);
+    CHECK_STATUS(hulynet_set_log_record_handler(record_log, &records, NULL, 99), HULYNET_EINVAL);
+    CHECK_OK(hulynet_set_log_record_handler(record_log, &records, NULL, HULYNET_LOG_INFO));
+    memset(&net, 0, sizeof net);
+    net.agent = NULL;
+    /* The agent's uuid is known only once it exists: record it before it registers. */
+    echo_kind_init(&net.kind, "log-test");
+    net.server = fx_server();
+    if (net.server != NULL) {
+        net.host = fx_client(hulynet_server_port(net.server));
+        net.agent = fx_agent(NULL, "echo", &net.kind);
+        if (net.agent != NULL && net.host != NULL) {
+            pthread_mutex_lock(&records.lock);
+            fx_copy_text(records.agent, sizeof records.agent, hulynet_agent_uuid(net.agent));
+            pthread_mutex_unlock(&records.lock);
+            CHECK_OK(hulynet_client_serve_agent(net.host, net.agent, "127.0.0.1", 0, 3000));
+            CHECK_EVENTUALLY(fx_int(&records.lock, &records.registered) >= 1, 3000);
+            CHECK(fx_int(&records.lock, &records.fields_sorted) >= 1);
+        }
+    }
+    CHECK_OK(hulynet_set_log_record_handler(NULL, NULL, NULL, HULYNET_LOG_WARNING));
+    fx_network_down(&net);
+    pthread_mutex_destroy(&records.lock);
+}
+
 int main(void) {
     check_init("test_c_agent", 55);
     RUN_TEST(test_agent_create);
@@ -511,5 +567,6 @@ int main(void) {
     RUN_TEST(test_terminate);
     RUN_TEST(test_stateless);
     RUN_TEST(test_register_agent);
+    RUN_TEST(test_log_records);
     return check_summary();
 }
