@@ -140,6 +140,13 @@ REQUESTS_ON_CALLBACK_THREAD = 0
 REQUESTS_INLINE = 1
 
 LOG_FN = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
+
+
+class LogFieldC(Structure):
+    _fields_ = [("key", c_char_p), ("value", c_char_p)]
+
+
+LOG_RECORD_FN = CFUNCTYPE(None, c_void_p, c_int, c_char_p, c_char_p, POINTER(LogFieldC), c_size_t)
 RESULT_FN = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
 EVENT_FN = CFUNCTYPE(None, c_void_p, c_char_p)
 REFERENCE_FN = CFUNCTYPE(None, c_void_p, c_int, ReferenceP, c_char_p)
@@ -226,6 +233,7 @@ FUNCTIONS: Sequence[tuple] = [
     ("hulynet_free", [c_void_p], None),
     ("hulynet_set_log_handler", [LOG_FN, c_void_p, c_int], c_int, _check_status),
     ("hulynet_set_log_handler_v2", [LOG_FN, c_void_p, DESTROY_FN, c_int], c_int, _check_status),
+    ("hulynet_set_log_record_handler", [LOG_RECORD_FN, c_void_p, DESTROY_FN, c_int], c_int, _check_status),
     ("hulynet_set_span_handler", [SPAN_FN, c_void_p, DESTROY_FN], c_int, _check_status),
     ("hulynet_spans_dropped", [], c_uint64),
     ("hulynet_shutdown", [c_int64], c_int, _check_status),
@@ -325,6 +333,7 @@ NULL_DESTROY_FN = DESTROY_FN()
 NULL_EVENT_FN = EVENT_FN()
 NULL_MOVED_FN = MOVED_FN()
 NULL_LOG_FN = LOG_FN()
+NULL_LOG_RECORD_FN = LOG_RECORD_FN()
 NULL_SPAN_FN = SPAN_FN()
 
 # ---------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Callable, Optional
 
 from . import _ffi
@@ -59,20 +58,29 @@ def set_log_handler(fn: Optional[Callable[[int, str], None]], level: int = LOG_W
         raise
 
 
-_LABELLED = re.compile(r"^\[(hulynet[\w.]*)\] (.*)$", re.DOTALL)
+def _record(user: Optional[int], level: int, logger: Optional[bytes], message: Optional[bytes], fields, count: int) -> None:
+    with callback_scope:
+        try:
+            values = {_ffi.decode(fields[i].key): _ffi.decode(fields[i].value) for i in range(count)}
+            # The fields apart, as `record.hulynet` (agent, client, container, kind, ...).
+            logging.getLogger(_ffi.decode(logger) or "hulynet").log(
+                _TO_LOGGING.get(level, logging.WARNING), "%s", _ffi.decode(message), extra={"hulynet": values})
+        except BaseException:
+            pass  # a log handler that fails has nowhere to report it
 
 
-def _forward(level: int, message: str) -> None:
-    match = _LABELLED.match(message)
-    name, text = (match.group(1), match.group(2)) if match else ("hulynet", message)
-    logging.getLogger(name).log(_TO_LOGGING.get(level, logging.WARNING), "%s", text)
+_record_callback = _ffi.LOG_RECORD_FN(_record)
 
 
 def log_to_logging(level: int = logging.INFO) -> None:
-    """Forwards the library's log messages to the `logging` module: logger "hulynet" (and its
-    children "hulynet.server", "hulynet.client", ...), from `level` (a `logging` level) up."""
+    """Forwards the library's log records to the `logging` module: logger "hulynet" (and its
+    children "hulynet.server", "hulynet.client", ...), from `level` (a `logging` level) up. Each
+    record's structured fields (agent, client, container, kind, ...) are its `hulynet` attribute,
+    a dict, for formatters and structured handlers."""
+    global _handler
     threshold = min((c for c, py in _TO_LOGGING.items() if py >= level), default=LOG_CRITICAL)
-    set_log_handler(_forward, threshold)
+    lib.hulynet_set_log_record_handler(_record_callback, None, _ffi.NULL_DESTROY_FN, threshold)
+    _handler = _record  # set: reset at exit like a line handler
 
 
 def _reset_at_exit() -> None:

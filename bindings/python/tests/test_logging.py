@@ -85,3 +85,29 @@ def test_log_to_logging(caplog):
     assert names & {"hulynet.server", "hulynet.client"}
     record = next(r for r in caplog.records if r.name in ("hulynet.server", "hulynet.client"))
     assert not record.getMessage().startswith("[")  # the label became the logger's name
+    assert all(isinstance(getattr(r, "hulynet", None), dict) for r in caplog.records if r.name.startswith("hulynet."))
+
+
+def test_log_to_logging_gives_fields_apart(caplog):
+    """The coordinator's "agent registered" carries the agent's uuid as a field, not as text."""
+    with caplog.at_level(logging.INFO, logger="hulynet"):
+        hulynet.log_to_logging(logging.INFO)
+        with hulynet.Server(timeouts=TIMEOUTS) as server:
+            with hulynet.Client("127.0.0.1", server.port, timeouts=TIMEOUTS) as host:
+                host.wait(timeout=5)
+                agent = hulynet.Agent([EchoForLogs])
+                host.serve_agent(agent, timeout=5)
+                wait_for(lambda: any(r.getMessage() == "agent registered" for r in caplog.records),
+                         message="the agent's registration logged")
+                record = next(r for r in caplog.records if r.getMessage() == "agent registered")
+                assert record.hulynet["agent"] == agent.uuid
+                assert "kinds" in record.hulynet
+                agent.close()
+    hulynet.set_log_handler(None)
+
+
+class EchoForLogs(hulynet.Container):
+    kind = "echo-logs"
+
+    def request(self, operation, data, client_id):
+        return data
