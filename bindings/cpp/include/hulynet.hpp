@@ -387,9 +387,53 @@ struct container_access; // the Agent's C callbacks (below, after Container)
 
 } // namespace detail
 
+/** One structured field of a log record, valid during the handler's call. */
+struct LogField {
+    std::string_view key;
+    std::string_view value;
+};
+
+/** Receives a log record: level, logger label, message and its fields (in key order). */
+using LogRecordHandler =
+    std::function<void(int level, std::string_view logger, std::string_view message, const std::vector<LogField> &fields)>;
+
+namespace detail {
+
+inline void log_record_trampoline(void *user, int level, const char *logger, const char *message,
+                                  const hulynet_log_field *fields, size_t count) noexcept {
+    try {
+        std::vector<LogField> list;
+        list.reserve(count);
+        for (size_t i = 0; i < count; ++i) list.push_back(LogField{view(fields[i].key), view(fields[i].value)});
+        (*static_cast<LogRecordHandler *>(user))(level, view(logger), view(message), list);
+    } catch (...) {
+    }
+}
+
+inline void delete_log_record_handler(void *user) noexcept { delete static_cast<LogRecordHandler *>(user); }
+
+} // namespace detail
+
 // ============================================================================================
 // Logging
 // ============================================================================================
+
+/** Routes the library's log records of `min_level` and above to `handler` with their fields apart
+ *  (hulynet_set_log_record_handler), replacing any handler; an empty one restores the default.
+ *  The library owns the handler until it is replaced (then it is destroyed). */
+inline void set_log_record_handler(LogRecordHandler handler, int min_level = HULYNET_LOG_WARNING) {
+    if (!handler) {
+        detail::check(hulynet_set_log_record_handler(nullptr, nullptr, nullptr, min_level));
+        return;
+    }
+    auto *owned = new LogRecordHandler(std::move(handler));
+    const int status = hulynet_set_log_record_handler(&detail::log_record_trampoline, owned,
+                                                      &detail::delete_log_record_handler, min_level);
+    if (status != HULYNET_OK) {
+        delete owned;
+        throw detail::last_error(status);
+    }
+}
 
 /** Routes the library's log messages of `min_level` (HULYNET_LOG_*) and above to `handler`;
  *  an empty handler restores the default (warnings and above to stderr). The handler may be

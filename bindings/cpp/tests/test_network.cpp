@@ -4,6 +4,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <mutex>
+
 using namespace test;
 
 TEST(agent_builder_and_uuid) {
@@ -21,6 +24,33 @@ TEST(agent_builder_and_uuid) {
     CHECK_THROWS_CODE(hulynet::Agent::create({{"", echo_factory(stats)}}), HULYNET_EINVAL, "empty");
     CHECK_THROWS_CODE(hulynet::Agent::create({{"echo", nullptr}}), HULYNET_EINVAL, "factory");
     CHECK_EQ(stats.made.load(), 0);
+}
+
+TEST(log_record_handler) {
+    std::mutex lock;
+    std::vector<std::string> registered; // the agent field of each "agent registered" record
+    hulynet::set_log_record_handler(
+        [&](int, std::string_view, std::string_view message, const std::vector<hulynet::LogField> &fields) {
+            if (message != "agent registered") return;
+            for (const hulynet::LogField &field : fields)
+                if (field.key == "agent") {
+                    std::lock_guard<std::mutex> guard(lock);
+                    registered.emplace_back(field.value);
+                }
+        },
+        HULYNET_LOG_INFO);
+    {
+        Network net;
+        const std::string agent = net.agent.uuid();
+        CHECK(wait_until([&] {
+            std::lock_guard<std::mutex> guard(lock);
+            return std::find(registered.begin(), registered.end(), agent) != registered.end();
+        }, 3s));
+    }
+    CHECK_THROWS_CODE(hulynet::set_log_record_handler(
+                          [](int, std::string_view, std::string_view, const std::vector<hulynet::LogField> &) {}, 99),
+                      HULYNET_EINVAL, "min_level");
+    hulynet::set_log_record_handler(nullptr);
 }
 
 TEST(serve_get_request_list) {
