@@ -56,6 +56,22 @@ func fuzzJSONScan(_ data: UnsafeBufferPointer<UInt8>) {
         check(JSONScanner.firstArrayElement(bytes, in: 0..<bytes.count) == ranges.first, "firstArrayElement differs")
     }
 
+    // JSONText and arrayElements agree with the parser; a request split and a forwarded request
+    // read in place accept only what parses, with the parser's parts.
+    check(((try? JSONText(validating: bytes)) != nil) == (parsed != nil), "JSONText and the parser disagree")
+    check(JSONScanner.arrayElements(bytes, in: 0..<bytes.count) == ranges, "arrayElements differs from the scan")
+    if let (method, params) = try? JSONScanner.methodAndParams(bytes) {
+        check(params.upperBound <= bytes.count, "params \(params) out of bounds")
+        if let forwarded = ForwardedRequest(in: bytes, at: params) {
+            let value = try? JSONValue.parse(bytes[params])
+            check(value?[0]?.stringValue == forwarded.agentId, "forwarded agent differs from the parser")
+            check(value?[1]?[0]?.stringValue == forwarded.target, "forwarded target differs from the parser")
+            check(value?[1]?[1]?.stringValue == forwarded.operation, "forwarded operation differs from the parser")
+            check((try? forwarded.data.value()) == (value?[1]?[2] ?? .null), "forwarded data differs from the parser")
+        }
+        if let parsed, parsed.arrayValue?.count == 2 { check(parsed[0]?.stringValue == method, "method differs") }
+    }
+
     // Whatever is inside brackets: the scanner's skipper and the tree parser agree on every value.
     let wrapped = [UInt8(ascii: "[")] + bytes + [UInt8(ascii: "]")]
     let wrappedValid = (try? JSONScanner.topLevelArrayElements(wrapped)) != nil
