@@ -541,7 +541,12 @@ public enum JSONScanner {
     }
 
     static func elements(_ buf: UnsafeBufferPointer<UInt8>) throws(JSONError) -> [Range<Int>] {
-        var lexer = JSONLexer(buf)
+        try elements(buf, start: 0, end: buf.count)
+    }
+
+    /// The same for `start..<end` of `buf` (offsets are `buf`'s).
+    static func elements(_ buf: UnsafeBufferPointer<UInt8>, start: Int, end: Int) throws(JSONError) -> [Range<Int>] {
+        var lexer = JSONLexer(buf, start: start, end: end)
         lexer.skipWhitespace()
         guard lexer.pos < lexer.end, buf[lexer.pos] == JSONByte.openBracket else {
             if lexer.pos < lexer.end {

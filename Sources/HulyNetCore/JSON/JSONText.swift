@@ -85,32 +85,8 @@ extension JSONScanner {
     /// text is not valid after all.
     public static func arrayElements(_ bytes: [UInt8], in range: Range<Int>) -> [Range<Int>]? {
         guard range.lowerBound >= 0, range.upperBound <= bytes.count else { return nil }
-        return bytes.withUnsafeBufferPointer { buf -> [Range<Int>]? in
-            var lexer = JSONLexer(buf, start: range.lowerBound, end: range.upperBound)
-            lexer.skipWhitespace()
-            guard lexer.peek == JSONByte.openBracket else { return nil }
-            lexer.pos &+= 1
-            lexer.skipWhitespace()
-            var ranges: [Range<Int>] = []
-            if lexer.peek == JSONByte.closeBracket {
-                lexer.pos &+= 1
-            } else {
-                ranges.reserveCapacity(4)
-                while true {
-                    let start = lexer.pos
-                    guard (try? lexer.skipValue(openContainers: 1)) != nil else { return nil }
-                    ranges.append(start..<lexer.pos)
-                    lexer.skipWhitespace()
-                    guard lexer.pos < lexer.end else { return nil }
-                    let c = buf[lexer.pos]
-                    lexer.pos &+= 1
-                    if c == JSONByte.closeBracket { break }
-                    guard c == JSONByte.comma else { return nil }
-                    lexer.skipWhitespace()
-                }
-            }
-            lexer.skipWhitespace()
-            return lexer.pos == lexer.end ? ranges : nil
+        return bytes.withUnsafeBufferPointer { buf in
+            try? Result { () throws(JSONError) in try elements(buf, start: range.lowerBound, end: range.upperBound) }.get()
         }
     }
 }
