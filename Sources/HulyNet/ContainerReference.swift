@@ -47,10 +47,7 @@ public final class ContainerReference: @unchecked Sendable {
 
     /// A request through the coordinator.
     public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
-        let result: Result<JSONValue, NetworkError> = await withCheckedContinuation { continuation in
-            request(operation, data, timeoutMs: timeoutMs) { continuation.resume(returning: $0) }
-        }
-        return try result.get()
+        try await awaitCompletion { request(operation, data, timeoutMs: timeoutMs, completion: $0) }
     }
 
     /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.
@@ -64,10 +61,7 @@ public final class ContainerReference: @unchecked Sendable {
     /// A request whose data is JSON text, sent as it is; the answer is the text the container
     /// wrote (key order, number spelling and layout kept).
     public func request(_ operation: String, json data: JSONText, timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONText {
-        let result: Result<JSONText, NetworkError> = await withCheckedContinuation { continuation in
-            request(operation, json: data, timeoutMs: timeoutMs) { continuation.resume(returning: $0) }
-        }
-        return try result.get()
+        try await awaitCompletion { request(operation, json: data, timeoutMs: timeoutMs, completion: $0) }
     }
 
     /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.
@@ -267,10 +261,7 @@ public final class ContainerConnection: @unchecked Sendable {
 
     /// A request to the container over this connection.
     public func request(_ operation: String, _ data: JSONValue = .null, timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
-        let result: Result<JSONValue, NetworkError> = await withCheckedContinuation { continuation in
-            request(operation, data, timeoutMs: timeoutMs) { continuation.resume(returning: $0) }
-        }
-        return try result.get()
+        try await awaitCompletion { request(operation, data, timeoutMs: timeoutMs, completion: $0) }
     }
 
     /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.
@@ -283,10 +274,7 @@ public final class ContainerConnection: @unchecked Sendable {
 
     /// A request whose data is JSON text, sent as it is; the answer is the text the container wrote.
     public func request(_ operation: String, json data: JSONText, timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONText {
-        let result: Result<JSONText, NetworkError> = await withCheckedContinuation { continuation in
-            request(operation, json: data, timeoutMs: timeoutMs) { continuation.resume(returning: $0) }
-        }
-        return try result.get()
+        try await awaitCompletion { request(operation, json: data, timeoutMs: timeoutMs, completion: $0) }
     }
 
     /// The same for callers that are not async: `completion` runs once, on the client's I/O thread.

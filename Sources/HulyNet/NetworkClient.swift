@@ -163,10 +163,7 @@ public final class NetworkClient: @unchecked Sendable {
     }
 
     func call(_ method: String, _ params: JSONValue, timeoutMs: Int64? = nil, restores: Bool = false) async throws(NetworkError) -> JSONValue {
-        let result: Result<JSONValue, NetworkError> = await withCheckedContinuation { continuation in
-            call(method, params, timeoutMs: timeoutMs, restores: restores) { continuation.resume(returning: $0) }
-        }
-        return try result.get()
+        try await awaitCompletion { call(method, params, timeoutMs: timeoutMs, restores: restores, completion: $0) }
     }
 
     /// Sends a request to the coordinator; `completion` runs once, on the client's I/O thread (or
@@ -242,22 +239,18 @@ public final class NetworkClient: @unchecked Sendable {
     /// the container when it moves; this one names a uuid and does not.)
     public func request(_ target: ContainerUUID, operation: String, data: JSONValue = .null,
                         timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONValue {
-        let result: Result<JSONValue, NetworkError> = await withCheckedContinuation { continuation in
+        try await awaitCompletion { completion in
             send(PayloadText.containerRequest(target: target, operation: operation, data: JSONText(encoding: data)), timeoutMs: timeoutMs) {
-                continuation.resume(returning: decodeAnswer($0, of: operation))
+                completion(decodeAnswer($0, of: operation))
             }
         }
-        return try result.get()
     }
 
     /// The same with the data as JSON text, sent as it is; the answer is the text the container
     /// wrote.
     public func request(_ target: ContainerUUID, operation: String, json data: JSONText,
                         timeoutMs: Int64? = nil) async throws(NetworkError) -> JSONText {
-        let result: Result<JSONText, NetworkError> = await withCheckedContinuation { continuation in
-            request(target, operation: operation, json: data, timeoutMs: timeoutMs) { continuation.resume(returning: $0) }
-        }
-        return try result.get()
+        try await awaitCompletion { request(target, operation: operation, json: data, timeoutMs: timeoutMs, completion: $0) }
     }
 
     /// The same, for callers that are not async (foreign-language bindings): `completion` runs
@@ -918,6 +911,15 @@ public func parseAddress(_ address: String, defaultPort: Int) throws(NetworkErro
     try checkHost(host)
     try checkPort(port, allowZero: true)
     return (host, port)
+}
+
+/// Awaits a call that reports its outcome once to a completion (the async face of the
+/// completion-taking request functions).
+func awaitCompletion<T: Sendable>(_ start: (@escaping @Sendable (Result<T, NetworkError>) -> Void) -> Void) async throws(NetworkError) -> T {
+    let result: Result<T, NetworkError> = await withCheckedContinuation { continuation in
+        start { continuation.resume(returning: $0) }
+    }
+    return try result.get()
 }
 
 /// An answer's JSON text decoded, or why it could not be.
