@@ -217,16 +217,17 @@ func resultCompletion(_ done: hulynet_result_fn?, _ user: UnsafeMutableRawPointe
 
 /// Calls `done` on a callback thread (CallbackPool), never on the I/O thread that completed it.
 func complete(_ done: hulynet_result_fn, _ user: UserPointer, _ result: Result<JSONText, any Error>) {
-    let (status, text): (Int32, JSONText)
     switch result {
-    case .success(let answer): (status, text) = (HULYNET_OK, answer)
+    case .success(let answer):
+        CallbackPool.shared.submit {
+            answer.withCString { pointer in CallbackThread.run { done(user.raw, HULYNET_OK, pointer) } }
+        }
     case .failure(let error):
+        // The message, not JSON: the callback's text is JSON only with HULYNET_OK.
         let failure = CFailure(error)
-        // Not JSON: the message as it is (the callback's text is JSON only with HULYNET_OK).
-        (status, text) = (failure.status, JSONText(unchecked: Array(failure.message.utf8)))
-    }
-    CallbackPool.shared.submit {
-        text.withCString { pointer in CallbackThread.run { done(user.raw, status, pointer) } }
+        CallbackPool.shared.submit {
+            failure.message.withCString { pointer in CallbackThread.run { done(user.raw, failure.status, pointer) } }
+        }
     }
 }
 

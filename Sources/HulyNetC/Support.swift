@@ -149,7 +149,9 @@ func newCString(_ text: String) -> UnsafeMutablePointer<CChar>? { strdup(text) }
 func newCString(_ text: JSONText) -> UnsafeMutablePointer<CChar>? {
     let count = text.bytes.count
     guard let memory = malloc(count + 1)?.assumingMemoryBound(to: CChar.self) else { return nil }
-    text.bytes.withUnsafeBytes { UnsafeMutableRawPointer(memory).copyMemory(from: $0.baseAddress!, byteCount: count) }
+    text.bytes.withUnsafeBytes { source in
+        if let base = source.baseAddress { UnsafeMutableRawPointer(memory).copyMemory(from: base, byteCount: count) }
+    }
     memory[count] = 0
     return memory
 }
