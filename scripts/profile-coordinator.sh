@@ -55,6 +55,7 @@ for side in raw-c raw-swift coordinator; do
   b=$(count_instructions "$side" "$large")
   per_request[$side]=$(( (b - a) / (large - small) ))
   cp "$work/$side.$large.callgrind" "$work/$side.callgrind"
+  cp "$work/$side.$small.callgrind" "$work/$side.small.callgrind"
 done
 
 printf '%-36s %12s\n' "side ($depth in flight, 100-byte body)" "instructions/request"
@@ -63,8 +64,17 @@ printf '%-36s %12s\n' "raw broker, hulynet's socket layer" "${per_request[raw-sw
 printf '%-36s %12s\n' "hulynet coordinator" "${per_request[coordinator]}"
 awk -v c="${per_request[coordinator]}" -v r="${per_request[raw-c]}" -v s="${per_request[raw-swift]}" \
   'BEGIN { printf "ratio coordinator / C raw broker: %.2f; / socket-layer raw broker: %.2f\n", c / r, c / s }'
-cp "$work"/coordinator.callgrind "$work"/raw-c.callgrind "$work"/raw-swift.callgrind .build-profile/
+cp "$work"/coordinator.callgrind "$work"/coordinator.small.callgrind "$work"/raw-c.callgrind "$work"/raw-swift.callgrind .build-profile/
 echo
-echo "Where the coordinator's instructions go ($large requests, whole run, self cost):"
-callgrind_annotate --threshold=90 "$work/coordinator.callgrind" 2>/dev/null \
-  | awk '/Ir/ && /file:function/ { on = 1; next } on && NF { print } ' | head -25
+echo "Where a forwarded request's instructions go in the coordinator (self cost per request: the"
+echo "difference between the two batches over the difference in requests, so start-up is left out):"
+per_function() { # CALLGRIND-FILE
+  callgrind_annotate --threshold=100 --tree=none "$1" 2>/dev/null \
+    | awk '/Ir/ && /file:function/ && !done { on = 1; getline; next } on && !NF { on = 0; done = 1 }
+           on { n = $1; gsub(",", "", n); sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +/, ""); sub(/ \[.*$/, ""); print n "\t" $0 }'
+}
+per_function "$work/coordinator.small.callgrind" >"$work/small.txt"
+per_function "$work/coordinator.callgrind" >"$work/large.txt"
+awk -F'\t' -v n=$((large - small)) 'NR == FNR { small[$2] += $1; next } { large[$2] += $1 }
+  END { for (f in large) { d = (large[f] - small[f]) / n; if (d >= 150) printf "%8.0f  %s\n", d, f } }' \
+  "$work/small.txt" "$work/large.txt" | sort -rn | head -40 | { command -v swift-demangle >/dev/null && swift-demangle --simplified || cat; } | cut -c1-160 || true

@@ -196,7 +196,7 @@ final class CoordinatorShell: RPCServerDelegate {
     /// The process's tracer when one was bootstrapped (nil: no spans, no cost).
     private let tracer = Traces.tracer
     /// Spans of requests not answered yet, with when they started.
-    private var spans: [RequestToken: (span: any Span, started: Int64)] = [:]
+    @exclusivity(unchecked) private var spans: [RequestToken: (span: any Span, started: Int64)] = [:] // loop-confined
     private var metrics: NetworkMetrics?
     private let loop: IOLoop
 
@@ -369,7 +369,7 @@ final class CoordinatorShell: RPCServerDelegate {
                 trace = startSpan(tracer, "hulynet.coordinator.request", token: request.token, now: now,
                                   attributes: [("hulynet.container", target), ("hulynet.client", request.client)])
             }
-            coordinator.forward(client: request.client, token: request.token, target: target, rawParams: request.rawParams,
+            coordinator.forward(client: request.client, token: request.token, target: target, rawParams: request.payload[request.paramsRange],
                                 origin: request.requestId, trace: trace, now: now, into: &directives)
         } else {
             let params: JSONValue

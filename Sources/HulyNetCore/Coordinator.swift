@@ -124,8 +124,8 @@ public final class Coordinator {
     private var startsByUUID: [ContainerUUID: Int] = [:]
     private var startsByLabels = LabelIndex<Int>()
     private var nextStartId = 1
-    @exclusivity(unchecked) private var calls: [CallID: PendingCall] = [:]
-    @exclusivity(unchecked) private var nextCallId: CallID = 1
+    /// Calls to agents being answered, by id (the slab's key).
+    @exclusivity(unchecked) private var calls = Slab<PendingCall>()
     /// Round-robin position per kind, so interleaved gets of other kinds do not skew it.
     private var roundRobin: [ContainerKind: Int] = [:]
     private var queuedAgentEvents: [AgentUUID: NetworkEvent.AgentChange] = [:]
@@ -351,7 +351,7 @@ public final class Coordinator {
                 out.append(.fail(token, RemoteError("cs: params must be [target, operation, data]", code: .invalid)))
                 return
             }
-            forward(client: client, token: token, target: target, rawParams: params.serialized(), origin: nil,
+            forward(client: client, token: token, target: target, rawParams: params.serialized()[...], origin: nil,
                     now: now, into: &out)
         case Method.checkAccess:
             out.append(checkAccess(asker: client, token: token, params: params))
@@ -391,7 +391,7 @@ public final class Coordinator {
     /// (the JSON text `[target, operation, data]` as the client sent it). `origin` (the client's
     /// own request id) goes with it, so that the agent runs a resend of it only once.
     /// `trace`: trace propagation headers for the agent, as the origin's third element.
-    public func forward(client: ClientUUID, token: RequestToken, target: ContainerUUID, rawParams: [UInt8],
+    public func forward(client: ClientUUID, token: RequestToken, target: ContainerUUID, rawParams: ArraySlice<UInt8>,
                         origin: [UInt8]?, trace: [String: String]? = nil, now: Int64, into out: inout [CoordinatorDirective]) {
         guard let container = containers[target], let agent = agents[container.record.agentId] else {
             out.append(.fail(token, RemoteError("Container \(target) not found", code: .containerNotFound)))
@@ -478,10 +478,7 @@ public final class Coordinator {
     @exclusivity(unchecked) private var lastTouch: (agent: AgentUUID, at: Int64) = ("", -1)
 
     private func newCall(_ purpose: CallPurpose, to client: ClientUUID, agentId: AgentUUID, now: Int64) -> CallID {
-        let id = nextCallId
-        nextCallId &+= 1
-        calls[id] = PendingCall(purpose: purpose, client: client, agentId: agentId, deadline: now + timeouts.requestMs)
-        return id
+        calls.insert(PendingCall(purpose: purpose, client: client, agentId: agentId, deadline: now + timeouts.requestMs))
     }
 
     // MARK: - Time

@@ -8,6 +8,9 @@ public final class OutputQueue<Output> {
     /// Where the machine writes (`into: &queue.items`).
     @exclusivity(unchecked) public var items: [Output] = []
     @exclusivity(unchecked) @usableFromInline var draining = false
+    /// The storage of the batch being carried out, kept between drains (two buffers take turns:
+    /// no allocation per message).
+    @exclusivity(unchecked) @usableFromInline var spare: [Output] = []
 
     public init() {}
 
@@ -16,12 +19,16 @@ public final class OutputQueue<Output> {
         guard !draining else { return }
         draining = true
         defer { draining = false }
-        var index = 0
-        while index < items.count {
-            let output = items[index]
-            index += 1
-            carryOut(output)
+        // Outputs are moved out one by one (reversed, then popped), never copied: each holds
+        // arrays whose retain and release would cost on every message. What carrying them out
+        // appends comes in the next round, after them, in order.
+        var batch: [Output] = []
+        swap(&batch, &spare)
+        while !items.isEmpty {
+            swap(&batch, &items)
+            batch.reverse()
+            while let output = batch.popLast() { carryOut(output) }
         }
-        items.removeAll(keepingCapacity: true)
+        swap(&batch, &spare)
     }
 }

@@ -73,6 +73,11 @@ extension Array where Element == UInt8 {
             append(contentsOf: String(value).utf8)
             return
         }
+        appendDecimal(UInt64(value))
+    }
+
+    @inlinable
+    public mutating func appendDecimal(_ value: UInt64) {
         var digits = 1
         var left = value / 10
         while left > 0 {

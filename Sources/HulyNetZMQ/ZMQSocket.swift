@@ -97,7 +97,9 @@ public enum ZMQSocketType: Int32, Sendable {
 /// One ZeroMQ socket. Like every libzmq socket it is not thread-safe: it is created, used and
 /// closed on one thread at a time (hulynet confines each socket to its `IOLoop` thread).
 public final class ZMQSocket {
-    public private(set) var handle: UnsafeMutableRawPointer?
+    // Confined to one thread at a time (below): no run-time exclusivity checks, which would
+    // cost on every message.
+    @exclusivity(unchecked) public private(set) var handle: UnsafeMutableRawPointer?
     public let type: ZMQSocketType
 
     public init(context: ZMQContext = .shared, type: ZMQSocketType) throws(ZMQError) {
@@ -111,7 +113,7 @@ public final class ZMQSocket {
 
     deinit { close() }
 
-    private var monitored = false
+    @exclusivity(unchecked) private var monitored = false
 
     /// Closes the socket; idempotent. A monitor is stopped first: libzmq's I/O thread blocks
     /// sending monitor events to a reader that is gone, stalling every socket of the context.
@@ -216,14 +218,37 @@ public final class ZMQSocket {
         return true
     }
 
+    /// Sends the four-frame message every back-RPC server message is (`[identity, op, id,
+    /// payload]`), with no array of frames in between. Returns false when it would block.
+    @discardableResult
+    public func send(_ first: [UInt8], _ second: [UInt8], _ third: [UInt8], _ fourth: [UInt8],
+                     dontWait: Bool = true) throws(ZMQError) -> Bool {
+        let socket = try live()
+        let flags: Int32 = dontWait ? ZMQ_DONTWAIT : 0
+        let rc = first.withUnsafeBytes { zmq_send(socket, $0.baseAddress, $0.count, flags | ZMQ_SNDMORE) }
+        if rc < 0 {
+            let error = ZMQError.last("send")
+            if error.isAgain { return false }
+            throw error
+        }
+        // Later frames are queued with the first, atomically.
+        if second.withUnsafeBytes({ zmq_send(socket, $0.baseAddress, $0.count, flags | ZMQ_SNDMORE) }) < 0 { throw ZMQError.last("send") }
+        if third.withUnsafeBytes({ zmq_send(socket, $0.baseAddress, $0.count, flags | ZMQ_SNDMORE) }) < 0 { throw ZMQError.last("send") }
+        if fourth.withUnsafeBytes({ zmq_send(socket, $0.baseAddress, $0.count, flags) }) < 0 { throw ZMQError.last("send") }
+        return true
+    }
+
     /// The file descriptor of the connection the last received message came from (-1 when
-    /// unknown): it names a peer of a ROUTER in its socket monitor's events.
+    /// unknown): it names a peer of a ROUTER in its socket monitor's events. Read only for
+    /// messages whose second frame is `sourceFDSecondFrame`, when that is set (libzmq looks it
+    /// up as text in the message's properties: about 500 instructions a message).
     @exclusivity(unchecked) public private(set) var lastSourceFD: Int32 = -1
+    @exclusivity(unchecked) public var sourceFDSecondFrame: [UInt8]?
     /// Whether `receive` reads the "User-Id" a ZAP handler gave the sender's connection (a CURVE
     /// server with authentication); off, nothing is looked up.
-    public var readsUserId = false
+    @exclusivity(unchecked) public var readsUserId = false
     /// The "User-Id" of the last message received, when `readsUserId`.
-    public private(set) var lastUserId: String?
+    @exclusivity(unchecked) public private(set) var lastUserId: String?
 
     /// Every one-byte frame, shared: op frames and other one-byte frames are received with no
     /// allocation.
@@ -233,9 +258,30 @@ public final class ZMQSocket {
     /// Messages with more than `maxFrames` frames or `maxBytes` bytes are read to the end and
     /// reported as `.oversize` rather than kept in memory.
     public func receive(dontWait: Bool = true, maxFrames: Int = 64, maxBytes: Int = 64 << 20) throws(ZMQError) -> ZMQReceived? {
-        let socket = try live()
         var frames: [[UInt8]] = []
         frames.reserveCapacity(5) // identity, op, id, payload and one spare: one allocation
+        switch try receive(into: &frames, dontWait: dontWait, maxFrames: maxFrames, maxBytes: maxBytes) {
+        case .none: return nil
+        case .message: return .message(frames)
+        case .oversize(let total): return .oversize(headFrames: frames, totalBytes: total)
+        }
+    }
+
+    public enum ReceiveStatus {
+        /// Nothing was waiting (only with `dontWait`).
+        case none
+        case message
+        /// A message over the limits: `frames` holds those before the limit was crossed.
+        case oversize(totalBytes: Int)
+    }
+
+    /// `receive` into an array the caller keeps from message to message (its old frames are
+    /// let go, its storage reused): a server reading thousands of messages a second allocates
+    /// no array of frames for each.
+    public func receive(into frames: inout [[UInt8]], dontWait: Bool = true, maxFrames: Int = 64,
+                        maxBytes: Int = 64 << 20) throws(ZMQError) -> ReceiveStatus {
+        let socket = try live()
+        frames.removeAll(keepingCapacity: true)
         var total = 0
         var oversize = false
         var message = zmq_msg_t()
@@ -246,13 +292,18 @@ public final class ZMQSocket {
             let rc = zmq_msg_recv(&message, socket, flags)
             if rc < 0 {
                 let error = ZMQError.last("recv")
-                if error.isAgain && frames.isEmpty && !oversize { return nil }
+                if error.isAgain && frames.isEmpty && !oversize { return .none }
                 if error.isInterrupted { continue }
                 throw error
             }
             if frames.isEmpty && !oversize {
-                lastSourceFD = zmq_msg_get(&message, ZMQ_SRCFD)
+                lastSourceFD = -1
+                if sourceFDSecondFrame == nil { lastSourceFD = zmq_msg_get(&message, ZMQ_SRCFD) }
                 if readsUserId { lastUserId = nil }
+            } else if frames.count == 1, !oversize, let wanted = sourceFDSecondFrame,
+                      zmq_msg_size(&message) == wanted.count,
+                      wanted.elementsEqual(UnsafeRawBufferPointer(start: zmq_msg_data(&message), count: wanted.count)) {
+                lastSourceFD = zmq_msg_get(&message, ZMQ_SRCFD)
             }
             // A ROUTER's identity frame is its own: the peer's metadata comes with the next one.
             if readsUserId, lastUserId == nil, let text = zmq_msg_gets(&message, "User-Id") { lastUserId = String(cString: text) }
@@ -271,7 +322,7 @@ public final class ZMQSocket {
             }
             if zmq_msg_more(&message) == 0 { break }
         }
-        return oversize ? .oversize(headFrames: frames, totalBytes: total) : .message(frames)
+        return oversize ? .oversize(totalBytes: total) : .message
     }
 
     /// Starts a monitor for `events` and returns the PAIR socket that receives them.

@@ -79,7 +79,7 @@ private final class CoordHarness {
     func forward(_ client: ClientUUID, target: ContainerUUID, raw: [UInt8], origin: String? = nil) -> RequestToken {
         let token = nextToken
         nextToken += 1
-        coordinator.forward(client: client, token: token, target: target, rawParams: raw, origin: origin.map { Array($0.utf8) }, now: now,
+        coordinator.forward(client: client, token: token, target: target, rawParams: raw[...], origin: origin.map { Array($0.utf8) }, now: now,
                             into: &directives)
         return token
     }

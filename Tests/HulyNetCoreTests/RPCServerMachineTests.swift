@@ -24,7 +24,7 @@ private enum ServerOut: Equatable {
 
     init(_ output: RPCServerOutput) {
         switch output {
-        case .send(let frames): self = .send(frames.map(\.frameText))
+        case .send(let message): self = .send(message.frames.map(\.frameText))
         case .clientConnected(let client): self = .connected(client)
         case .clientGone(let client, let timedOut): self = .gone(client, timedOut: timedOut)
         case .ping(let client): self = .ping(client)
@@ -360,7 +360,8 @@ final class RPCServerMachineTests: XCTestCase {
 
     // MARK: the server's calls to clients
 
-    /// "<clientId>-<run>-<n>": the run is the first 8 hex digits of the server id.
+    /// "<clientId>-<run>-<key>": the run is the first 8 hex digits of the server id; the key names
+    /// the call's place in the server's table (1, 2, 3... while none was answered).
     func testCallIdsAreTheClientTheRunAndACounter() {
         let h = ServerHarness()
         h.hello("idA", "c1")
@@ -406,6 +407,44 @@ final class RPCServerMachineTests: XCTestCase {
         XCTAssertEqual(h.receive("idA", .response(reqId: Array(reqId.utf8), payload: Array("\"again\"".utf8))), [],
                        "answered once")
         XCTAssertEqual(h.machine.stats.responses, 1)
+    }
+
+    /// The key is read back from the answer's id: anything but the exact id the server gave, or
+    /// an id of a call already answered (whose place another call took since), is ignored.
+    func testAnAnswerWithAnIdTheServerDidNotGiveIsIgnored() throws {
+        let h = ServerHarness()
+        h.hello("idA", "c1")
+        h.hello("idB", "c2")
+        let first = try XCTUnwrap(h.call("c1", id: 1).reqId)
+        XCTAssertEqual(h.receive("idA", .response(reqId: Array(first.utf8), payload: Array("1".utf8))),
+                       [.answered(1, .success("1"))])
+        let second = try XCTUnwrap(h.call("c1", id: 2).reqId)
+        XCTAssertNotEqual(second, first, "the place is reused under a new key")
+        let forged = ["c1-0123abcd-", "c1-0123abcd-01", "c1-0123abcd-1x", "c1-0123abcd--1", "c1-0123abcd-99999999999999999999",
+                      "c1-0123abcd-18446744073709551616", "c2-0123abcd-1", "c1-0123abce-1", "c1-0123abcd", "1", first,
+                      "c1-0123abcd-9223372041149743105", String(second.dropLast())]
+        for reqId in forged {
+            XCTAssertEqual(h.receive("idA", .response(reqId: Array(reqId.utf8), payload: Array("0".utf8))), [], reqId)
+        }
+        XCTAssertEqual(h.receive("idB", .response(reqId: Array(second.utf8), payload: Array("0".utf8))), [], "another client")
+        XCTAssertEqual(h.machine.callCount, 1)
+        XCTAssertEqual(h.receive("idA", .response(reqId: Array(second.utf8), payload: Array("2".utf8))),
+                       [.answered(2, .success("2"))])
+        XCTAssertEqual(h.machine.callCount, 0)
+    }
+
+    /// Tokens of requests already answered (or timed out) find nothing, even once their place
+    /// in the table holds another request: a late reply cannot answer the wrong one.
+    func testAStaleTokenAnswersNothing() {
+        let h = ServerHarness()
+        h.hello("idA", "c1")
+        let first = h.token("idA", "r-1")
+        XCTAssertEqual(h.reply(first, "1"), [.send(["idA", "2", "r-1", "1"])])
+        let second = h.token("idA", "r-2")
+        XCTAssertNotEqual(second, first)
+        XCTAssertEqual(h.reply(first, "late"), [])
+        XCTAssertEqual(h.machine.pendingCount, 1)
+        XCTAssertEqual(h.reply(second, "2"), [.send(["idA", "2", "r-2", "2"])])
     }
 
     func testACallFollowsItsClientToANewIdentity() throws {

@@ -29,24 +29,28 @@ protocol RPCServerDelegate: AnyObject {
 /// what peers send that is refused is logged as a periodic summary, never a line a message.
 ///
 /// Lives on one `IOLoop`; every method must be called on that loop's thread.
+/// Its state is confined to the loop thread: the properties a message touches skip run-time
+/// exclusivity checks.
 final class RPCServer {
     let loop: IOLoop
     let logger: Logger
     let limits: PeerLimits
     var maxMessageBytes: Int { limits.maxMessageBytes }
-    weak var delegate: RPCServerDelegate?
+    @exclusivity(unchecked) weak var delegate: RPCServerDelegate?
 
     let machine: RPCServerMachine
     private let socket: ZMQSocket
     /// Connections accepted and closed, for the cap on connections.
     private let monitor: ZMQMonitor
-    private var connectionCap: ConnectionCap
+    @exclusivity(unchecked) private var connectionCap: ConnectionCap
     /// What peers sent that was dropped or refused, logged as one line per interval.
-    private var droppedInput = LogSummary()
+    @exclusivity(unchecked) private var droppedInput = LogSummary()
     private(set) var port: Int = 0
     private var tickTimer: IOLoop.TimerID?
     /// The machine's outputs, reused from message to message.
     private let outputs = OutputQueue<RPCServerOutput>()
+    /// The frames of the message being read, storage reused from message to message.
+    @exclusivity(unchecked) private var frames: [[UInt8]] = []
 
     var serverId: String { machine.serverId }
     var stats: RPCServerMachine.Stats { machine.stats }
@@ -87,7 +91,7 @@ final class RPCServer {
     func setRateLimit(_ limit: RateLimit?, for client: ClientUUID) { machine.setRateLimit(limit, for: client) }
 
     /// When set, the server handles nothing once it lapses: it closes and calls `onFenced`.
-    var lease: ServingLease?
+    @exclusivity(unchecked) var lease: ServingLease?
     var onFenced: (() -> Void)?
 
     /// Binds `tcp://host:port` (port 0 picks a free one). Must run on the loop thread.
@@ -112,6 +116,8 @@ final class RPCServer {
             // A burst of connections waits in the kernel's queue (capped by somaxconn) instead of
             // having its SYNs dropped and retried a second or more later, a real client's too.
             try socket.setOption(ZMQ_BACKLOG, 4096)
+            // Only a hello needs to know its connection (the cap on connections, cutting a client).
+            socket.sourceFDSecondFrame = RPCOp.hello.frame
             if let curve {
                 try socket.makeCurveServer(curve, zapDomain: zapDomain)
                 socket.readsUserId = zapDomain != nil
@@ -191,16 +197,17 @@ final class RPCServer {
     private func readAll() {
         // A bounded batch keeps timers and other sockets of the loop served under load.
         for _ in 0..<1024 {
-            let received: ZMQReceived?
+            let received: ZMQSocket.ReceiveStatus
             do {
-                received = try socket.receive(dontWait: true, maxFrames: 16, maxBytes: maxMessageBytes)
+                received = try socket.receive(into: &frames, dontWait: true, maxFrames: 16, maxBytes: maxMessageBytes)
             } catch {
                 logger.error("receive failed: \(error)")
                 return
             }
-            guard let received else { return }
             switch received {
-            case .message(let frames):
+            case .none:
+                return
+            case .message:
                 guard frames.count >= 1 else { continue }
                 let now = MonotonicClock.nowMs()
                 guard stillLeased(now: now) else { return }
@@ -219,8 +226,9 @@ final class RPCServer {
                     droppedInput.record(malformed.reason.summary, input: frames.count > 1 ? frames[frames.count > 2 ? 2 : 1] : [])
                     machine.malformed(identity: identity, malformed, into: &outputs.items)
                 }
-            case .oversize(let head, let total):
+            case .oversize(let total):
                 // Frames each within ZMQ_MAXMSGSIZE, but too many or too large together.
+                let head = frames
                 droppedInput.record("message over the size or frame limit (\(total) bytes)")
                 guard head.count >= 1 else { continue }
                 let reqId = head.count >= 3 && RPCOp(frame: head[1]) == .request ? head[2] : nil
@@ -260,10 +268,10 @@ final class RPCServer {
         return false
     }
 
-    private func send(_ frames: [[UInt8]]) {
+    private func send(_ message: OutgoingMessage) {
         guard socket.handle != nil else { return }
         do {
-            if try !socket.send(frames) {
+            if try !socket.send(message.identity, message.op.frame, message.id, message.payload) {
                 droppedInput.record("answer dropped, the peer's send queue is full")
             }
         } catch let error {
@@ -293,8 +301,8 @@ final class RPCServer {
     private func run() {
         outputs.drain { output in
             switch output {
-            case .send(let frames):
-                send(frames)
+            case .send(let message):
+                send(message)
             case .clientConnected(let client):
                 delegate?.rpcServer(self, clientConnected: client)
             case .clientGone(let client, let timedOut):

@@ -45,10 +45,28 @@ public struct IncomingRequest: Sendable {
     }
 }
 
+/// A message the server sends: `[identity, op, id, payload]`, the shape of every one of them,
+/// kept apart so that sending one builds no array of frames.
+public struct OutgoingMessage: Sendable, Equatable {
+    /// The peer's routing identity.
+    public let identity: [UInt8]
+    public let op: RPCOp
+    public let id: [UInt8]
+    public let payload: [UInt8]
+
+    public init(to identity: [UInt8], _ op: RPCOp, _ id: [UInt8], _ payload: [UInt8]) {
+        self.identity = identity
+        self.op = op
+        self.id = id
+        self.payload = payload
+    }
+
+    public var frames: [[UInt8]] { [identity, op.frame, id, payload] }
+}
+
 /// What an `RPCServerMachine` asks its shell to do, and tells its owner.
 public enum RPCServerOutput: Sendable {
-    /// Send these frames; the first is the peer's routing identity.
-    case send([[UInt8]])
+    case send(OutgoingMessage)
     /// A client id said hello for the first time.
     case clientConnected(ClientUUID)
     /// A client closed (`timedOut` false) or stayed silent past its alive timeout.
@@ -78,14 +96,15 @@ public final class RPCServerMachine {
     /// pings, or is refused.
     public let maxClients: Int
 
+    /// Confined to the machine's thread like the machine: no run-time exclusivity checks.
     final class Peer {
         let clientId: ClientUUID
-        var identity: [UInt8]
-        var lastSeen: Int64
-        var aliveMs: Int64
-        var inFlight: Set<FrameKey> = []
+        @exclusivity(unchecked) var identity: [UInt8]
+        @exclusivity(unchecked) var lastSeen: Int64
+        @exclusivity(unchecked) var aliveMs: Int64
+        @exclusivity(unchecked) var inFlight: Set<FrameKey> = []
         /// Requests a second its key may send (a secured network's policy), if limited.
-        var rateLimit: RateLimit?
+        @exclusivity(unchecked) var rateLimit: RateLimit?
         /// "<clientId>-<run>-", the start of the ids of the calls made to this client.
         let callIdPrefix: [UInt8]
 
@@ -117,11 +136,11 @@ public final class RPCServerMachine {
 
     @exclusivity(unchecked) private var peersByIdentity: [FrameKey: Peer] = [:]
     @exclusivity(unchecked) private var peersByClient: [ClientUUID: Peer] = [:]
-    @exclusivity(unchecked) private var pending: [RequestToken: Pending] = [:]
-    @exclusivity(unchecked) private var nextToken: RequestToken = 1
-    /// Calls this server made, by request id.
-    @exclusivity(unchecked) private var calls: [FrameKey: Call] = [:]
-    private var callCounter = 0
+    /// Requests being answered, by token (the slab's key).
+    @exclusivity(unchecked) private var pending = Slab<Pending>()
+    /// Calls this server made: a call's request id is the client's call-id prefix followed by
+    /// the call's key here, in decimal.
+    @exclusivity(unchecked) private var calls = Slab<Call>()
     /// Part of every call id: a late answer to a call of an earlier run of this server (same
     /// client, same counter) can never be taken for the answer to one of this run.
     private let run: String
@@ -180,11 +199,11 @@ public final class RPCServerMachine {
             hello(identity: identity, clientId: clientId, aliveMs: aliveTimeoutMs ?? timeouts.aliveMs, now: now, into: &out)
         case .ping:
             stats.pings += 1
-            out.append(.send([identity, RPCOp.pong.frame, serverIdFrame, []]))
+            out.append(.send(OutgoingMessage(to: identity, .pong, serverIdFrame, [])))
             if let peer {
                 out.append(.ping(peer.clientId))
             } else {
-                out.append(.send([identity, RPCOp.askHello.frame, serverIdFrame, []]))
+                out.append(.send(OutgoingMessage(to: identity, .askHello, serverIdFrame, [])))
             }
         case .close:
             if let peer { drop(peer, timedOut: false, into: &out) }
@@ -206,8 +225,8 @@ public final class RPCServerMachine {
         stats.malformed += 1
         metrics?.malformed(.frames)
         if let reqId = error.reqId {
-            out.append(.send([identity, RPCOp.responseError.frame, reqId,
-                              RemoteError(error.detail, code: .invalid).payload]))
+            out.append(.send(OutgoingMessage(to: identity, .responseError, reqId,
+                              RemoteError(error.detail, code: .invalid).payload)))
         }
     }
 
@@ -216,8 +235,8 @@ public final class RPCServerMachine {
         stats.malformed += 1
         metrics?.malformed(.oversize)
         if let reqId {
-            out.append(.send([identity, RPCOp.responseError.frame, reqId,
-                              RemoteError("message of \(bytes) bytes exceeds the limit of \(limit) bytes", code: .limit).payload]))
+            out.append(.send(OutgoingMessage(to: identity, .responseError, reqId,
+                              RemoteError("message of \(bytes) bytes exceeds the limit of \(limit) bytes", code: .limit).payload)))
         }
     }
 
@@ -252,7 +271,7 @@ public final class RPCServerMachine {
         }
         // Tells a client that reconnects whether this server dropped it meanwhile (a TypeScript
         // client reads only the server id).
-        out.append(.send([identity, RPCOp.hello.frame, serverIdFrame, helloPayload(newClient: isNew)]))
+        out.append(.send(OutgoingMessage(to: identity, .hello, serverIdFrame, helloPayload(newClient: isNew))))
         if isNew {
             out.append(.log(.debug, "client \(clientId) said hello"))
             out.append(.clientConnected(clientId))
@@ -264,7 +283,7 @@ public final class RPCServerMachine {
         guard let peer else {
             // Requests are possible only after hello.
             metrics?.retried(.beforeHello)
-            out.append(.send([identity, RPCOp.retry.frame, reqId, Self.one]))
+            out.append(.send(OutgoingMessage(to: identity, .retry, reqId, Self.one)))
             return
         }
         // One hash for the common case: inserted unless it is still being answered (never run twice).
@@ -273,7 +292,7 @@ public final class RPCServerMachine {
         if peer.inFlight.count > inFlightLimit {
             peer.inFlight.remove(requestKey)
             metrics?.retried(.inFlight)
-            out.append(.send([identity, RPCOp.retry.frame, reqId, Array(String(peer.inFlight.count).utf8)]))
+            out.append(.send(OutgoingMessage(to: identity, .retry, reqId, Array(String(peer.inFlight.count).utf8))))
             return
         }
         if peer.rateLimit != nil, peer.rateLimit?.take(now: now) == false {
@@ -283,7 +302,7 @@ public final class RPCServerMachine {
             stats.rateLimited += 1
             metrics?.retried(.rateLimit)
             let waitMs = peer.rateLimit?.waitMs(now: now) ?? 1
-            out.append(.send([identity, RPCOp.retry.frame, reqId, Array(String(max(1, (waitMs + 1) / 2)).utf8)]))
+            out.append(.send(OutgoingMessage(to: identity, .retry, reqId, Array(String(max(1, (waitMs + 1) / 2)).utf8))))
             return
         }
         let elements: [Range<Int>]
@@ -294,8 +313,8 @@ public final class RPCServerMachine {
             stats.malformed += 1
             metrics?.malformed(.payload)
             out.append(.dropped("request payload not valid JSON"))
-            out.append(.send([identity, RPCOp.responseError.frame, reqId,
-                              RemoteError("request payload is not valid JSON: \(error.message)", code: .invalid).payload]))
+            out.append(.send(OutgoingMessage(to: identity, .responseError, reqId,
+                              RemoteError("request payload is not valid JSON: \(error.message)", code: .invalid).payload)))
             return
         }
         guard elements.count >= 1, let method = JSONScanner.stringValue(payload, in: elements[0]) else {
@@ -303,13 +322,11 @@ public final class RPCServerMachine {
             stats.malformed += 1
             metrics?.malformed(.payload)
             out.append(.dropped("request payload not [method, params]"))
-            out.append(.send([identity, RPCOp.responseError.frame, reqId,
-                              RemoteError("request payload must be [method, params]", code: .invalid).payload]))
+            out.append(.send(OutgoingMessage(to: identity, .responseError, reqId,
+                              RemoteError("request payload must be [method, params]", code: .invalid).payload)))
             return
         }
         let paramsRange = elements.count >= 2 ? elements[1] : payload.endIndex..<payload.endIndex
-        let token = nextToken
-        nextToken &+= 1
         var methodIndex: UInt8 = 0
         var startedNs: UInt64 = 0
         if let metrics {
@@ -317,8 +334,8 @@ public final class RPCServerMachine {
             startedNs = metrics.nowNs()
             metrics.requestReceived(method: methodIndex)
         }
-        pending[token] = Pending(peer: peer, reqId: reqId, deadline: now + timeouts.requestMs, method: methodIndex,
-                                 startedNs: startedNs)
+        let token = pending.insert(Pending(peer: peer, reqId: reqId, deadline: now + timeouts.requestMs,
+                                           method: methodIndex, startedNs: startedNs))
         out.append(.request(IncomingRequest(client: peer.clientId, token: token, requestId: reqId, method: method,
                                             payload: payload, paramsRange: paramsRange)))
     }
@@ -327,16 +344,49 @@ public final class RPCServerMachine {
 
     private func answer(from peer: Peer?, reqId: [UInt8], _ result: Result<[UInt8], RemoteError>,
                         into out: inout [RPCServerOutput]) {
-        let key = FrameKey(reqId)
-        // Only the client a call went to may answer it; anyone else's answer is ignored (one hash
-        // for the common case).
-        guard let call = calls.removeValue(forKey: key) else { return }
-        guard call.peer === peer else {
-            calls[key] = call
-            return
-        }
+        // Only the client a call went to may answer it; anyone else's answer, or an answer to an
+        // id this server never gave, is ignored.
+        guard let peer, let key = Self.callKey(reqId, prefix: peer.callIdPrefix), calls[key]?.peer === peer,
+              let call = calls.removeValue(forKey: key) else { return }
         stats.responses += 1
         out.append(.callAnswered(call.id, result))
+    }
+
+    /// The key of a call from its request id: `prefix` followed by the key in decimal; nil for
+    /// anything else (at most 20 digits, no sign, no leading zero).
+    static func callKey(_ reqId: [UInt8], prefix: [UInt8]) -> UInt64? {
+        let digits = reqId.count - prefix.count
+        guard digits >= 1, digits <= 20, Self.startsWith(reqId, prefix), reqId[prefix.count] != 0x30 else { return nil }
+        var key: UInt64 = 0
+        for byte in reqId[prefix.count...] {
+            guard byte >= 0x30, byte <= 0x39 else { return nil }
+            let (times10, overflow1) = key.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times10.addingReportingOverflow(UInt64(byte - 0x30))
+            guard !overflow1, !overflow2 else { return nil }
+            key = sum
+        }
+        return key
+    }
+
+    /// Whether `bytes` starts with `prefix`, compared eight bytes a step.
+    private static func startsWith(_ bytes: [UInt8], _ prefix: [UInt8]) -> Bool {
+        guard bytes.count >= prefix.count else { return false }
+        return bytes.withUnsafeBytes { b in
+            prefix.withUnsafeBytes { p in
+                var index = 0
+                while index &+ 8 <= p.count {
+                    if b.loadUnaligned(fromByteOffset: index, as: UInt64.self) != p.loadUnaligned(fromByteOffset: index, as: UInt64.self) {
+                        return false
+                    }
+                    index &+= 8
+                }
+                while index < p.count {
+                    if b[index] != p[index] { return false }
+                    index &+= 1
+                }
+                return true
+            }
+        }
     }
 
     // MARK: - What the owner sends
@@ -347,7 +397,7 @@ public final class RPCServerMachine {
         entry.peer.inFlight.remove(FrameKey(entry.reqId))
         stats.responses += 1
         metrics?.requestAnswered(method: entry.method, startedNs: entry.startedNs, failed: false)
-        out.append(.send([entry.peer.identity, RPCOp.response.frame, entry.reqId, payload]))
+        out.append(.send(OutgoingMessage(to: entry.peer.identity, .response, entry.reqId, payload)))
     }
 
     /// Answers a request with responseError.
@@ -355,7 +405,7 @@ public final class RPCServerMachine {
         guard let entry = pending.removeValue(forKey: token) else { return }
         entry.peer.inFlight.remove(FrameKey(entry.reqId))
         metrics?.requestAnswered(method: entry.method, startedNs: entry.startedNs, failed: true)
-        out.append(.send([entry.peer.identity, RPCOp.responseError.frame, entry.reqId, error.payload]))
+        out.append(.send(OutgoingMessage(to: entry.peer.identity, .responseError, entry.reqId, error.payload)))
     }
 
     /// Sends a request (`payload` = `[method, params]` JSON text) to a client. Returns false when
@@ -365,24 +415,22 @@ public final class RPCServerMachine {
     @discardableResult
     public func call(_ client: ClientUUID, id: CallID, payload: [UInt8], now: Int64, into out: inout [RPCServerOutput]) -> Bool {
         guard let peer = peersByClient[client] else { return false }
-        callCounter += 1
         var reqId = peer.callIdPrefix
-        reqId.appendDecimal(callCounter)
-        calls[FrameKey(reqId)] = Call(peer: peer, id: id, deadline: now + timeouts.requestMs)
-        out.append(.send([peer.identity, RPCOp.request.frame, reqId, payload]))
+        reqId.appendDecimal(calls.insert(Call(peer: peer, id: id, deadline: now + timeouts.requestMs)))
+        out.append(.send(OutgoingMessage(to: peer.identity, .request, reqId, payload)))
         return true
     }
 
     /// Sends an event to one client.
     public func event(_ client: ClientUUID, payload: [UInt8], into out: inout [RPCServerOutput]) {
         guard let peer = peersByClient[client] else { return }
-        out.append(.send([peer.identity, RPCOp.event.frame, [], payload]))
+        out.append(.send(OutgoingMessage(to: peer.identity, .event, [], payload)))
     }
 
     /// Sends an event to every connected client.
     public func broadcast(payload: [UInt8], into out: inout [RPCServerOutput]) {
         for peer in peersByClient.values {
-            out.append(.send([peer.identity, RPCOp.event.frame, [], payload]))
+            out.append(.send(OutgoingMessage(to: peer.identity, .event, [], payload)))
         }
     }
 
