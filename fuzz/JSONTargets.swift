@@ -60,6 +60,10 @@ func fuzzJSONScan(_ data: UnsafeBufferPointer<UInt8>) {
     // read in place accept only what parses, with the parser's parts.
     check(((try? JSONText(validating: bytes)) != nil) == (parsed != nil), "JSONText and the parser disagree")
     check(JSONScanner.arrayElements(bytes, in: 0..<bytes.count) == ranges, "arrayElements differs from the scan")
+    // Reading validated text finds the same elements; on any other text it stays in bounds.
+    let skimmed = JSONScanner.elementsOfValidArray(bytes, in: 0..<bytes.count)
+    if let ranges { check(skimmed == ranges, "elementsOfValidArray differs from the scan on valid text") }
+    for range in skimmed ?? [] { check(range.lowerBound >= 0 && range.upperBound <= bytes.count, "skimmed range \(range) out of bounds") }
     if let (method, params) = try? JSONScanner.methodAndParams(bytes) {
         check(params.upperBound <= bytes.count, "params \(params) out of bounds")
         if let forwarded = ForwardedRequest(in: bytes, at: params) {

@@ -740,7 +740,7 @@ extension NetworkClient: RPCClientDelegate {
             if let extra = forwarded.extra {
                 origin = RequestOrigin(in: call.payload, at: extra)
                 // Trace headers, the origin's third element, only when this process traces.
-                if tracer != nil, let items = JSONScanner.arrayElements(call.payload, in: extra), items.count > 2 {
+                if tracer != nil, let items = JSONScanner.elementsOfValidArray(call.payload, in: extra), items.count > 2 {
                     trace = Traces.headers(try? JSONValue.parse(call.payload[items[2]]))
                 }
             }

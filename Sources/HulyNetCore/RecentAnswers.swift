@@ -22,7 +22,7 @@ public struct RequestOrigin: Hashable, Sendable {
 
     /// The same read in place from `range` of validated text.
     public init?(in bytes: [UInt8], at range: Range<Int>) {
-        guard let items = JSONScanner.arrayElements(bytes, in: range), items.count >= 2,
+        guard let items = JSONScanner.elementsOfValidArray(bytes, in: range), items.count >= 2,
               let client = JSONScanner.stringValue(bytes, in: items[0]),
               let request = JSONScanner.stringValue(bytes, in: items[1]), !client.isEmpty, !request.isEmpty else { return nil }
         self.init(client: client, request: request)

@@ -613,4 +613,46 @@ final class JSONTextCodableTests: XCTestCase {
         XCTAssertNil(JSONScanner.arrayElements(bytes, in: 0..<(bytes.count + 1)))
         XCTAssertNil(JSONScanner.arrayElements(bytes, in: -1..<3))
     }
+
+    /// The reading of validated text finds the validating scan's elements: strings that hold
+    /// brackets, commas, escaped quotes and runs of backslashes, nested containers, whitespace.
+    func testElementsOfValidArrayAreTheScansElements() throws {
+        let texts = [
+            #" [ 1 , {"a": [2, 3]} ,"s" ,null ] "#,
+            #"[]"#, #" [ ] "#, #"[[]]"#, #"[{}]"#, #"[-1.5e3,true,false]"#,
+            #"["a\"b", "c\\", "\\\"", "\\\\", "]", "[", ",", "\u005C\"", "x\\\\\"y"]"#,
+            #"["t","op",{"s":"} ] , [","n":[{"k":"\"]"}]}]"#,
+            "[\n\t\"é漢😀\"\r\n,\t0 ]",
+            #"["a",1,"b"]"#,
+        ]
+        for text in texts {
+            let bytes = Array(text.utf8)
+            let scanned = try JSONScanner.topLevelArrayElements(bytes)
+            XCTAssertEqual(JSONScanner.elementsOfValidArray(bytes, in: 0..<bytes.count), scanned, text)
+        }
+        // A range inside a larger text, and what is not an array.
+        let outer = Array(#"{"params":["a\"]",[2]],"x":0}"#.utf8)
+        let inner = try XCTUnwrap(JSONScanner.elementsOfValidArray(outer, in: 10..<22))
+        XCTAssertEqual(inner.map { String(decoding: outer[$0], as: UTF8.self) }, [#""a\"]""#, "[2]"])
+        XCTAssertNil(JSONScanner.elementsOfValidArray(Array("{}".utf8), in: 0..<2))
+        XCTAssertNil(JSONScanner.elementsOfValidArray(Array("[1".utf8), in: 0..<2))
+        XCTAssertNil(JSONScanner.elementsOfValidArray(outer, in: 0..<(outer.count + 1)))
+        XCTAssertNil(JSONScanner.elementsOfValidArray(outer, in: -1..<3))
+    }
+
+    /// Text that is not valid gives no trap and no range outside the one asked about.
+    func testElementsOfValidArrayStayInBoundsOnAnyText() {
+        var random = SplitMix64(seed: 11)
+        let alphabet = Array(#"[]{}",:\ a1"#.utf8)
+        for _ in 0..<20_000 {
+            let count = Int(random.next() % 24)
+            var bytes = (0..<count).map { _ in alphabet[Int(random.next() % UInt64(alphabet.count))] }
+            if random.next() % 2 == 0 { bytes.insert(UInt8(ascii: "["), at: 0) }
+            let start = bytes.isEmpty ? 0 : Int(random.next() % UInt64(bytes.count))
+            let end = start + (bytes.count == start ? 0 : Int(random.next() % UInt64(bytes.count - start + 1)))
+            for range in JSONScanner.elementsOfValidArray(bytes, in: start..<end) ?? [] {
+                XCTAssertTrue(range.lowerBound >= start && range.upperBound <= end, "\(range) outside \(start)..<\(end) of \(bytes)")
+            }
+        }
+    }
 }

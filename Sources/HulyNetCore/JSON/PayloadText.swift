@@ -42,11 +42,12 @@ public enum PayloadText {
         call(container, params: data)
     }
 
-    /// `[target, operation, data?]` at `range` of validated text: its parts, the data as the
+    /// `[target, operation, data?]` at `range` of text validated whole already (read, not checked
+    /// again: an RPC server validated the request): its parts, the data as the
     /// bytes it was written in (`null` when absent); nil when the shape is wrong.
     public static func containerRequest(in bytes: [UInt8], at range: Range<Int>)
         -> (target: ContainerUUID, operation: String, data: JSONText)? {
-        guard let items = JSONScanner.arrayElements(bytes, in: range), items.count >= 2,
+        guard let items = JSONScanner.elementsOfValidArray(bytes, in: range), items.count >= 2,
               let target = JSONScanner.stringValue(bytes, in: items[0]),
               let operation = JSONScanner.stringValue(bytes, in: items[1]) else { return nil }
         return (target, operation, items.count > 2 ? JSONText(unchecked: Array(bytes[items[2]])) : .null)
