@@ -285,6 +285,27 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(v, .string("\" \\ / \u{8} \u{C} \n \r \t A é é € \u{0} \u{1F}"))
     }
 
+    /// Long strings are scanned 32 and 8 bytes a step: whatever needs a look (a quote, an
+    /// escape, a control character, non-ASCII) is found at every offset of and around a block.
+    func testEveryByteThatNeedsALookIsFoundAtEveryOffset() throws {
+        for length in [7, 8, 9, 31, 32, 33, 63, 64, 65, 100] {
+            for at in 0..<length {
+                func text(_ middle: String) -> [UInt8] {
+                    [0x22] + bytes(String(repeating: "a", count: at) + middle + String(repeating: "b", count: length - at)) + [0x22]
+                }
+                let plain = String(repeating: "a", count: at) + String(repeating: "b", count: length - at)
+                XCTAssertEqual(try JSONValue.parse(text("")), .string(plain))
+                XCTAssertEqual(try JSONValue.parse(text("\\n")), .string(String(repeating: "a", count: at) + "\n" + String(repeating: "b", count: length - at)))
+                XCTAssertEqual(try JSONValue.parse(text("é")), .string(String(repeating: "a", count: at) + "é" + String(repeating: "b", count: length - at)))
+                XCTAssertThrowsError(try JSONValue.parse(text("\u{1}")), "control character at \(at) of \(length)")
+                XCTAssertThrowsError(try JSONValue.parse(text("\"")), "quote at \(at) of \(length)")
+                var invalidUTF8 = text("")
+                invalidUTF8[1 + at] = 0xFF
+                XCTAssertThrowsError(try JSONText(validating: invalidUTF8), "0xFF at \(at) of \(length)")
+            }
+        }
+    }
+
     func testSurrogatePairs() throws {
         XCTAssertEqual(try JSONValue.parse(#""\ud83d\ude00""#), "😀")
         XCTAssertEqual(try JSONValue.parse(#""\uD834\uDD1E""#), "𝄞")
