@@ -81,8 +81,9 @@ extension JSONScanner {
     }
 
     /// The ranges of the elements of the JSON array at `range` of `bytes` (whitespace around each
-    /// excluded), for text already validated whole; nil if `range` does not hold an array or the
-    /// text is not valid after all.
+    /// excluded), validating it as it goes: nil if `range` does not hold exactly one valid array.
+    /// For text validated whole already, `elementsOfValidArray` reads the same ranges without a
+    /// second validating pass.
     public static func arrayElements(_ bytes: [UInt8], in range: Range<Int>) -> [Range<Int>]? {
         guard range.lowerBound >= 0, range.upperBound <= bytes.count else { return nil }
         return bytes.withUnsafeBufferPointer { buf in
